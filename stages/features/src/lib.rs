@@ -1,0 +1,1 @@
+//! hhnas-features stage (work in progress).

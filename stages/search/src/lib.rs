@@ -1,0 +1,1 @@
+//! hhnas-search stage (work in progress).

@@ -1,0 +1,1 @@
+//! hhnas-spider stage (work in progress).

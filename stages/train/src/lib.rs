@@ -1,0 +1,1 @@
+//! hhnas-train stage (work in progress).
