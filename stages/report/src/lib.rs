@@ -1,0 +1,1 @@
+//! hhnas-report (work in progress).
