@@ -1,1 +1,162 @@
-fn main() {}
+//! The `hhnas-pipe` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use hhnas_pipe::error::{exit_code, EXIT_FAILURE};
+use hhnas_pipe::pipeline::{self, Outcome};
+use hhnas_pipe::progress::init_logging;
+
+#[derive(Parser)]
+#[command(
+    name = "hhnas-pipe",
+    version,
+    about = "HHNAS-AM neural architecture search as a cached, resumable pipeline",
+    after_help = "Exit codes: 0 finished, nothing to do or already running elsewhere; \
+                  2 bad input or config; 1 any other failure."
+)]
+struct Cli {
+    /// Cache directory (store and runs). Default: $HHNAS_CACHE or ./cache.
+    #[arg(long, global = true, env = "HHNAS_CACHE", default_value = "cache")]
+    cache_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct ConfigArgs {
+    /// Configuration file. Default: ./pipeline.toml, else the embedded default.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Profile from the config file (demo, paper, cpu-pretrained, ...).
+    #[arg(long)]
+    profile: Option<String>,
+    /// Override a key, e.g. --set search.strategy=random (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a new run (one per seed with --seeds) and run it to the end.
+    Run {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Independent experiments: one run per seed, e.g. --seeds 0,1,2,3.
+        #[arg(long, value_delimiter = ',')]
+        seeds: Vec<u64>,
+    },
+    /// Continue the newest unfinished run (or RUN) from its frozen config.
+    Resume { run: Option<String> },
+    /// Show a run's state, iterations, best candidate and ETA.
+    Status {
+        run: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// List every run, one line each.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove store entries that no run journal references.
+    Gc {
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print class and split counts of the configured dataset.
+    DataStats {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Download Spider (Spider-Syn's copies at a pinned commit) and verify checksums.
+    FetchData {
+        /// Destination directory. Default: [data] spider_dir of the config.
+        #[arg(long)]
+        dest: Option<PathBuf>,
+        /// Base URL of the mirror (for testing or a local mirror).
+        #[arg(long)]
+        base_url: Option<String>,
+    },
+    /// Test accuracy of a run's best (or a given) candidate, or accuracy on a question file.
+    Eval {
+        run: String,
+        /// Train key (as in `status --json`) of the candidate; default the best.
+        #[arg(long)]
+        candidate: Option<String>,
+        /// A Spider-format question file to evaluate instead of the test split.
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+    /// Top-5 classes for a question from a run's best model.
+    Predict {
+        run: String,
+        question: String,
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+    },
+    /// Write Table 3, accuracy curves and P(s) plots for one or more runs.
+    Report {
+        runs: Vec<String>,
+        /// Output directory. Default: the first run's report/ folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    // No panic reaches the user as a backtrace: report it plainly and exit 1.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "hhnas-pipe: internal error: {info}\nFinished work is safe in the cache; \
+             `hhnas-pipe resume` continues. Please report this."
+        );
+    }));
+    init_logging();
+    let cli = Cli::parse();
+    let result = std::panic::catch_unwind(move || dispatch(cli));
+    match result {
+        Ok(Ok(outcome)) => ExitCode::from(outcome.exit_code() as u8),
+        Ok(Err(err)) => {
+            eprintln!("hhnas-pipe: error: {err:#}");
+            ExitCode::from(exit_code(&err) as u8)
+        }
+        Err(_) => ExitCode::from(EXIT_FAILURE as u8),
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
+    let cache = cli.cache_dir;
+    match cli.command {
+        Command::Run { cfg, seeds } => pipeline::cmd_run(
+            &cache,
+            cfg.config.as_deref(),
+            cfg.profile.as_deref(),
+            &cfg.sets,
+            &seeds,
+        ),
+        Command::Resume { run } => pipeline::cmd_resume(&cache, run.as_deref()),
+        Command::Status { run, json, all } => {
+            pipeline::cmd_status(&cache, run.as_deref(), json, all)
+        }
+        Command::Gc { dry_run } => pipeline::cmd_gc(&cache, dry_run),
+        Command::DataStats { cfg } => pipeline::cmd_data_stats(
+            cfg.config.as_deref(),
+            cfg.profile.as_deref(),
+            &cfg.sets,
+        ),
+        Command::FetchData { dest, base_url } => {
+            pipeline::cmd_fetch_data(dest.as_deref(), base_url.as_deref())
+        }
+        Command::Eval {
+            run,
+            candidate,
+            input,
+        } => pipeline::cmd_eval(&cache, &run, candidate.as_deref(), input.as_deref()),
+        Command::Predict { run, question, top } => {
+            pipeline::cmd_predict(&cache, &run, &question, top)
+        }
+        Command::Report { runs, out } => pipeline::cmd_report(&cache, &runs, out.as_deref()),
+    }
+}

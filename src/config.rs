@@ -1,0 +1,386 @@
+//! `pipeline.toml`: base sections plus named profiles that overlay them. The resolved
+//! configuration of a run is frozen into its run directory, so a run never changes under
+//! a resume even when the file does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::UserError;
+
+/// The file shipped with the project, compiled in so the tool runs with no config file.
+pub const EMBEDDED: &str = include_str!("../pipeline.toml");
+
+/// The fully resolved configuration of one run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub run: RunSection,
+    pub data: DataSection,
+    pub features: FeaturesSection,
+    pub encoder: EncoderSection,
+    pub train: TrainSection,
+    pub search: hhnas_search::SearchConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Search iterations (each trains one candidate unless cached).
+    pub iterations: u64,
+    /// Seed of every random stream of the run (sampling, initialisation, shuffling).
+    pub seed: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Spider directory; `HHNAS_SPIDER_DIR` overrides it.
+    pub spider_dir: PathBuf,
+    /// Class merge: "none", "overlap" or "map".
+    pub merge: String,
+    pub overlap_threshold: f64,
+    /// For merge = "map": a JSON object file {db_id: class name}.
+    pub map_file: Option<PathBuf>,
+    pub split_seed: u64,
+    pub ratios: [f64; 3],
+    pub include_others: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturesSection {
+    /// Rule source: "schema" or "llm".
+    pub rules: String,
+    /// LLM-feature judge: "lexical" (a stand-in, no server) or "llm".
+    pub judge: String,
+    /// Classes shortlisted by BM25 per question.
+    pub shortlist_k: usize,
+    /// For the lexical judge: how many of the shortlist count as true.
+    pub lexical_true_m: usize,
+    /// For llm rules: training questions shown per class.
+    pub llm_questions_per_class: usize,
+    /// For llm rules: re-asks of an invalid answer before falling back to schema rules.
+    pub llm_rule_retries: u32,
+    pub llm: LlmSection,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LlmSection {
+    pub base_url: String,
+    pub model: String,
+    /// Name of the environment variable holding the API key ("" = none).
+    pub api_key_env: String,
+    pub timeout_secs: u64,
+    pub max_concurrency: usize,
+    pub max_retries: u32,
+    pub backoff_ms: u64,
+    /// Request budget for one stage (0 = unlimited).
+    pub max_requests: u64,
+    pub max_tokens: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderSection {
+    /// "scratch", "dir:PATH" or "hf:ORG/NAME".
+    pub source: String,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub vocab_size: usize,
+    pub max_len: usize,
+    pub freeze_embeddings: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// "cpu" or "cuda:N".
+    pub device: String,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Early stop after this many epochs without improvement (0 = off).
+    pub patience: usize,
+    /// Train on at most this many training rows (0 = all); for quick demos.
+    pub max_train_rows: usize,
+    pub sort_by_length: bool,
+    pub cnn_channels: usize,
+}
+
+/// A config error: the file, the key and how to fix it.
+fn config_error(file: &str, key: &str, problem: impl std::fmt::Display, fix: &str) -> UserError {
+    UserError(format!("{file}: `{key}`: {problem}. Fix: {fix}"))
+}
+
+/// Where the configuration came from, for messages and the frozen copy.
+pub struct Loaded {
+    pub config: PipelineConfig,
+    pub profile: String,
+    pub source: String,
+    /// The raw file text (to tell later whether it changed).
+    pub text: String,
+}
+
+/// Loads `path` (or the embedded default when `path` is None and `pipeline.toml` is
+/// absent), applies `profile` (or the file's `profile`), then `--set` overrides.
+pub fn load(path: Option<&Path>, profile: Option<&str>, sets: &[String]) -> Result<Loaded, UserError> {
+    let (text, source) = match path {
+        Some(p) => (
+            std::fs::read_to_string(p).map_err(|e| {
+                UserError(format!(
+                    "{}: cannot read config ({e}). Fix: pass an existing file to --config",
+                    p.display()
+                ))
+            })?,
+            p.display().to_string(),
+        ),
+        None if Path::new("pipeline.toml").is_file() => (
+            std::fs::read_to_string("pipeline.toml")
+                .map_err(|e| UserError(format!("pipeline.toml: cannot read ({e})")))?,
+            "pipeline.toml".to_string(),
+        ),
+        None => (EMBEDDED.to_string(), "embedded pipeline.toml".to_string()),
+    };
+    let (config, profile) = resolve(&text, &source, profile, sets)?;
+    Ok(Loaded {
+        config,
+        profile,
+        source,
+        text,
+    })
+}
+
+/// Parses and resolves a config text.
+pub fn resolve(
+    text: &str,
+    source: &str,
+    profile: Option<&str>,
+    sets: &[String],
+) -> Result<(PipelineConfig, String), UserError> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        UserError(format!("{source}: not valid TOML: {e}Fix: correct the syntax"))
+    })?;
+    let profiles = match table.remove("profiles") {
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => {
+            return Err(config_error(
+                source,
+                "profiles",
+                "must be a table of tables",
+                "write [profiles.NAME.SECTION] tables",
+            ))
+        }
+        None => toml::Table::new(),
+    };
+    let default_profile = match table.remove("profile") {
+        Some(toml::Value::String(s)) => Some(s),
+        Some(_) => {
+            return Err(config_error(
+                source,
+                "profile",
+                "must be a string",
+                "write profile = \"demo\"",
+            ))
+        }
+        None => None,
+    };
+    let chosen = profile.map(str::to_string).or(default_profile);
+    let mut resolved = toml::Value::Table(table);
+    let name = match chosen {
+        Some(name) => {
+            let overlay = profiles.get(&name).ok_or_else(|| {
+                let known: Vec<&String> = profiles.keys().collect();
+                config_error(
+                    source,
+                    "profile",
+                    format!("no profile named `{name}`"),
+                    &format!("use one of {known:?}"),
+                )
+            })?;
+            merge(&mut resolved, overlay);
+            name
+        }
+        None => "base".to_string(),
+    };
+    for set in sets {
+        apply_set(&mut resolved, set)?;
+    }
+    let config: PipelineConfig = serde_path_to_error::deserialize(resolved).map_err(|e| {
+        let path = e.path().to_string();
+        config_error(
+            source,
+            &path,
+            e.into_inner(),
+            "see the comments in pipeline.toml for the keys and their values",
+        )
+    })?;
+    validate(&config, source)?;
+    Ok((config, name))
+}
+
+/// Overlays `over` onto `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Value, over: &toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// `--set section.key=value`, value parsed as TOML (bare words become strings).
+fn apply_set(root: &mut toml::Value, set: &str) -> Result<(), UserError> {
+    let (path, raw) = set.split_once('=').ok_or_else(|| {
+        UserError(format!(
+            "--set {set}: expected KEY=VALUE. Fix: e.g. --set search.strategy=random"
+        ))
+    })?;
+    let value: toml::Value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let mut node = root;
+    let parts: Vec<&str> = path.trim().split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let table = node.as_table_mut().ok_or_else(|| {
+            UserError(format!("--set {set}: `{path}` does not name a config key"))
+        })?;
+        if i + 1 == parts.len() {
+            table.insert(part.to_string(), value);
+            return Ok(());
+        }
+        node = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    }
+    Ok(())
+}
+
+fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
+    let err = |key: &str, problem: String, fix: &str| Err(config_error(file, key, problem, fix));
+    if c.run.iterations == 0 {
+        return err("run.iterations", "must be at least 1".into(), "set a positive count");
+    }
+    if !["none", "overlap", "map"].contains(&c.data.merge.as_str()) {
+        return err(
+            "data.merge",
+            format!("unknown merge `{}`", c.data.merge),
+            "use \"none\", \"overlap\" or \"map\"",
+        );
+    }
+    if !(0.0..=1.0).contains(&c.data.overlap_threshold) {
+        return err(
+            "data.overlap_threshold",
+            format!("{} is outside [0, 1]", c.data.overlap_threshold),
+            "use a Jaccard threshold such as 0.8",
+        );
+    }
+    if c.data.merge == "map" && c.data.map_file.is_none() {
+        return err(
+            "data.map_file",
+            "merge = \"map\" needs a map file".into(),
+            "set data.map_file to a JSON object {db_id: class}",
+        );
+    }
+    let sum: f64 = c.data.ratios.iter().sum();
+    if c.data.ratios.iter().any(|r| *r <= 0.0) || (sum - 1.0).abs() > 1e-6 {
+        return err(
+            "data.ratios",
+            format!("{:?} must be three positive numbers summing to 1", c.data.ratios),
+            "use [0.7, 0.15, 0.15]",
+        );
+    }
+    if !["schema", "llm"].contains(&c.features.rules.as_str()) {
+        return err(
+            "features.rules",
+            format!("unknown rule source `{}`", c.features.rules),
+            "use \"schema\" or \"llm\"",
+        );
+    }
+    if !["lexical", "llm"].contains(&c.features.judge.as_str()) {
+        return err(
+            "features.judge",
+            format!("unknown judge `{}`", c.features.judge),
+            "use \"lexical\" or \"llm\"",
+        );
+    }
+    if c.features.shortlist_k == 0 || c.features.lexical_true_m > c.features.shortlist_k {
+        return err(
+            "features.shortlist_k",
+            "shortlist_k must be >= 1 and >= lexical_true_m".into(),
+            "e.g. shortlist_k = 10, lexical_true_m = 3",
+        );
+    }
+    let src = &c.encoder.source;
+    if !(src == "scratch" || src.starts_with("dir:") || src.starts_with("hf:")) {
+        return err(
+            "encoder.source",
+            format!("unknown source `{src}`"),
+            "use \"scratch\", \"dir:PATH\" or \"hf:ORG/NAME\"",
+        );
+    }
+    if c.encoder.hidden == 0 || c.encoder.heads == 0 || c.encoder.hidden % c.encoder.heads != 0 {
+        return err(
+            "encoder.heads",
+            format!(
+                "hidden ({}) must be a positive multiple of heads ({})",
+                c.encoder.hidden, c.encoder.heads
+            ),
+            "e.g. hidden = 128, heads = 4",
+        );
+    }
+    if c.encoder.max_len < 2 {
+        return err("encoder.max_len", "must be at least 2".into(), "e.g. 32");
+    }
+    let dev = &c.train.device;
+    let dev_ok = dev == "cpu"
+        || dev
+            .strip_prefix("cuda:")
+            .is_some_and(|n| n.parse::<usize>().is_ok());
+    if !dev_ok {
+        return err(
+            "train.device",
+            format!("unknown device `{dev}`"),
+            "use \"cpu\" or \"cuda:N\" (N = GPU index)",
+        );
+    }
+    if c.train.epochs == 0 || c.train.batch_size == 0 {
+        return err(
+            "train.epochs",
+            "epochs and batch_size must be at least 1".into(),
+            "e.g. epochs = 2, batch_size = 16",
+        );
+    }
+    c.search
+        .validate()
+        .map_err(|e| config_error(file, "search", e, "see [search] in pipeline.toml"))?;
+    Ok(())
+}
+
+/// Map file contents for merge = "map".
+pub fn read_map_file(path: &Path) -> Result<BTreeMap<String, String>, UserError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UserError(format!(
+            "{}: cannot read class map ({e}). Fix: point data.map_file at a JSON object",
+            path.display()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        UserError(format!(
+            "{}: not a JSON object of db_id -> class ({e}). Fix: write {{\"db\": \"class\", ...}}",
+            path.display()
+        ))
+    })
+}

@@ -1,0 +1,334 @@
+//! `hhnas-pipe status`: what a run is doing, from its files alone (meta, frozen config,
+//! journal, lock file). It never takes the lock and never touches the store's contents.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::journal::{now, Event};
+use crate::lock;
+use crate::runs::{timestamp_human, RunDir};
+
+/// A heartbeat older than this means the holder is gone even if its pid was reused.
+const HEARTBEAT_STALE_SECS: f64 = 3.0 * lock::HEARTBEAT_SECS as f64 + 5.0;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub run_id: String,
+    pub profile: String,
+    pub created: String,
+    /// running / interrupted / failed / finished / not started
+    pub state: String,
+    pub pid: Option<u32>,
+    pub heartbeat_age_secs: Option<f64>,
+    pub strategy: String,
+    pub seed: u64,
+    pub iterations_total: u64,
+    pub iterations_done: u64,
+    /// The node that is (or was, when interrupted) next: stage and iteration.
+    pub current: Option<String>,
+    pub last_error: Option<String>,
+    pub iterations: Vec<IterationRow>,
+    pub best: Option<IterationRow>,
+    pub eta_secs: Option<f64>,
+    pub cache_bytes: Option<u64>,
+    pub cache_entries: Option<usize>,
+    /// Per-stage summaries of the one-off stages (dataset, features, encoder).
+    pub stages: BTreeMap<String, serde_json::Value>,
+    /// The search state after the last update: P(s) and the Q-table.
+    pub mutation_probabilities: serde_json::Value,
+    pub q_table: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IterationRow {
+    pub iteration: u64,
+    pub model: Option<u64>,
+    pub params: serde_json::Value,
+    pub mutations: serde_json::Value,
+    pub valid_acc: Option<f64>,
+    pub test_acc: Option<f64>,
+    pub wall_secs: f64,
+    /// True when the training result came from the cache.
+    pub cached: bool,
+    pub note: Option<String>,
+}
+
+pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
+    let meta = run.meta()?;
+    let config = run.config()?;
+    let contents = run.journal().read()?;
+    let mut rows: BTreeMap<u64, IterationRow> = BTreeMap::new();
+    let mut stages = BTreeMap::new();
+    let mut finished = false;
+    let mut last_error = None;
+    let mut probs = serde_json::Value::Null;
+    let mut q_table = serde_json::Value::Null;
+    let mut last_node: Option<(String, Option<u64>)> = None;
+    for event in &contents.events {
+        match event {
+            Event::Stage(rec) => {
+                last_node = Some((rec.stage.clone(), rec.iteration));
+                last_error = None;
+                let Some(it) = rec.iteration else {
+                    stages.insert(rec.stage.clone(), rec.metrics.clone());
+                    continue;
+                };
+                let row = rows.entry(it).or_insert_with(|| IterationRow {
+                    iteration: it,
+                    model: None,
+                    params: serde_json::Value::Null,
+                    mutations: serde_json::Value::Null,
+                    valid_acc: None,
+                    test_acc: None,
+                    wall_secs: 0.0,
+                    cached: false,
+                    note: None,
+                });
+                row.wall_secs += rec.wall_secs;
+                let m = &rec.metrics;
+                match rec.stage.as_str() {
+                    "sample" => {
+                        row.model = m.get("model").and_then(|v| v.as_u64());
+                        row.params = m.get("params").cloned().unwrap_or_default();
+                        row.mutations = m.get("mutations").cloned().unwrap_or_default();
+                    }
+                    "train" => {
+                        row.valid_acc = m.get("valid_acc").and_then(|v| v.as_f64());
+                        row.test_acc = m.get("test_acc").and_then(|v| v.as_f64());
+                        row.cached = rec.cache_hit;
+                        row.note = m
+                            .get("failed")
+                            .and_then(|v| v.as_str())
+                            .map(|s| format!("failed: {s}"))
+                            .or_else(|| {
+                                (m.get("stopped_early").and_then(|v| v.as_bool()) == Some(true))
+                                    .then(|| "early stop".to_string())
+                            });
+                    }
+                    "update" => {
+                        probs = m.get("probabilities").cloned().unwrap_or_default();
+                        q_table = m.get("q_table").cloned().unwrap_or_default();
+                    }
+                    _ => {}
+                }
+            }
+            Event::Failed {
+                stage,
+                iteration,
+                message,
+                ..
+            } => {
+                last_error = Some(match iteration {
+                    Some(i) => format!("{stage} (iteration {i}): {message}"),
+                    None => format!("{stage}: {message}"),
+                })
+            }
+            Event::Finished { .. } => finished = true,
+            Event::Session { .. } => {}
+        }
+    }
+    let done: Vec<&IterationRow> = rows.values().filter(|r| r.valid_acc.is_some()).collect();
+    let iterations_done = rows
+        .values()
+        .filter(|r| r.valid_acc.is_some() && !r.params.is_null())
+        .count() as u64;
+    let best = done
+        .iter()
+        .filter(|r| r.valid_acc.is_some())
+        .max_by(|a, b| {
+            a.valid_acc
+                .partial_cmp(&b.valid_acc)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                // Earlier iteration wins ties.
+                .then(b.iteration.cmp(&a.iteration))
+        })
+        .map(|r| (*r).clone());
+
+    let holder = lock::read_holder(&run.path);
+    let alive = holder.as_ref().is_some_and(|h| {
+        lock::pid_alive(h.pid) && now() - h.heartbeat < HEARTBEAT_STALE_SECS
+    });
+    let state = if alive {
+        "running"
+    } else if finished {
+        "finished"
+    } else if last_error.is_some() {
+        "failed"
+    } else if contents.events.is_empty() {
+        "not started"
+    } else {
+        "interrupted"
+    };
+    let current = if finished {
+        None
+    } else {
+        Some(next_node(last_node.as_ref(), config.run.iterations))
+    };
+    // ETA from the mean wall time of iterations computed (not replayed) so far.
+    let trained: Vec<f64> = done
+        .iter()
+        .filter(|r| !r.cached)
+        .map(|r| r.wall_secs)
+        .collect();
+    let remaining = config.run.iterations.saturating_sub(iterations_done);
+    let eta_secs = (!finished && !trained.is_empty())
+        .then(|| trained.iter().sum::<f64>() / trained.len() as f64 * remaining as f64);
+    let (cache_bytes, cache_entries) = match cache_dir {
+        Some(dir) => {
+            let (b, n) = crate::store::Store::new(dir).size();
+            (Some(b), Some(n))
+        }
+        None => (None, None),
+    };
+    Ok(Status {
+        run_id: meta.run_id,
+        profile: meta.profile,
+        created: timestamp_human(meta.created),
+        state: state.to_string(),
+        pid: holder.as_ref().filter(|_| alive).map(|h| h.pid),
+        heartbeat_age_secs: holder.filter(|_| alive).map(|h| now() - h.heartbeat),
+        strategy: format!("{:?}", config.search.strategy),
+        seed: config.run.seed,
+        iterations_total: config.run.iterations,
+        iterations_done,
+        current,
+        last_error,
+        iterations: rows.into_values().collect(),
+        best,
+        eta_secs,
+        cache_bytes,
+        cache_entries,
+        stages,
+        mutation_probabilities: probs,
+        q_table,
+    })
+}
+
+/// The node after the last completed one.
+fn next_node(last: Option<&(String, Option<u64>)>, total: u64) -> String {
+    match last {
+        None => "spider".to_string(),
+        Some((stage, None)) => format!("after {stage}"),
+        Some((stage, Some(i))) => match stage.as_str() {
+            "sample" => format!("train (iteration {i})"),
+            "train" => format!("update (iteration {i})"),
+            "update" if i + 1 < total => format!("sample (iteration {})", i + 1),
+            "update" => "report".to_string(),
+            other => format!("after {other} (iteration {i})"),
+        },
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|a| format!("{:.2}%", a * 100.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{secs:.1}s")
+    }
+}
+
+fn params_line(params: &serde_json::Value) -> String {
+    match params.as_object() {
+        Some(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or(v.to_string())))
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => String::new(),
+    }
+}
+
+/// The human-readable status.
+pub fn render(s: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "run        {}", s.run_id);
+    let _ = writeln!(out, "profile    {} (strategy {}, seed {})", s.profile, s.strategy, s.seed);
+    let _ = writeln!(out, "created    {} UTC", s.created);
+    let state = match (s.pid, s.heartbeat_age_secs) {
+        (Some(pid), Some(age)) => format!("running (pid {pid}, heartbeat {age:.0}s ago)"),
+        _ => s.state.clone(),
+    };
+    let _ = writeln!(out, "state      {state}");
+    let _ = writeln!(
+        out,
+        "progress   {}/{} iterations{}",
+        s.iterations_done,
+        s.iterations_total,
+        s.current
+            .as_ref()
+            .map(|c| format!(", next: {c}"))
+            .unwrap_or_default()
+    );
+    if let Some(e) = &s.last_error {
+        let _ = writeln!(out, "last error {e}");
+    }
+    if let Some(eta) = s.eta_secs {
+        let _ = writeln!(out, "eta        {}", duration(eta));
+    }
+    for (stage, m) in &s.stages {
+        if let Some(summary) = m.get("summary").and_then(|v| v.as_str()) {
+            let _ = writeln!(out, "{stage:<10} {summary}");
+        }
+    }
+    if let Some(b) = &s.best {
+        let _ = writeln!(
+            out,
+            "best       iteration {} model {} valid {} test {}  {}",
+            b.iteration,
+            b.model.unwrap_or(0),
+            pct(b.valid_acc),
+            pct(b.test_acc),
+            params_line(&b.params)
+        );
+    }
+    if let (Some(b), Some(n)) = (s.cache_bytes, s.cache_entries) {
+        let _ = writeln!(out, "cache      {:.1} MB in {n} entries", b as f64 / 1e6);
+    }
+    if let Some(map) = s.mutation_probabilities.as_object() {
+        let line: Vec<String> = map
+            .iter()
+            .map(|(k, v)| format!("{k}={:.3}", v.as_f64().unwrap_or(0.0)))
+            .collect();
+        let _ = writeln!(out, "P(s)       {}", line.join(" "));
+    }
+    if !s.iterations.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:>4}  {:>5}  {:>8}  {:>8}  {:>8}  {:<7}  params",
+            "iter", "model", "valid", "test", "wall", "source"
+        );
+        for r in &s.iterations {
+            let _ = writeln!(
+                out,
+                "{:>4}  {:>5}  {:>8}  {:>8}  {:>8}  {:<7}  {}{}",
+                r.iteration,
+                r.model.map(|m| m.to_string()).unwrap_or("-".into()),
+                pct(r.valid_acc),
+                pct(r.test_acc),
+                duration(r.wall_secs),
+                if r.valid_acc.is_none() {
+                    "pending"
+                } else if r.cached {
+                    "cache"
+                } else {
+                    "trained"
+                },
+                params_line(&r.params),
+                r.note.as_ref().map(|n| format!("  [{n}]")).unwrap_or_default()
+            );
+        }
+    }
+    out
+}

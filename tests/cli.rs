@@ -1,0 +1,294 @@
+//! The command line as a user meets it: runs, resumes after SIGKILL, locking, status,
+//! exit codes and error messages on bad input.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn stage_lines(ws: &Workspace) -> usize {
+    ws.journal_lines()
+        .iter()
+        .filter(|e| e["event"] == "stage")
+        .count()
+}
+
+/// Starts `run`, waits until the journal holds `after` stage lines (plus `delay`), then
+/// SIGKILLs it. Returns whether it was killed before finishing.
+fn run_and_kill(ws: &Workspace, args: &[&str], after: usize, delay: Duration) -> bool {
+    let mut child = ws
+        .cmd(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if let Some(_status) = child.try_wait().unwrap() {
+            return false;
+        }
+        let runs = ws.cache().join("runs");
+        if runs.is_dir() && std::fs::read_dir(&runs).unwrap().count() > 0 && stage_lines(ws) >= after
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "run made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(delay);
+    let killed = child.try_wait().unwrap().is_none();
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    killed
+}
+
+#[test]
+fn killed_runs_resume_to_the_same_result_without_recomputing() {
+    // Reference: one uninterrupted run.
+    let reference = Workspace::new(3);
+    let out = reference.run(&["run", "--config", reference.config().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let expected = comparable(&reference.journal_lines());
+    assert!(expected.iter().any(|e| e.0 == "train"));
+
+    // The same run, SIGKILLed at several points: before the first node, mid-feature
+    // stages, mid-training (the delay lands inside an epoch), and between iterations.
+    let ws = Workspace::new(3);
+    let config = ws.config();
+    let cfg = config.to_str().unwrap();
+    let kill_points = [
+        (0, Duration::from_millis(0)),
+        (2, Duration::from_millis(0)),
+        (5, Duration::from_millis(300)),
+        (7, Duration::from_millis(50)),
+        (9, Duration::from_millis(400)),
+    ];
+    let mut kills = 0;
+    let (first_after, first_delay) = kill_points[0];
+    if run_and_kill(&ws, &["run", "--config", cfg], first_after, first_delay) {
+        kills += 1;
+    }
+    for (after, delay) in &kill_points[1..] {
+        if run_and_kill(&ws, &["resume"], *after, *delay) {
+            kills += 1;
+        }
+    }
+    let out = ws.run(&["resume"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(kills >= 3, "only {kills} kill points landed before the run finished");
+
+    let journal = ws.journal_lines();
+    assert_eq!(comparable(&journal), expected);
+    // Nothing is journaled as computed twice: each (stage, iteration) computed at most once.
+    let mut computed = std::collections::HashMap::new();
+    for e in journal.iter().filter(|e| e["event"] == "stage") {
+        if e["cache_hit"] == false {
+            *computed
+                .entry((e["stage"].to_string(), e["iteration"].to_string()))
+                .or_insert(0) += 1;
+        }
+    }
+    assert!(computed.values().all(|&n| n == 1), "{computed:?}");
+
+    // A finished run resumes to "nothing to do", exit 0.
+    let out = ws.run(&["resume"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to do"));
+}
+
+#[test]
+fn second_resume_exits_at_once_while_one_is_live_and_stale_locks_are_taken_over() {
+    let ws = Workspace::new(4);
+    let cfg = ws.config();
+    // Start a run and kill it early, leaving a journal and a lock file with its pid.
+    run_and_kill(&ws, &["run", "--config", cfg.to_str().unwrap()], 1, Duration::ZERO);
+    let lock = std::fs::read_to_string(ws.run_dir().join("lock")).unwrap();
+    assert!(!lock.trim().is_empty(), "a SIGKILLed holder leaves its pid");
+
+    // Two resumes at once: exactly one trains, the other exits 0 with "already running".
+    let first = ws
+        .cmd(&["resume"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first holds the lock (its heartbeat names its pid).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(ws.run_dir().join("lock"))
+        .unwrap_or_default()
+        .starts_with(&first.id().to_string())
+    {
+        assert!(Instant::now() < deadline, "first resume never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = ws.run(&["resume"]);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let said = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        said.contains(&format!("already running (pid {})", first.id())),
+        "{said}"
+    );
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    // The SIGKILLed holder's pid was still in the lock file: taken over, and logged.
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains("taking over the lock"),
+        "{}",
+        text(&first)
+    );
+    // Exactly one session trained after the kill: the journal has one session per command
+    // that held the lock (run + first resume), none for the second.
+    let sessions = ws
+        .journal_lines()
+        .iter()
+        .filter(|e| e["event"] == "session")
+        .count();
+    assert_eq!(sessions, 2);
+}
+
+#[test]
+fn status_reports_the_run_and_json_has_the_q_table() {
+    let ws = Workspace::new(2);
+    let out = ws.run(&["run", "--config", ws.config().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = ws.run(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("state      finished"), "{s}");
+    assert!(s.contains("2/2 iterations"), "{s}");
+    assert!(s.contains("best       iteration"), "{s}");
+    let out = ws.run(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["iterations"].as_array().unwrap().len(), 2);
+    assert!(v["q_table"].is_object(), "{v}");
+    assert!(v["mutation_probabilities"].is_object(), "{v}");
+    assert!(ws.run_dir().join("report").join("report.md").is_file());
+}
+
+#[test]
+fn damaged_cache_entries_and_torn_journal_lines_are_recomputed_not_fatal() {
+    let ws = Workspace::new(2);
+    let out = ws.run(&["run", "--config", ws.config().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let expected = comparable(&ws.journal_lines());
+
+    // Truncate one train entry, delete a sample entry, cut the journal's last line.
+    let store = ws.cache().join("store");
+    let train = std::fs::read_dir(store.join("train")).unwrap().next().unwrap().unwrap().path();
+    let bytes = std::fs::read(&train).unwrap();
+    std::fs::write(&train, &bytes[..bytes.len() / 2]).unwrap();
+    let sample = std::fs::read_dir(store.join("sample")).unwrap().next().unwrap().unwrap().path();
+    std::fs::remove_file(&sample).unwrap();
+    let journal_path = ws.run_dir().join("journal.jsonl");
+    let journal = std::fs::read_to_string(&journal_path).unwrap();
+    // Drop the Finished line and cut the one before it in half.
+    let mut lines: Vec<&str> = journal.lines().collect();
+    lines.pop();
+    let last = lines.pop().unwrap();
+    let mut cut = lines.join("\n");
+    cut.push('\n');
+    cut.push_str(&last[..last.len() / 2]);
+    std::fs::write(&journal_path, cut).unwrap();
+
+    let out = ws.run(&["resume"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("damaged"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(comparable(&ws.journal_lines()), expected);
+}
+
+fn assert_user_error(out: &std::process::Output, needles: &[&str]) {
+    assert_eq!(out.status.code(), Some(2), "{}", text(out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for n in needles {
+        assert!(err.contains(n), "expected `{n}` in: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_inputs_exit_2_with_file_field_and_fix() {
+    let ws = Workspace::new(1);
+    let cfg = ws.config();
+    let cfg_s = cfg.to_str().unwrap();
+    let spider = ws.path().join("spider");
+    let good = std::fs::read_to_string(spider.join("train_spider.json")).unwrap();
+
+    // Missing Spider dir.
+    let out = ws.run(&["run", "--config", cfg_s, "--set", "data.spider_dir=\"/nonexistent/spider\""]);
+    assert_user_error(&out, &["/nonexistent/spider", "Fix"]);
+
+    // Unknown config key.
+    let out = ws.run(&["run", "--config", cfg_s, "--set", "train.epochz=3"]);
+    assert_user_error(&out, &["epochz", "Fix"]);
+
+    // Negative (inverted) learning-rate range.
+    let out = ws.run(&["run", "--config", cfg_s, "--set", "search.space.lr_log10=[-2.0, -6.0]"]);
+    assert_user_error(&out, &["lr_log10"]);
+
+    // A run id that does not exist.
+    let out = ws.run(&["resume", "no-such-run"]);
+    assert_user_error(&out, &["no-such-run", "Fix"]);
+    let out = ws.run(&["status", "no-such-run"]);
+    assert_user_error(&out, &["no-such-run"]);
+
+    // A file that is not JSON.
+    std::fs::write(spider.join("train_spider.json"), "this is not json").unwrap();
+    let out = ws.run(&["run", "--config", cfg_s]);
+    assert_user_error(&out, &["train_spider.json"]);
+
+    // A row without db_id.
+    std::fs::write(
+        spider.join("train_spider.json"),
+        r#"[{"question": "How many singers?", "query": "x"}]"#,
+    )
+    .unwrap();
+    let out = ws.run(&["run", "--config", cfg_s]);
+    assert_user_error(&out, &["train_spider.json", "db_id"]);
+
+    // A db_id absent from tables.json.
+    std::fs::write(
+        spider.join("train_spider.json"),
+        r#"[{"db_id": "atlantis", "question": "How many singers?"}]"#,
+    )
+    .unwrap();
+    let out = ws.run(&["run", "--config", cfg_s]);
+    assert_user_error(&out, &["atlantis", "tables.json"]);
+
+    // An empty dataset.
+    std::fs::write(spider.join("train_spider.json"), "[]").unwrap();
+    let out = ws.run(&["run", "--config", cfg_s]);
+    assert_user_error(&out, &["train_spider.json"]);
+
+    // Nothing computed before is damaged: restore the data and run to the end.
+    std::fs::write(spider.join("train_spider.json"), good).unwrap();
+    let out = ws.run(&["run", "--config", cfg_s]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn config_changes_after_start_keep_the_frozen_config() {
+    let ws = Workspace::new(2);
+    run_and_kill(&ws, &["run", "--config", ws.config().to_str().unwrap()], 1, Duration::ZERO);
+    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
+    let edited = std::fs::read_to_string(ws.config())
+        .unwrap()
+        .replace("epochs = 2", "epochs = 3");
+    std::fs::write(ws.config(), edited).unwrap();
+    let out = ws.run(&["resume"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("changed since run"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        frozen,
+        std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap()
+    );
+}

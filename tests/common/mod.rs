@@ -1,0 +1,251 @@
+//! Shared helpers of the CLI tests: a small Spider-format dataset written by the test, a
+//! tiny configuration, and a way to run the real binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hhnas-pipe");
+
+/// Writes a Spider-layout dataset: 6 databases with distinct vocabularies, 40 templated
+/// questions each, plus tables.json. Small enough that a tiny model trains in seconds.
+pub fn write_fixture_spider(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let dbs = [
+        ("concert_singer", ["singer", "concert", "stadium"], ["age", "capacity", "country"]),
+        ("pets_1", ["pet", "student", "owner"], ["weight", "pet_type", "major"]),
+        ("flight_2", ["flight", "airport", "airline"], ["source", "destination", "abbreviation"]),
+        ("car_1", ["car", "maker", "model"], ["horsepower", "mpg", "cylinders"]),
+        ("museum_visit", ["museum", "visitor", "visit"], ["ticket", "open_year", "staff"]),
+        ("hospital_1", ["physician", "patient", "nurse"], ["department", "procedure", "room"]),
+    ];
+    let templates = [
+        "How many {t} are there?",
+        "What is the average {c} of all {t}?",
+        "List the {c} of each {t}.",
+        "Show the {t} with the highest {c}.",
+        "Which {t} has the most {u}?",
+        "Count the {u} for every {t} ordered by {c}.",
+        "Find the {c} and {d} of {t} records.",
+        "What are the distinct {d} values among {u}?",
+    ];
+    let mut rows = Vec::new();
+    for (db, tables, cols) in &dbs {
+        for i in 0..40 {
+            let tpl = templates[i % templates.len()];
+            let q = tpl
+                .replace("{t}", tables[i % 3])
+                .replace("{u}", tables[(i + 1) % 3])
+                .replace("{c}", &cols[i % 3].replace('_', " "))
+                .replace("{d}", &cols[(i + 2) % 3].replace('_', " "));
+            rows.push(serde_json::json!({
+                "db_id": db,
+                "question": format!("{q} (variant {i})"),
+                "query": "SELECT 1",
+            }));
+        }
+    }
+    std::fs::write(
+        dir.join("train_spider.json"),
+        serde_json::to_string_pretty(&rows).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("dev.json"), "[]").unwrap();
+    let tables: Vec<serde_json::Value> = dbs
+        .iter()
+        .map(|(db, tables, cols)| {
+            let mut column_names = vec![serde_json::json!([-1, "*"])];
+            for (ti, _) in tables.iter().enumerate() {
+                for c in cols.iter() {
+                    column_names.push(serde_json::json!([ti, c.replace('_', " ")]));
+                }
+            }
+            serde_json::json!({
+                "db_id": db,
+                "table_names": tables,
+                "table_names_original": tables,
+                "column_names": column_names,
+                "column_names_original": column_names,
+                "column_types": vec!["text"; column_names.len()],
+                "primary_keys": [],
+                "foreign_keys": [],
+            })
+        })
+        .collect();
+    std::fs::write(
+        dir.join("tables.json"),
+        serde_json::to_string_pretty(&tables).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A tiny configuration: scratch encoder of width 16, 2 epochs, `iterations` iterations.
+pub fn tiny_config(spider_dir: &Path, iterations: u64) -> String {
+    format!(
+        r#"
+profile = "tiny"
+[run]
+iterations = {iterations}
+seed = 7
+[data]
+spider_dir = "{spider}"
+merge = "none"
+overlap_threshold = 0.8
+split_seed = 0
+ratios = [0.7, 0.15, 0.15]
+include_others = false
+[features]
+rules = "schema"
+judge = "lexical"
+shortlist_k = 4
+lexical_true_m = 2
+llm_questions_per_class = 3
+llm_rule_retries = 1
+[features.llm]
+base_url = "http://127.0.0.1:9"
+model = "none"
+api_key_env = ""
+timeout_secs = 5
+max_concurrency = 1
+max_retries = 0
+backoff_ms = 10
+max_requests = 0
+max_tokens = 16
+[encoder]
+source = "scratch"
+hidden = 16
+layers = 1
+heads = 2
+intermediate = 32
+vocab_size = 300
+max_len = 16
+freeze_embeddings = false
+[train]
+device = "cpu"
+epochs = 2
+batch_size = 16
+patience = 0
+max_train_rows = 0
+sort_by_length = true
+cnn_channels = 8
+[search]
+strategy = "hhnas"
+max_prob = 0.9
+[search.initial]
+llm_branch = false
+rule_branch = true
+learning_rate = 3e-3
+criterion_num = 0
+layer_size1 = 64
+layer_size2 = 32
+dropout_rate = 0.1
+kernel_size = 3
+[search.space]
+layer_size1 = [32, 64, 128]
+layer_size2 = [32, 64]
+[profiles.tiny.run]
+"#,
+        spider = spider_dir.display()
+    )
+}
+
+/// A test workspace: a fixture dataset, a config file and a cache directory.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new(iterations: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        write_fixture_spider(&dir.path().join("spider"));
+        std::fs::write(
+            dir.path().join("pipeline.toml"),
+            tiny_config(&dir.path().join("spider"), iterations),
+        )
+        .unwrap();
+        Workspace { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.path().join("cache")
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path().join("pipeline.toml")
+    }
+
+    /// The command with cache and working directory set; HHNAS_SPIDER_DIR cleared so the
+    /// config decides.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(self.path())
+            .env_remove("HHNAS_SPIDER_DIR")
+            .env_remove("HHNAS_CACHE")
+            .env("RUST_LOG", "warn")
+            .arg("--cache-dir")
+            .arg(self.cache())
+            .args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// The only run directory.
+    pub fn run_dir(&self) -> PathBuf {
+        let mut runs: Vec<PathBuf> = std::fs::read_dir(self.cache().join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        runs.sort();
+        runs.pop().expect("a run directory")
+    }
+
+    pub fn journal_lines(&self) -> Vec<serde_json::Value> {
+        let path = self.run_dir().join("journal.jsonl");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The stage records of a journal with timing fields removed, keyed by (stage, iteration):
+/// what must be equal between an interrupted and an uninterrupted run.
+pub fn comparable(journal: &[serde_json::Value]) -> Vec<(String, Option<u64>, String, serde_json::Value)> {
+    let mut out: Vec<_> = journal
+        .iter()
+        .filter(|e| e["event"] == "stage")
+        .map(|e| {
+            let mut m = e["metrics"].clone();
+            if let Some(obj) = m.as_object_mut() {
+                obj.remove("compute_secs");
+                obj.remove("examples_per_sec");
+            }
+            (
+                e["stage"].as_str().unwrap().to_string(),
+                e["iteration"].as_u64(),
+                e["key"].as_str().unwrap().to_string(),
+                m,
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    out.dedup();
+    out
+}
