@@ -1,1 +1,18 @@
-//! hhnas-spider stage (work in progress).
+//! hhnas-spider: Spider directory -> `Dataset` (rows, merged classes with schemas, stratified
+//! split), per SPEC §1. Pure functions of the input bytes and `DataParams`; never touches
+//! `cache/`.
+
+pub mod dataset;
+pub mod error;
+pub mod fetch;
+pub mod labelled;
+pub mod merge;
+pub mod source;
+pub mod split;
+pub mod stats;
+
+pub use dataset::{build_dataset, ClassInfo, DataParams, Dataset, MergeRule, Row, TableInfo};
+pub use error::{DataError, SPIDER_DIR_FIX};
+pub use labelled::{build_labelled_dataset, read_labelled_file, LabelledFormat, LabelledSource};
+pub use source::{read_spider_dir, SourceFile, SpiderSource};
+pub use stats::{dataset_stats, ClassStats, DatasetStats};

@@ -1,0 +1,127 @@
+//! Typed errors. Every message reads "<file>: <where>: <problem>. Fix: <fix>" so a user can act
+//! on it without reading code.
+
+use std::path::PathBuf;
+
+/// The fix we suggest whenever the Spider directory or one of its files is missing.
+pub const SPIDER_DIR_FIX: &str =
+    "set [data] spider_dir in pipeline.toml or HHNAS_SPIDER_DIR, or run `hhnas-pipe fetch-data`";
+
+/// An input error of the data stage.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The Spider directory does not exist or is not a directory.
+    #[error("{}: directory: not found or not a directory. Fix: {fix}", dir.display())]
+    MissingDir {
+        /// The directory that was asked for.
+        dir: PathBuf,
+        /// What to do about it.
+        fix: String,
+    },
+    /// A required file is absent.
+    #[error("{}: file: not found. Fix: {fix}", file.display())]
+    MissingFile {
+        /// The file that was expected.
+        file: PathBuf,
+        /// What to do about it.
+        fix: String,
+    },
+    /// A file exists but could not be read.
+    #[error("{}: file: cannot be read ({source}). Fix: check its permissions", file.display())]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The operating-system error.
+        source: std::io::Error,
+    },
+    /// A file is not valid JSON, or not of the expected shape.
+    #[error("{}: line {line}, column {column}: not valid JSON of the expected shape ({problem}). Fix: {fix}", file.display())]
+    BadJson {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line reported by serde_json.
+        line: usize,
+        /// 1-based column reported by serde_json.
+        column: usize,
+        /// serde_json's description.
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
+    /// A field of one row (or record) is missing or has the wrong type.
+    #[error("{}: row {row}, field `{field}`: {problem}. Fix: {fix}", file.display())]
+    BadField {
+        /// The file.
+        file: PathBuf,
+        /// 0-based row index within the file.
+        row: usize,
+        /// The field name.
+        field: String,
+        /// What is wrong.
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
+    /// A row names a database that `tables.json` does not describe.
+    #[error("{}: row {row}, field `db_id`: database `{db_id}` is not in {}. Fix: use a tables.json that describes every database of the question files", file.display(), tables.display())]
+    UnknownDb {
+        /// The question file.
+        file: PathBuf,
+        /// 0-based row index.
+        row: usize,
+        /// The unknown database.
+        db_id: String,
+        /// The tables file that lacks it.
+        tables: PathBuf,
+    },
+    /// `merge = map` was chosen but a database has no entry.
+    #[error("{}: map entry `{db_id}`: database has no class in the merge map. Fix: add `{db_id} = \"<class>\"` to the map", file.display())]
+    UnmappedDb {
+        /// Where the map came from (as the engine names it).
+        file: PathBuf,
+        /// The database without a class.
+        db_id: String,
+    },
+    /// No usable row remained.
+    #[error("{}: rows: the dataset is empty. Fix: {fix}", file.display())]
+    EmptyDataset {
+        /// The file(s) that gave no rows.
+        file: PathBuf,
+        /// What to do about it.
+        fix: String,
+    },
+    /// A parameter is out of range.
+    #[error("pipeline.toml: [data] {field}: {problem}. Fix: {fix}")]
+    BadParam {
+        /// The parameter name.
+        field: String,
+        /// What is wrong.
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
+    /// A CSV file could not be parsed.
+    #[error("{}: {place}: not valid CSV ({problem}). Fix: {fix}", file.display())]
+    BadCsv {
+        /// The file.
+        file: PathBuf,
+        /// Record / line description.
+        place: String,
+        /// csv crate's description.
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
+}
+
+impl DataError {
+    pub(crate) fn json(file: &std::path::Path, e: &serde_json::Error, fix: &str) -> Self {
+        DataError::BadJson {
+            file: file.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            problem: e.to_string(),
+            fix: fix.to_string(),
+        }
+    }
+}
