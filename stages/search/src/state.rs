@@ -1,0 +1,221 @@
+//! Search state and its update after an evaluation (Algorithm 1, lines 11-15).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::candidate::{Action, Candidate, Param, ParamKind};
+use crate::config::{SearchConfig, Select, Strategy, VarianceRule};
+use crate::formulas::{clamp, mean_update, q_update, variance_distance, variance_moment};
+use crate::sample::Proposal;
+use crate::space::{range, search_value};
+
+/// Q(s,+) and Q(s,-) of one parameter (bits keep both equal: their only action is a flip).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct QPair {
+    /// Q(s,+).
+    pub plus: f64,
+    /// Q(s,-).
+    pub minus: f64,
+}
+
+impl QPair {
+    /// Q(s) = Q(s,+) + Q(s,-).
+    pub fn total(&self) -> f64 {
+        self.plus + self.minus
+    }
+}
+
+/// Mean and variance of a continuous parameter, in its search units (log10 for the lr).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct Moments {
+    /// mu_s: the centre continuous mutations are drawn around.
+    pub mean: f64,
+    /// var_s: the variance of the step |x|, x ~ N(0, var_s).
+    pub variance: f64,
+}
+
+/// A candidate with its (sanitised) accuracy and the iteration that evaluated it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Evaluated {
+    /// The candidate.
+    pub candidate: Candidate,
+    /// Its validation accuracy in [0, 1].
+    pub accuracy: f64,
+    /// The iteration it was evaluated in (for evolution members: its birth, i.e. its age).
+    pub iteration: u64,
+}
+
+/// Everything the search carries from one iteration to the next.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SearchState {
+    /// Number of updates applied so far (= the next iteration to sample).
+    pub iteration: u64,
+    /// Q-table, one entry per parameter of [`Param::ALL`].
+    pub q: BTreeMap<Param, QPair>,
+    /// Mean and variance per continuous parameter.
+    pub moments: BTreeMap<Param, Moments>,
+    /// Running average accuracy p_bar over all evaluations so far.
+    pub mean_accuracy: f64,
+    /// Number of evaluations in `mean_accuracy`.
+    pub evaluated: u64,
+    /// The parent the next HHNAS-AM proposal mutates (None before the first evaluation).
+    pub parent: Option<Evaluated>,
+    /// Best candidate so far (first one wins ties).
+    pub best: Option<Evaluated>,
+    /// Evolution only: live population, oldest first.
+    pub population: Vec<Evaluated>,
+}
+
+/// The state before iteration 0: all Q = q_init, means at the initial candidate's values
+/// (log10 for the learning rate), variances at their configured initial values.
+pub fn init_state(cfg: &SearchConfig) -> SearchState {
+    let q = Param::ALL
+        .into_iter()
+        .map(|p| {
+            (
+                p,
+                QPair {
+                    plus: cfg.q_init,
+                    minus: cfg.q_init,
+                },
+            )
+        })
+        .collect();
+    let moments = Param::CONTINUOUS
+        .into_iter()
+        .map(|p| {
+            let var = cfg.continuous_setting(p).map_or(1.0, |s| s.var_init);
+            (
+                p,
+                Moments {
+                    mean: search_value(&cfg.initial, p),
+                    variance: var,
+                },
+            )
+        })
+        .collect();
+    SearchState {
+        iteration: 0,
+        q,
+        moments,
+        mean_accuracy: 0.0,
+        evaluated: 0,
+        parent: None,
+        best: None,
+        population: Vec::new(),
+    }
+}
+
+/// Accuracy as the search uses it: NaN / infinite (a failed run) count as 0, and the value
+/// is clipped to [0, 1].
+pub fn sanitize_accuracy(accuracy: f64) -> f64 {
+    if accuracy.is_finite() {
+        accuracy.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// The state after `proposal` (sampled from `state`) was evaluated with `accuracy`.
+///
+/// HHNAS-AM: for each mutated parameter Q(s,a) <- max(q_min, Q(s,a) + alpha (r - r_parent))
+/// (a flip updates + and - alike); for each mutated continuous parameter the mean rule and the
+/// configured variance rule with p_bar = the running average *before* this accuracy is added
+/// and mu = the mean the sample was drawn around (both updates use the old mean); mean clipped
+/// to the range, variance to [var_min, var_max]; then SelectFeatures. Every strategy updates
+/// the running average, the count and the best candidate; evolution appends the candidate to
+/// its population and drops the oldest member beyond the population size.
+pub fn update(
+    state: &SearchState,
+    cfg: &SearchConfig,
+    proposal: &Proposal,
+    accuracy: f64,
+) -> SearchState {
+    let r = sanitize_accuracy(accuracy);
+    let mut next = state.clone();
+    let evaluated = Evaluated {
+        candidate: proposal.candidate.clone(),
+        accuracy: r,
+        iteration: proposal.iteration,
+    };
+
+    match cfg.strategy {
+        Strategy::Hhnas => {
+            if let Some(parent) = &state.parent {
+                for m in &proposal.mutations {
+                    let q = next.q.entry(m.param).or_insert(QPair {
+                        plus: cfg.q_init,
+                        minus: cfg.q_init,
+                    });
+                    let upd = |v: f64| q_update(v, cfg.alpha, r, parent.accuracy, cfg.q_min);
+                    match m.action {
+                        // Bits have one action; keeping Q(s,+) = Q(s,-) per SPEC §5.
+                        Action::Flip => {
+                            q.plus = upd(q.plus);
+                            q.minus = upd(q.minus);
+                        }
+                        Action::Plus => q.plus = upd(q.plus),
+                        Action::Minus => q.minus = upd(q.minus),
+                    }
+                    if m.param.kind() == ParamKind::Continuous && state.evaluated > 0 {
+                        update_moments(&mut next, state, cfg, m.param, &proposal.candidate, r);
+                    }
+                }
+            }
+            let take = match (cfg.select, &state.parent) {
+                (Select::Always, _) | (_, None) => true,
+                (Select::Greedy, Some(parent)) => r >= parent.accuracy,
+            };
+            if take {
+                next.parent = Some(evaluated.clone());
+            }
+        }
+        Strategy::Evolution { population, .. } => {
+            next.population.push(evaluated.clone());
+            // Aging: the oldest member dies, whatever its accuracy.
+            while next.population.len() > population.max(1) {
+                next.population.remove(0);
+            }
+        }
+        Strategy::Random | Strategy::Fixed => {}
+    }
+
+    let n = state.evaluated as f64;
+    next.mean_accuracy = (state.mean_accuracy * n + r) / (n + 1.0);
+    next.evaluated = state.evaluated + 1;
+    if state.best.as_ref().is_none_or(|b| r > b.accuracy) {
+        next.best = Some(evaluated);
+    }
+    next.iteration = proposal.iteration.saturating_add(1);
+    next
+}
+
+/// Mean and variance update of one mutated continuous parameter.
+fn update_moments(
+    next: &mut SearchState,
+    state: &SearchState,
+    cfg: &SearchConfig,
+    p: Param,
+    cand: &crate::Candidate,
+    r: f64,
+) {
+    let Some(setting) = cfg.continuous_setting(p) else {
+        return;
+    };
+    let Some(old) = state.moments.get(&p).copied() else {
+        return;
+    };
+    let s = search_value(cand, p);
+    let p_bar = state.mean_accuracy;
+    let (lo, hi) = range(&cfg.space, p);
+    let mean = clamp(mean_update(old.mean, setting.k_mean, s, r, p_bar), lo, hi);
+    let var = match cfg.variance_rule {
+        VarianceRule::Distance => {
+            variance_distance(old.variance, setting.k_var, s, old.mean, r, p_bar)
+        }
+        VarianceRule::Moment => variance_moment(old.variance, setting.k_var, s, old.mean, r, p_bar),
+    };
+    let variance = clamp(var, setting.var_min, setting.var_max);
+    next.moments.insert(p, Moments { mean, variance });
+}
