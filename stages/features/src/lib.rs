@@ -1,1 +1,39 @@
-//! hhnas-features stage (work in progress).
+//! hhnas-features: the feature branches of HHNAS-AM (SPEC §2).
+//!
+//! - Rule features (Model 3's CNN branch): [`schema_rules`] or [`llm_rules`] build a
+//!   [`RuleSet`]; [`rule_features`] turns questions into a 0/1 [`FeatureMatrix`], one column
+//!   per rule in a fixed order.
+//! - LLM features (Model 2's CNN branch): a [`Bm25Ranker`] over each class's schema and
+//!   training questions shortlists k classes per question; [`judge_llm`] asks an
+//!   OpenAI-compatible server whether each shortlisted class's database can answer the
+//!   question, [`judge_lexical`] is the deterministic stand-in without a server.
+//! - [`LlmClient`]: blocking OpenAI chat-completions client with bounded concurrency,
+//!   retries with exponential backoff, a request budget and an answer cache behind the
+//!   [`AnswerCache`] trait (the engine implements it; [`MemAnswerCache`] and
+//!   [`DirAnswerCache`] ship here for tests and scripts).
+//!
+//! Everything here is a pure function of its typed inputs (plus the LLM's answers, which
+//! are cached by the hash of everything that determines them).
+
+mod bm25;
+mod error;
+mod judge;
+mod llm;
+mod llm_rules;
+mod matrix;
+mod rules;
+pub mod text;
+
+pub use bm25::{judge_lexical, Bm25Params, Bm25Ranker};
+pub use error::FeatureError;
+pub use judge::{judge_llm, judge_prompt, parse_judgement};
+pub use llm::{AnswerCache, DirAnswerCache, LlmClient, LlmConfig, LlmStats, MemAnswerCache};
+pub use llm_rules::{llm_rules, parse_rule_answer, rules_prompt, LlmRulesParams};
+pub use matrix::FeatureMatrix;
+pub use rules::{
+    rule_features, rule_votes, schema_rules, schema_rules_with, Rule, RuleKind, RuleSet,
+    SchemaRuleParams,
+};
+
+/// The dataset types this crate reads (from `hhnas-spider`).
+pub use hhnas_spider::{ClassInfo, Dataset, Row, TableInfo};
