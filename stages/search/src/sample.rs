@@ -244,6 +244,11 @@ fn mutate_hhnas(
     })
 }
 
+/// Whether a uniform draw from lo..hi is possible (random_range panics otherwise).
+fn finite_range(lo: f64, hi: f64) -> bool {
+    lo.is_finite() && hi.is_finite() && lo < hi
+}
+
 /// A uniformly random candidate (log-uniform learning rate), one stream per parameter.
 fn random_candidate(cfg: &SearchConfig, seed: u64, iteration: u64, prefix: &str) -> Candidate {
     let mut c = cfg.initial.clone();
@@ -265,7 +270,7 @@ fn random_candidate(cfg: &SearchConfig, seed: u64, iteration: u64, prefix: &str)
             }
             ParamKind::Continuous => {
                 let (lo, hi) = range(&cfg.space, p);
-                let v = if lo < hi {
+                let v = if finite_range(lo, hi) {
                     rng.random_range(lo..hi)
                 } else {
                     lo
@@ -317,7 +322,7 @@ fn sample_evolution(
             ParamKind::Discrete => grid(&cfg.space, p).len() >= 2,
             ParamKind::Continuous => {
                 let (lo, hi) = range(&cfg.space, p);
-                lo < hi
+                finite_range(lo, hi)
             }
         })
         .collect();

@@ -5,6 +5,7 @@ use hhnas_search::{
     Select, Strategy, VarianceRule,
 };
 use proptest::prelude::*;
+use proptest::strategy::Strategy as _;
 
 fn strategy_cfg(which: u8, rule: bool, always: bool) -> SearchConfig {
     let strategy = match which {
@@ -134,5 +135,74 @@ proptest! {
             (out, state)
         };
         prop_assert_eq!(run(&cfg), run(&cfg));
+    }
+}
+
+/// A configuration that may fail `validate` in any way the types allow.
+fn wild_config() -> impl proptest::strategy::Strategy<Value = SearchConfig> {
+    let f = || {
+        prop_oneof![
+            4 => -10.0..10.0f64,
+            1 => Just(f64::NAN),
+            1 => Just(f64::INFINITY),
+            1 => Just(f64::NEG_INFINITY),
+            1 => Just(0.0),
+        ]
+    };
+    let grid = || proptest::collection::vec(0usize..2000, 0..5);
+    (
+        (f(), f(), f(), f(), f(), f()),
+        (f(), f(), f(), f(), f()),
+        (0u8..6, grid(), grid(), grid()),
+        (0usize..4, 0usize..6, 0u8..4, any::<bool>()),
+    )
+        .prop_map(|(a, b, (criteria, g1, g2, gk), (pop, ss, which, rule))| {
+            let mut c = SearchConfig {
+                q_init: a.0,
+                q_min: a.1,
+                alpha: a.2,
+                max_prob: a.3,
+                ..SearchConfig::default()
+            };
+            c.space.lr_log10 = (a.4, a.5);
+            c.space.dropout = (b.0, b.1);
+            c.learning_rate.var_init = b.2;
+            c.learning_rate.var_min = b.3;
+            c.dropout_rate.var_max = b.4;
+            c.space.criteria = criteria;
+            c.space.layer_size1 = g1;
+            c.space.layer_size2 = g2;
+            c.space.kernel_size = gk;
+            c.strategy = match which {
+                0 => Strategy::Hhnas,
+                1 => Strategy::Random,
+                2 => Strategy::Evolution {
+                    population: pop,
+                    sample_size: ss,
+                },
+                _ => Strategy::Fixed,
+            };
+            if rule {
+                c.variance_rule = VarianceRule::Moment;
+            }
+            c
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Invalid configurations are reported by `validate`, and `sample`/`update` still never
+    /// panic on them (their results are unspecified).
+    #[test]
+    fn invalid_configs_never_panic(cfg in wild_config(), seed in any::<u64>(), accs in proptest::collection::vec(accuracy(), 1..12)) {
+        let _ = cfg.validate();
+        let mut state = init_state(&cfg);
+        for (t, &a) in accs.iter().enumerate() {
+            let p = sample(&state, &cfg, seed, t as u64);
+            let _ = mutation_probabilities(&state, &cfg);
+            let _ = hhnas_search::describe(&p.candidate);
+            state = update(&state, &cfg, &p, a);
+        }
     }
 }
