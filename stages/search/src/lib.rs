@@ -6,6 +6,20 @@
 //! `state_{t+1} = update(&state_t, cfg, &proposal, validation_accuracy)`. All randomness comes
 //! from ChaCha20 streams keyed by blake3(run seed, iteration, purpose), so a resumed run
 //! proposes exactly what an uninterrupted one would.
+//!
+//! Readings where the paper and SPEC leave room (each documented at its item):
+//! - Bits: p2 = `rule_branch`, p3 = `llm_branch`, so Model = 2*p2 + p3 + 1 matches the paper's
+//!   model names (Model 2 = LLM-feature CNN, Model 3 = rule-feature CNN).
+//! - Every strategy evaluates `initial` first; HHNAS-AM then mutates its parent.
+//! - A drawn mutation that changes nothing (a grid step off the end, a clipped continuous
+//!   value equal to the old one) is dropped, not recorded, and gets no Q update; the
+//!   at-least-one rule counts only real changes, so a proposal always differs from its parent.
+//! - Continuous values are drawn around the stored mean mu (as the paper writes), not around
+//!   the parent's value; the learning rate lives in log10 units.
+//! - Mean and variance are updated only for continuous parameters that were mutated, both
+//!   with the old mean, with p_bar = the running average before this accuracy; the mean is
+//!   clipped to the parameter's range, the variance to [var_min, var_max].
+//! - Accuracy that is NaN or infinite (a failed run) counts as 0; others are clipped to [0, 1].
 
 mod candidate;
 mod config;

@@ -151,3 +151,42 @@ fn boundaries_are_valid() {
         c.validate().unwrap();
     }
 }
+
+/// The TOML forms pipeline.toml uses: unit strategies as strings, evolution as a table,
+/// ranges as arrays, and missing keys falling back to the defaults.
+#[test]
+fn toml_forms() {
+    let c: SearchConfig = toml::from_str(
+        r#"
+        strategy = "random"
+        max_prob = 0.4
+        variance_rule = "moment"
+        select = "always"
+        [space]
+        lr_log10 = [-5.0, -3.0]
+        "#,
+    )
+    .unwrap();
+    assert_eq!(c.strategy, Strategy::Random);
+    assert_eq!(c.max_prob, 0.4);
+    assert_eq!(c.space.lr_log10, (-5.0, -3.0));
+    assert_eq!(c.space.kernel_size, vec![1, 3, 5, 7, 9]);
+    assert_eq!(c.q_min, 0.05);
+    let e: SearchConfig = toml::from_str(
+        r#"
+        [strategy.evolution]
+        population = 10
+        sample_size = 3
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        e.strategy,
+        Strategy::Evolution {
+            population: 10,
+            sample_size: 3
+        }
+    );
+    assert!(toml::from_str::<SearchConfig>("max_prbo = 0.5").is_err());
+    e.validate().unwrap();
+}
