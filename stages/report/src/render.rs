@@ -1,0 +1,337 @@
+//! Table 3, Markdown and CSV.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::charts::chart_names;
+use crate::types::{ModelSummary, ReportInput, RunRecord};
+
+/// Per model of one run: candidates evaluated, max / min validation accuracy and the
+/// iteration of the max (the paper's Table 3). Only models that were evaluated appear,
+/// sorted by model number. Non-finite accuracies (failed candidates) count but are not
+/// compared.
+pub fn table3(run: &RunRecord) -> Vec<ModelSummary> {
+    let mut by_model: BTreeMap<u8, ModelSummary> = BTreeMap::new();
+    for it in &run.iterations {
+        let s = by_model.entry(it.model).or_insert(ModelSummary {
+            model: it.model,
+            count: 0,
+            max_valid: f64::NAN,
+            min_valid: f64::NAN,
+            iter_of_max: it.iteration,
+        });
+        s.count += 1;
+        let a = it.valid_acc;
+        if !a.is_finite() {
+            continue;
+        }
+        // NaN compares false, so the first finite value always replaces it.
+        if s.max_valid.is_nan() || a > s.max_valid {
+            s.max_valid = a;
+            s.iter_of_max = it.iteration;
+        }
+        if s.min_valid.is_nan() || a < s.min_valid {
+            s.min_valid = a;
+        }
+    }
+    by_model.into_values().collect()
+}
+
+/// Best finite validation accuracy so far at each iteration: (iteration, best). Iterations
+/// before the first finite accuracy are left out.
+pub fn best_so_far(run: &RunRecord) -> Vec<(usize, f64)> {
+    let mut best = f64::NAN;
+    let mut out = Vec::new();
+    for it in &run.iterations {
+        if it.valid_acc.is_finite() && (best.is_nan() || it.valid_acc > best) {
+            best = it.valid_acc;
+        }
+        if best.is_finite() {
+            out.push((it.iteration, best));
+        }
+    }
+    out
+}
+
+fn acc(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.4}")
+    } else {
+        "failed".to_string()
+    }
+}
+
+/// Markdown cells must not contain raw `|` or newlines.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn params_text(p: &[(String, String)]) -> String {
+    p.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The whole report as Markdown: per run a summary, Table 3, the best candidate, the final
+/// P(s) and links to the charts `write_report` writes next to it; with several runs, a
+/// comparison table first.
+pub fn render_markdown(input: &ReportInput) -> String {
+    let names = chart_names(input);
+    let mut md = String::new();
+    let _ = writeln!(md, "# HHNAS-AM search report\n");
+    if input.runs.is_empty() {
+        let _ = writeln!(md, "No runs recorded.");
+        return md;
+    }
+    if input.runs.len() > 1 {
+        let _ = writeln!(md, "## Runs compared\n");
+        let _ = writeln!(
+            md,
+            "| run | strategy | seed | iterations | best valid acc | test acc of best | best model | iteration of best |"
+        );
+        let _ = writeln!(
+            md,
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        for r in &input.runs {
+            let (bv, bt, bm, bi) = match &r.best {
+                Some(b) => (
+                    acc(b.valid_acc),
+                    b.test_acc.map(acc).unwrap_or_else(|| "-".into()),
+                    format!("Model {}", b.model),
+                    b.iteration.to_string(),
+                ),
+                None => ("-".into(), "-".into(), "-".into(), "-".into()),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {bv} | {bt} | {bm} | {bi} |",
+                cell(&r.run_id),
+                cell(&r.strategy),
+                r.seed,
+                r.iterations.len()
+            );
+        }
+        if let Some(name) = &names.best_so_far {
+            let _ = writeln!(md, "\n![best validation accuracy so far per run]({name})\n");
+        }
+    }
+    for (r, n) in input.runs.iter().zip(&names.runs) {
+        let cached = r.iterations.iter().filter(|i| i.cached).count();
+        let wall: f64 = r
+            .iterations
+            .iter()
+            .map(|i| i.wall_secs)
+            .filter(|w| w.is_finite())
+            .sum();
+        let _ = writeln!(md, "## Run {}\n", cell(&r.run_id));
+        let _ = writeln!(
+            md,
+            "Strategy `{}`, seed {}, {} iterations ({} replayed from cache), training wall time {:.1} s.\n",
+            r.strategy,
+            r.seed,
+            r.iterations.len(),
+            cached,
+            wall
+        );
+        let _ = writeln!(md, "### Models (Table 3)\n");
+        let _ = writeln!(
+            md,
+            "| model | evaluated | max valid acc | min valid acc | iteration of max |"
+        );
+        let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: |");
+        let t3 = table3(r);
+        for m in 1..=4u8 {
+            match t3.iter().find(|s| s.model == m) {
+                Some(s) => {
+                    let _ = writeln!(
+                        md,
+                        "| Model {} | {} | {} | {} | {} |",
+                        m,
+                        s.count,
+                        acc(s.max_valid),
+                        acc(s.min_valid),
+                        s.iter_of_max
+                    );
+                }
+                None => {
+                    let _ = writeln!(md, "| Model {m} | 0 | - | - | - |");
+                }
+            }
+        }
+        // Models outside 1-4 would be an engine bug; still show them rather than hide data.
+        for s in t3.iter().filter(|s| !(1..=4).contains(&s.model)) {
+            let _ = writeln!(
+                md,
+                "| Model {} | {} | {} | {} | {} |",
+                s.model,
+                s.count,
+                acc(s.max_valid),
+                acc(s.min_valid),
+                s.iter_of_max
+            );
+        }
+        let _ = writeln!(md);
+        if let Some(b) = &r.best {
+            let _ = writeln!(md, "### Best candidate\n");
+            let _ = writeln!(
+                md,
+                "Model {} at iteration {}: validation accuracy {}, test accuracy {}.\n",
+                b.model,
+                b.iteration,
+                acc(b.valid_acc),
+                b.test_acc.map(acc).unwrap_or_else(|| "not computed".into())
+            );
+            if !b.params.is_empty() {
+                let _ = writeln!(md, "| parameter | value |");
+                let _ = writeln!(md, "| --- | --- |");
+                for (k, v) in &b.params {
+                    let _ = writeln!(md, "| {} | {} |", cell(k), cell(v));
+                }
+                let _ = writeln!(md);
+            }
+        }
+        let mut top: Vec<&crate::types::IterationRecord> = r
+            .iterations
+            .iter()
+            .filter(|i| i.valid_acc.is_finite())
+            .collect();
+        // Stable sort: ties keep iteration order.
+        top.sort_by(|a, b| b.valid_acc.total_cmp(&a.valid_acc));
+        if !top.is_empty() {
+            let _ = writeln!(md, "### Top candidates\n");
+            let _ = writeln!(md, "| iteration | model | valid acc | parameters |");
+            let _ = writeln!(md, "| ---: | ---: | ---: | --- |");
+            for it in top.iter().take(5) {
+                let _ = writeln!(
+                    md,
+                    "| {} | Model {} | {} | {} |",
+                    it.iteration,
+                    it.model,
+                    acc(it.valid_acc),
+                    cell(&params_text(&it.params))
+                );
+            }
+            let _ = writeln!(md);
+        }
+        if let Some(last) = r.iterations.last() {
+            if !r.mutation_probs_names.is_empty() && !last.mutation_probs.is_empty() {
+                let _ = writeln!(
+                    md,
+                    "### Mutation probabilities P(s) after iteration {}\n",
+                    last.iteration
+                );
+                let _ = writeln!(md, "| parameter | P(s) |");
+                let _ = writeln!(md, "| --- | ---: |");
+                for (name, p) in r.mutation_probs_names.iter().zip(&last.mutation_probs) {
+                    let _ = writeln!(md, "| {} | {:.3} |", cell(name), p);
+                }
+                let _ = writeln!(md);
+            }
+        }
+        let _ = writeln!(
+            md,
+            "![validation accuracy per model over iterations]({})\n",
+            n.accuracy
+        );
+        let _ = writeln!(
+            md,
+            "![mutation probabilities over iterations]({})\n",
+            n.probs
+        );
+    }
+    md
+}
+
+/// One CSV row per run x iteration: run_id, strategy, seed, iteration, model, valid_acc,
+/// best_so_far, wall_secs, cached, then one column per parameter name and one `P(<name>)`
+/// column per mutation-probability name (union over runs, first-seen order; empty where a
+/// run lacks it).
+pub fn render_csv(input: &ReportInput) -> String {
+    let mut param_cols: Vec<&str> = Vec::new();
+    let mut prob_cols: Vec<&str> = Vec::new();
+    for r in &input.runs {
+        for it in &r.iterations {
+            for (k, _) in &it.params {
+                if !param_cols.contains(&k.as_str()) {
+                    param_cols.push(k);
+                }
+            }
+        }
+        for n in &r.mutation_probs_names {
+            if !prob_cols.contains(&n.as_str()) {
+                prob_cols.push(n);
+            }
+        }
+    }
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = [
+        "run_id",
+        "strategy",
+        "seed",
+        "iteration",
+        "model",
+        "valid_acc",
+        "best_so_far",
+        "wall_secs",
+        "cached",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    header.extend(param_cols.iter().map(|s| s.to_string()));
+    header.extend(prob_cols.iter().map(|s| format!("P({s})")));
+    // Writing into a Vec cannot fail for I/O reasons; the field counts are uniform.
+    let _ = w.write_record(&header);
+    for r in &input.runs {
+        let mut best = f64::NAN;
+        for it in &r.iterations {
+            if it.valid_acc.is_finite() && (best.is_nan() || it.valid_acc > best) {
+                best = it.valid_acc;
+            }
+            let mut row = vec![
+                r.run_id.clone(),
+                r.strategy.clone(),
+                r.seed.to_string(),
+                it.iteration.to_string(),
+                it.model.to_string(),
+                num(it.valid_acc),
+                num(best),
+                num(it.wall_secs),
+                it.cached.to_string(),
+            ];
+            for c in &param_cols {
+                row.push(
+                    it.params
+                        .iter()
+                        .find(|(k, _)| k == c)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default(),
+                );
+            }
+            for c in &prob_cols {
+                let v = r
+                    .mutation_probs_names
+                    .iter()
+                    .position(|n| n == c)
+                    .and_then(|i| it.mutation_probs.get(i))
+                    .map(|p| num(*p))
+                    .unwrap_or_default();
+                row.push(v);
+            }
+            let _ = w.write_record(&row);
+        }
+    }
+    let bytes = w.into_inner().unwrap_or_default();
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// Full precision, empty for non-finite (so spreadsheets read a blank, not "NaN").
+fn num(x: f64) -> String {
+    if x.is_finite() {
+        x.to_string()
+    } else {
+        String::new()
+    }
+}
