@@ -120,8 +120,16 @@ impl DataError {
             file: file.to_path_buf(),
             line: e.line(),
             column: e.column(),
-            problem: e.to_string(),
+            problem: strip_position(&e.to_string()),
             fix: fix.to_string(),
         }
+    }
+}
+
+/// serde_json appends " at line L column C"; the message already names the position.
+pub(crate) fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
     }
 }

@@ -99,6 +99,29 @@ pub struct FetchReport {
     pub files: Vec<FetchedFile>,
 }
 
+impl std::fmt::Display for FetchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, x) in self.files.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            let how = if x.already_present {
+                "already present, checksum ok".to_string()
+            } else {
+                format!("downloaded in {} attempt(s), checksum ok", x.attempts)
+            };
+            write!(
+                f,
+                "{} ({} bytes, sha256 {}): {how}",
+                x.path.display(),
+                x.bytes,
+                x.sha256
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Download errors.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {

@@ -107,7 +107,7 @@ fn parse_jsonl(src: &LabelledSource) -> Result<Vec<(String, String)>, DataError>
             file: f.path.clone(),
             line: lineno + 1,
             column: e.column(),
-            problem: e.to_string(),
+            problem: crate::error::strip_position(&e.to_string()),
             fix: "write one JSON object per line".to_string(),
         })?;
         let get = |name: &str| -> Result<String, DataError> {

@@ -57,6 +57,11 @@ fn not_json_reports_line_and_column() {
     }
     let msg = err.to_string();
     assert!(msg.contains("train_spider.json: line 2, column"), "{msg}");
+    assert_eq!(
+        msg.matches("line 2").count(),
+        1,
+        "position named once: {msg}"
+    );
 }
 
 #[test]

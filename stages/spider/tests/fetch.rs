@@ -139,6 +139,11 @@ fn downloads_verifies_and_retries_dropped_connection() {
     assert_eq!(rep.files[1].attempts, 1);
     assert_eq!(rep.files[0].bytes, a.len() as u64);
     assert_eq!(hits.lock().unwrap()["/base/dir/a.json"], 2);
+    let shown = rep.to_string();
+    assert!(
+        shown.contains("train_spider.json (200000 bytes") && shown.contains("2 attempt(s)"),
+        "{shown}"
+    );
     // Only the two final files: no temp files left behind.
     assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 2);
 
