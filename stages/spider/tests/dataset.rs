@@ -341,6 +341,18 @@ fn spider_overlap_gives_86_classes() {
     check_split(&ds, DataParams::default().ratios);
     let total: usize = ds.train.len() + ds.valid.len() + ds.test.len();
     assert_eq!(total, 6991);
+    for r in &ds.rows {
+        assert!(
+            ds.classes[r.label as usize].members.contains(&r.db_id),
+            "row of {} mislabelled",
+            r.db_id
+        );
+    }
+    let names: Vec<&str> = ds.classes.iter().map(|c| c.name.as_str()).collect();
+    assert!(
+        names.windows(2).all(|w| w[0] < w[1]),
+        "classes sorted by name"
+    );
     for c in &ds.classes {
         assert!(c.schema_text.starts_with("db: "));
         assert_eq!(c.name, c.members.join("+"));
