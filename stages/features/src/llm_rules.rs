@@ -80,12 +80,14 @@ pub fn rules_prompt(class: &ClassInfo, questions: &[&str], max_schema_chars: usi
     p
 }
 
-fn reask_prompt(first: &str, previous: &str, reason: &str) -> String {
+/// The re-ask prompt; `attempt` (2, 3, ...) keeps repeated re-asks distinct, so that none
+/// is answered from the cache with the answer just rejected.
+fn reask_prompt(first: &str, previous: &str, reason: &str, attempt: u32) -> String {
     let prev: String = previous.trim().chars().take(400).collect();
     format!(
         "{first}\n\nYour previous answer could not be used: {reason}.\n\
          Previous answer: {prev}\n\
-         Answer again with only the JSON object, no other text."
+         Answer again (attempt {attempt}) with only the JSON object, no other text."
     )
 }
 
@@ -242,7 +244,7 @@ pub fn llm_rules(
                     unparseable += 1;
                     tracing::info!(class = %ds.classes[ci].name, %reason, round, "unusable LLM rule answer");
                     if round < params.max_retries {
-                        next.push((ci, reask_prompt(&first[ci], &answer, &reason)));
+                        next.push((ci, reask_prompt(&first[ci], &answer, &reason, round + 2)));
                     }
                 }
             }

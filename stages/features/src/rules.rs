@@ -140,6 +140,9 @@ pub struct SchemaRuleParams {
     /// For classes without usable schema words: how many distinctive training-question
     /// words become rules (one any-of rule each).
     pub fallback_words: usize,
+    /// Also emit an any-of rule per column word found in the schemas of at most this
+    /// share of classes (0 = no column-word rules).
+    pub column_word_max_share: f64,
 }
 
 impl Default for SchemaRuleParams {
@@ -148,6 +151,7 @@ impl Default for SchemaRuleParams {
             max_class_share: 0.2,
             pair_rules: true,
             fallback_words: 6,
+            column_word_max_share: 0.1,
         }
     }
 }
@@ -171,6 +175,8 @@ fn name_words(name: &str) -> Vec<String> {
 
 /// Deterministic rules from each class's schema:
 /// - one any-of rule per table over the table name's words;
+/// - one any-of rule per column word found in the schemas of at most
+///   `column_word_max_share` of classes;
 /// - (if `pair_rules`) one all-of rule per (table, column): the table's words plus the
 ///   column's words;
 ///
@@ -225,9 +231,6 @@ pub fn schema_rules_with(ds: &Dataset, params: &SchemaRuleParams) -> RuleSet {
             if !tw.is_empty() {
                 push(false, tw.clone(), &mut class_rules);
             }
-            if !params.pair_rules {
-                continue;
-            }
             let tfold: HashSet<String> = tw.iter().map(|w| fold(w)).collect();
             for c in &t.columns {
                 let cw: Vec<String> = name_words(c)
@@ -236,6 +239,15 @@ pub fn schema_rules_with(ds: &Dataset, params: &SchemaRuleParams) -> RuleSet {
                     .filter(|w| !tfold.contains(&fold(w)))
                     .collect();
                 if cw.is_empty() {
+                    continue;
+                }
+                for w in &cw {
+                    let df = class_df.get(&fold(w)).copied().unwrap_or(usize::MAX);
+                    if df as f64 <= params.column_word_max_share * n_classes as f64 {
+                        push(false, vec![w.clone()], &mut class_rules);
+                    }
+                }
+                if !params.pair_rules {
                     continue;
                 }
                 let mut kw = tw.clone();

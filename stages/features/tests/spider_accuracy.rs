@@ -1,0 +1,67 @@
+//! Feature accuracy on the real Spider data (skipped unless HHNAS_SPIDER_DIR is set):
+//! schema-rule argmax and BM25 top-1 / top-5 on the validation split, for the default
+//! 86-class overlap merge and for merge none (140 classes). Prints the numbers; asserts
+//! loose floors only.
+
+use hhnas_features::{rule_features, rule_votes, schema_rules, Bm25Ranker, Dataset};
+use hhnas_spider::{build_dataset, read_spider_dir, DataParams, MergeRule};
+
+fn accuracy(ds: &Dataset) -> (f64, f64, f64) {
+    let c = ds.classes.len();
+    let texts = ds.texts(&ds.valid);
+    let labels = ds.labels(&ds.valid);
+    let rules = schema_rules(ds);
+    let votes = rule_votes(&rules, &rule_features(&rules, &texts), c);
+    let argmax = |v: &Vec<u32>| (0..c).rev().max_by_key(|&i| v[i]).unwrap_or(0);
+    let n = texts.len() as f64;
+    let rule_acc = votes
+        .iter()
+        .zip(&labels)
+        .filter(|(v, &l)| argmax(v) == l as usize)
+        .count() as f64
+        / n;
+    let ranker = Bm25Ranker::build(ds);
+    let (mut t1, mut t5) = (0usize, 0usize);
+    for (t, &l) in texts.iter().zip(&labels) {
+        let r = ranker.rank(t, 5);
+        t1 += (r.first().map(|x| x.0) == Some(l)) as usize;
+        t5 += r.iter().any(|x| x.0 == l) as usize;
+    }
+    (rule_acc, t1 as f64 / n, t5 as f64 / n)
+}
+
+#[test]
+fn feature_accuracy_on_spider() {
+    let Ok(dir) = std::env::var("HHNAS_SPIDER_DIR") else {
+        eprintln!(
+            "skipping feature_accuracy_on_spider: set HHNAS_SPIDER_DIR to a Spider directory"
+        );
+        return;
+    };
+    let src = read_spider_dir(std::path::Path::new(&dir)).expect("readable Spider dir");
+    for params in [
+        DataParams::default(),
+        DataParams {
+            merge: MergeRule::None,
+            ..DataParams::default()
+        },
+    ] {
+        let ds = build_dataset(&src, &params).expect("dataset builds");
+        let c = ds.classes.len() as f64;
+        let (rule, top1, top5) = accuracy(&ds);
+        println!(
+            "spider merge {} ({} classes), validation n={}: schema-rule argmax {:.1}%, bm25 top-1 {:.1}%, top-5 {:.1}%",
+            ds.merge,
+            ds.classes.len(),
+            ds.valid.len(),
+            100.0 * rule,
+            100.0 * top1,
+            100.0 * top5
+        );
+        assert!(top5 > top1 && top1 > 1.0 / c, "top5 {top5} top1 {top1}");
+        assert!(
+            rule > 0.3 && top1 > 0.6 && top5 > 0.9,
+            "rule {rule} top1 {top1} top5 {top5}"
+        );
+    }
+}
