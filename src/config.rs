@@ -80,6 +80,8 @@ pub struct LlmSection {
     /// Request budget for one stage (0 = unlimited).
     pub max_requests: u64,
     pub max_tokens: u32,
+    /// Schemas longer than this many characters are cut in prompts.
+    pub max_schema_chars: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

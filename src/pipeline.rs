@@ -248,6 +248,7 @@ fn llm_client(cfg: &PipelineConfig, store: &Store) -> Result<hhnas_features::Llm
         max_requests: (l.max_requests > 0).then_some(l.max_requests),
         temperature: 0.0,
         max_tokens: l.max_tokens,
+        max_schema_chars: l.max_schema_chars,
     };
     let client =
         hhnas_features::LlmClient::new(llm_cfg, Arc::new(StoreAnswerCache(store.clone())))
@@ -378,7 +379,18 @@ fn encoder_node(exec: &mut Exec, cfg: &PipelineConfig, ds_key: Key, ds: &Dataset
     let key = kb.finish();
     let assets = exec.node("encoder", None, key, |_| {
         let assets = hhnas_train::prepare_encoder(&enc, ds).map_err(train_error)?;
-        let metrics = json!({"summary": assets.describe()});
+        let a = &assets.arch;
+        let summary = format!(
+            "{} ({:?}, hidden {}, {} layers, {} heads, vocab {}{})",
+            assets.source,
+            a.kind,
+            a.hidden,
+            a.layers,
+            a.heads,
+            a.vocab_size,
+            if assets.weights.is_some() { ", pretrained weights" } else { ", random init" }
+        );
+        let metrics = json!({"summary": summary});
         Ok((assets, metrics))
     })?;
     Ok((key, assets))
@@ -507,7 +519,7 @@ fn train_node(
             }
             progress.message(&format!(
                 "train (iteration {iteration}): epoch {}/{total} valid {:.2}% loss {:.4}",
-                report.epoch + 1,
+                report.epoch,
                 report.valid_acc * 100.0,
                 report.train_loss
             ));
@@ -1132,7 +1144,7 @@ fn report_input(runs_: &[RunDir]) -> Result<hhnas_report::ReportInput> {
                 model: b.model.unwrap_or(0) as u8,
                 params: params(&b.params),
                 valid_acc: b.valid_acc.unwrap_or(0.0),
-                test_acc: b.test_acc.unwrap_or(0.0),
+                test_acc: b.test_acc,
             }),
             mutation_probs_names: names,
         });

@@ -111,6 +111,7 @@ max_retries = 0
 backoff_ms = 10
 max_requests = 0
 max_tokens = 16
+max_schema_chars = 500
 [encoder]
 source = "scratch"
 hidden = 16
