@@ -1,0 +1,70 @@
+//! Run-time device dispatch: one generic function, instantiated per compiled backend.
+
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::error::TrainError;
+
+/// The CPU backend `"cpu"` maps to. Measured on the 2-core dev machine (small encoder,
+/// batch 16): see the crate README/report; `"cpu:ndarray"` and `"cpu:flex"` pick one
+/// explicitly.
+pub const DEFAULT_CPU: CpuKind = CpuKind::NdArray;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuKind {
+    NdArray,
+    Flex,
+}
+
+/// A parsed `[train] device` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Cpu(CpuKind),
+    Cuda(usize),
+}
+
+/// Parse `"cpu"`, `"cpu:ndarray"`, `"cpu:flex"` or `"cuda:N"`.
+pub fn parse_device(s: &str) -> Result<Device, TrainError> {
+    let bad = || TrainError::BadDevice {
+        given: s.to_string(),
+    };
+    match s.trim() {
+        "cpu" => Ok(Device::Cpu(DEFAULT_CPU)),
+        "cpu:ndarray" => Ok(Device::Cpu(CpuKind::NdArray)),
+        "cpu:flex" => Ok(Device::Cpu(CpuKind::Flex)),
+        "cuda" => Ok(Device::Cuda(0)),
+        other => {
+            let n = other.strip_prefix("cuda:").ok_or_else(bad)?;
+            n.parse::<usize>().map(Device::Cuda).map_err(|_| bad())
+        }
+    }
+}
+
+/// Work that runs on any autodiff backend.
+pub(crate) trait BackendTask {
+    type Out;
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Out;
+}
+
+/// Run `task` on the backend `device` names.
+pub(crate) fn dispatch<T: BackendTask>(device: &str, task: T) -> Result<T::Out, TrainError> {
+    use burn::backend::Autodiff;
+    match parse_device(device)? {
+        Device::Cpu(CpuKind::NdArray) => {
+            use burn::backend::ndarray::{NdArray, NdArrayDevice};
+            Ok(task.run::<Autodiff<NdArray<f32>>>(NdArrayDevice::Cpu))
+        }
+        Device::Cpu(CpuKind::Flex) => {
+            use burn::backend::flex::{Flex, FlexDevice};
+            Ok(task.run::<Autodiff<Flex>>(FlexDevice))
+        }
+        #[cfg(feature = "cuda")]
+        Device::Cuda(n) => {
+            use burn::backend::cuda::{Cuda, CudaDevice};
+            Ok(task.run::<Autodiff<Cuda<f32, i32>>>(CudaDevice::new(n)))
+        }
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda(_) => Err(TrainError::NoCuda {
+            given: device.to_string(),
+        }),
+    }
+}

@@ -1,0 +1,493 @@
+//! Encoder configuration, tokenizer preparation and Hugging Face directory checks.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokenizers::normalizers::bert::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::error::TrainError;
+use crate::input::Dataset;
+
+/// Where the encoder comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum EncoderSource {
+    /// A BERT-layout encoder initialised at random, with a WordPiece tokenizer trained on
+    /// the training split's questions.
+    Scratch {
+        hidden: usize,
+        layers: usize,
+        heads: usize,
+        intermediate: usize,
+        vocab_size: usize,
+    },
+    /// A Hugging Face model directory: `config.json`, `tokenizer.json`, `model.safetensors`.
+    Dir(PathBuf),
+    /// A Hugging Face hub id. Not available offline.
+    Hf(String),
+}
+
+/// `[encoder]` section as the engine passes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncoderConfig {
+    pub source: EncoderSource,
+    /// Tokens per question, special tokens included (longer questions are truncated).
+    pub max_len: usize,
+    /// Keep the word-embedding matrix fixed during training (faster optimizer steps).
+    pub freeze_embeddings: bool,
+}
+
+/// Model family; decides position offsets and special tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ArchKind {
+    Bert,
+    Roberta,
+}
+
+/// Architecture numbers of the encoder (from `config.json` or the scratch settings).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncoderArch {
+    pub kind: ArchKind,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub vocab_size: usize,
+    pub max_positions: usize,
+    pub type_vocab_size: usize,
+    pub pad_token_id: u32,
+    pub layer_norm_eps: f64,
+    pub hidden_dropout: f64,
+}
+
+impl EncoderArch {
+    /// First position id (RoBERTa: padding_idx + 1, BERT: 0).
+    pub fn position_offset(&self) -> usize {
+        match self.kind {
+            ArchKind::Bert => 0,
+            ArchKind::Roberta => self.pad_token_id as usize + 1,
+        }
+    }
+}
+
+/// Pretrained weights the encoder starts from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightsRef {
+    pub path: PathBuf,
+    /// blake3 of the safetensors file, hex.
+    pub blake3: String,
+}
+
+/// Everything training needs to rebuild the encoder; the engine stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncoderAssets {
+    /// Human-readable origin, e.g. `scratch` or `dir:/models/roberta-base`.
+    pub source: String,
+    /// `tokenizer.json` content.
+    pub tokenizer_json: String,
+    pub arch: EncoderArch,
+    pub max_len: usize,
+    pub freeze_embeddings: bool,
+    pub weights: Option<WeightsRef>,
+}
+
+const SPECIALS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+
+fn check_pos(field: &'static str, v: usize, fix: &str) -> Result<(), TrainError> {
+    if v == 0 {
+        return Err(TrainError::Config {
+            field,
+            value: v.to_string(),
+            fix: fix.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Build the encoder assets: trains the scratch tokenizer (training split only) or reads a
+/// Hugging Face directory.
+pub fn prepare_encoder(cfg: &EncoderConfig, data: &Dataset) -> Result<EncoderAssets, TrainError> {
+    check_pos(
+        "[encoder] max_len",
+        cfg.max_len,
+        "use a positive token count, e.g. 64",
+    )?;
+    match &cfg.source {
+        EncoderSource::Scratch {
+            hidden,
+            layers,
+            heads,
+            intermediate,
+            vocab_size,
+        } => {
+            check_pos("[encoder] hidden", *hidden, "use e.g. 128")?;
+            check_pos("[encoder] layers", *layers, "use e.g. 2")?;
+            check_pos("[encoder] heads", *heads, "use e.g. 4")?;
+            check_pos(
+                "[encoder] intermediate",
+                *intermediate,
+                "use e.g. 4 * hidden",
+            )?;
+            if hidden % heads != 0 {
+                return Err(TrainError::Config {
+                    field: "[encoder] heads",
+                    value: heads.to_string(),
+                    fix: format!("hidden = {hidden} must be divisible by heads"),
+                });
+            }
+            if *vocab_size < 100 {
+                return Err(TrainError::Config {
+                    field: "[encoder] vocab_size",
+                    value: vocab_size.to_string(),
+                    fix: "use at least 100 (e.g. 8000)".into(),
+                });
+            }
+            let questions: Vec<&str> = data
+                .train
+                .iter()
+                .map(|&i| {
+                    data.rows
+                        .get(i)
+                        .map(|r| r.question.as_str())
+                        .ok_or_else(|| {
+                            TrainError::Input(format!(
+                                "train split index {i} >= {} rows",
+                                data.rows.len()
+                            ))
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            if questions.is_empty() {
+                return Err(TrainError::Input(
+                    "the training split is empty: cannot train a tokenizer".into(),
+                ));
+            }
+            let tokenizer_json = train_wordpiece(&questions, *vocab_size)?;
+            let tk = load_tokenizer(&tokenizer_json, "scratch tokenizer")?;
+            let vocab = tk.get_vocab_size(true);
+            Ok(EncoderAssets {
+                source: "scratch".into(),
+                tokenizer_json,
+                arch: EncoderArch {
+                    kind: ArchKind::Bert,
+                    hidden: *hidden,
+                    layers: *layers,
+                    heads: *heads,
+                    intermediate: *intermediate,
+                    vocab_size: vocab,
+                    max_positions: cfg.max_len,
+                    type_vocab_size: 2,
+                    pad_token_id: 0,
+                    layer_norm_eps: 1e-12,
+                    hidden_dropout: 0.1,
+                },
+                max_len: cfg.max_len,
+                freeze_embeddings: cfg.freeze_embeddings,
+                weights: None,
+            })
+        }
+        EncoderSource::Dir(dir) => read_hf_dir(dir, cfg),
+        EncoderSource::Hf(id) => Err(TrainError::Encoder {
+            source_desc: format!("hf:{id}"),
+            msg: "not available offline: download to a dir and use dir:PATH".into(),
+        }),
+    }
+}
+
+/// Deterministic WordPiece vocabulary: the special tokens, every character seen (also as a
+/// `##` continuation), then whole words by descending frequency (ties: alphabetical) up to
+/// `vocab_size`. Unknown words split greedily into known pieces. (The `tokenizers`
+/// WordPiece trainer is not reproducible run to run: its ids depend on hash order.)
+fn train_wordpiece(questions: &[&str], vocab_size: usize) -> Result<String, TrainError> {
+    use std::collections::{BTreeMap, BTreeSet};
+    use tokenizers::{
+        NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString,
+        PreTokenizer,
+    };
+    let terr = |e: Box<dyn std::error::Error + Send + Sync>| TrainError::Tokenizer(e.to_string());
+    let norm = BertNormalizer::default();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut chars: BTreeSet<char> = BTreeSet::new();
+    for q in questions {
+        let mut n = NormalizedString::from(*q);
+        norm.normalize(&mut n).map_err(terr)?;
+        let mut pre = PreTokenizedString::from(n);
+        BertPreTokenizer.pre_tokenize(&mut pre).map_err(terr)?;
+        for (w, _, _) in pre.get_splits(OffsetReferential::Original, OffsetType::Byte) {
+            chars.extend(w.chars());
+            *counts.entry(w.to_string()).or_default() += 1;
+        }
+    }
+    let mut vocab: Vec<String> = SPECIALS.iter().map(|s| s.to_string()).collect();
+    vocab.extend(chars.iter().map(|c| c.to_string()));
+    vocab.extend(chars.iter().map(|c| format!("##{c}")));
+    let have: BTreeSet<String> = vocab.iter().cloned().collect();
+    let mut words: Vec<(&String, &u64)> =
+        counts.iter().filter(|(w, _)| !have.contains(*w)).collect();
+    words.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (w, _) in words {
+        if vocab.len() >= vocab_size {
+            break;
+        }
+        vocab.push(w.clone());
+    }
+    let map: serde_json::Map<String, serde_json::Value> = vocab
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), serde_json::Value::from(i as u64)))
+        .collect();
+    let json = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": SPECIALS.iter().enumerate().map(|(i, t)| serde_json::json!({
+            "id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
+            "normalized": false, "special": true
+        })).collect::<Vec<_>>(),
+        "normalizer": {"type": "BertNormalizer", "clean_text": true,
+            "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]},
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]",
+            "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": map}
+    });
+    let tk = load_tokenizer(&json.to_string(), "scratch tokenizer")?;
+    tk.to_string(false).map_err(terr)
+}
+
+pub(crate) fn load_tokenizer(json: &str, what: &str) -> Result<Tokenizer, TrainError> {
+    let mut tk: Tokenizer = json
+        .parse()
+        .map_err(|e| TrainError::Tokenizer(format!("{what}: cannot parse tokenizer.json: {e}")))?;
+    tk.with_padding(None);
+    Ok(tk)
+}
+
+/// Tokenize texts to ids (special tokens added, truncated to `max_len`, unpadded).
+pub(crate) fn tokenize(
+    assets: &EncoderAssets,
+    texts: &[&str],
+) -> Result<Vec<Vec<u32>>, TrainError> {
+    let mut tk = load_tokenizer(&assets.tokenizer_json, &assets.source)?;
+    tk.with_truncation(Some(TruncationParams {
+        max_length: assets.max_len,
+        ..Default::default()
+    }))
+    .map_err(|e| TrainError::Tokenizer(e.to_string()))?;
+    let enc = tk
+        .encode_batch(texts.to_vec(), true)
+        .map_err(|e| TrainError::Tokenizer(e.to_string()))?;
+    let vocab = assets.arch.vocab_size as u32;
+    let mut out = Vec::with_capacity(enc.len());
+    for e in enc {
+        let ids = e.get_ids().to_vec();
+        if let Some(bad) = ids.iter().find(|&&i| i >= vocab) {
+            return Err(TrainError::Tokenizer(format!(
+                "token id {bad} >= vocab_size {vocab} of {}: tokenizer.json and config.json disagree",
+                assets.source
+            )));
+        }
+        out.push(ids);
+    }
+    Ok(out)
+}
+
+fn json_usize(cfg: &serde_json::Value, key: &str, path: &Path) -> Result<usize, TrainError> {
+    cfg.get(key)
+        .and_then(|v| v.as_u64())
+        .map(|v| v as usize)
+        .ok_or_else(|| {
+            TrainError::file(
+                path,
+                format!("field `{key}` is missing or not a non-negative integer"),
+            )
+        })
+}
+
+fn read_hf_dir(dir: &Path, cfg: &EncoderConfig) -> Result<EncoderAssets, TrainError> {
+    let desc = format!("dir:{}", dir.display());
+    if !dir.is_dir() {
+        return Err(TrainError::Encoder {
+            source_desc: desc,
+            msg: "is not a directory: point [encoder] source at a Hugging Face model directory (config.json, tokenizer.json, model.safetensors)".into(),
+        });
+    }
+    let cfg_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| {
+        TrainError::file(
+            &cfg_path,
+            format!("cannot read ({e}): the model directory needs the Hugging Face config.json"),
+        )
+    })?;
+    let conf: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| TrainError::file(&cfg_path, format!("not valid JSON: {e}")))?;
+    let model_type = conf
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    let kind = match model_type {
+        "bert" => ArchKind::Bert,
+        "roberta" => ArchKind::Roberta,
+        other => {
+            return Err(TrainError::file(
+                &cfg_path,
+                format!("model_type = {other:?} is not supported: use a BERT or RoBERTa checkpoint (model_type \"bert\" or \"roberta\")"),
+            ))
+        }
+    };
+    if let Some(act) = conf.get("hidden_act").and_then(|v| v.as_str()) {
+        if act != "gelu" {
+            return Err(TrainError::file(
+                &cfg_path,
+                format!("hidden_act = {act:?} is not supported: only exact \"gelu\""),
+            ));
+        }
+    }
+    if let Some(p) = conf.get("position_embedding_type").and_then(|v| v.as_str()) {
+        if p != "absolute" {
+            return Err(TrainError::file(
+                &cfg_path,
+                format!("position_embedding_type = {p:?} is not supported: only \"absolute\""),
+            ));
+        }
+    }
+    let default_pad = if kind == ArchKind::Roberta { 1 } else { 0 };
+    let arch = EncoderArch {
+        kind,
+        hidden: json_usize(&conf, "hidden_size", &cfg_path)?,
+        layers: json_usize(&conf, "num_hidden_layers", &cfg_path)?,
+        heads: json_usize(&conf, "num_attention_heads", &cfg_path)?,
+        intermediate: json_usize(&conf, "intermediate_size", &cfg_path)?,
+        vocab_size: json_usize(&conf, "vocab_size", &cfg_path)?,
+        max_positions: json_usize(&conf, "max_position_embeddings", &cfg_path)?,
+        type_vocab_size: conf
+            .get("type_vocab_size")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(2) as usize,
+        pad_token_id: conf
+            .get("pad_token_id")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(default_pad) as u32,
+        layer_norm_eps: conf
+            .get("layer_norm_eps")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(1e-12),
+        hidden_dropout: conf
+            .get("hidden_dropout_prob")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.1),
+    };
+    if arch.heads == 0 || !arch.hidden.is_multiple_of(arch.heads) {
+        return Err(TrainError::file(
+            &cfg_path,
+            format!(
+                "hidden_size {} is not divisible by num_attention_heads {}",
+                arch.hidden, arch.heads
+            ),
+        ));
+    }
+    if cfg.max_len + arch.position_offset() > arch.max_positions {
+        return Err(TrainError::Config {
+            field: "[encoder] max_len",
+            value: cfg.max_len.to_string(),
+            fix: format!(
+                "this checkpoint has {} positions (offset {}): use max_len <= {}",
+                arch.max_positions,
+                arch.position_offset(),
+                arch.max_positions - arch.position_offset()
+            ),
+        });
+    }
+    let tok_path = dir.join("tokenizer.json");
+    let tokenizer_json = std::fs::read_to_string(&tok_path).map_err(|e| {
+        TrainError::file(
+            &tok_path,
+            format!("cannot read ({e}): the model directory needs a fast-tokenizer tokenizer.json (save it with transformers' tokenizer.save_pretrained)"),
+        )
+    })?;
+    load_tokenizer(&tokenizer_json, &tok_path.display().to_string())?;
+    let st_path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&st_path).map_err(|e| {
+        TrainError::file(
+            &st_path,
+            format!("cannot read ({e}): the model directory needs model.safetensors (convert pytorch_model.bin with transformers' save_pretrained(safe_serialization=True))"),
+        )
+    })?;
+    check_safetensors_shapes(&bytes, &st_path, &arch)?;
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    Ok(EncoderAssets {
+        source: desc,
+        tokenizer_json,
+        arch,
+        max_len: cfg.max_len,
+        freeze_embeddings: cfg.freeze_embeddings,
+        weights: Some(WeightsRef {
+            path: st_path,
+            blake3: hash,
+        }),
+    })
+}
+
+/// Read the safetensors header and compare the word-embedding shape with config.json.
+fn check_safetensors_shapes(
+    bytes: &[u8],
+    path: &Path,
+    arch: &EncoderArch,
+) -> Result<(), TrainError> {
+    if bytes.len() < 8 {
+        return Err(TrainError::file(path, "too short to be a safetensors file"));
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header = bytes
+        .get(8..8usize.saturating_add(n))
+        .ok_or_else(|| TrainError::file(path, "truncated safetensors header"))?;
+    let header: serde_json::Value = serde_json::from_slice(header)
+        .map_err(|e| TrainError::file(path, format!("bad safetensors header: {e}")))?;
+    let obj = header
+        .as_object()
+        .ok_or_else(|| TrainError::file(path, "bad safetensors header: not an object"))?;
+    let (key, entry) = obj
+        .iter()
+        .find(|(k, _)| k.ends_with("embeddings.word_embeddings.weight"))
+        .ok_or_else(|| {
+            TrainError::file(
+                path,
+                "no `embeddings.word_embeddings.weight` tensor: not a BERT/RoBERTa checkpoint",
+            )
+        })?;
+    let shape: Vec<usize> = entry
+        .get("shape")
+        .and_then(|s| s.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_u64().map(|x| x as usize))
+                .collect()
+        })
+        .unwrap_or_default();
+    if shape.len() != 2 || shape[1] != arch.hidden {
+        return Err(TrainError::file(
+            path,
+            format!(
+                "hidden size mismatch: {key} has shape {shape:?} but config.json says hidden_size = {}: use the config.json that belongs to this checkpoint",
+                arch.hidden
+            ),
+        ));
+    }
+    if shape[0] != arch.vocab_size {
+        return Err(TrainError::file(
+            path,
+            format!(
+                "vocabulary mismatch: {key} has {} rows but config.json says vocab_size = {}",
+                shape[0], arch.vocab_size
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Public wrapper of the tokenizer step (ids with special tokens, truncated, unpadded).
+pub fn tokenize_texts(assets: &EncoderAssets, texts: &[&str]) -> Result<Vec<Vec<u32>>, TrainError> {
+    tokenize(assets, texts)
+}

@@ -1,0 +1,172 @@
+//! burn modules: RoBERTa/BERT-layout encoder, CNN feature branches, classification head.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv1d, Conv1dConfig};
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig, PaddingConfig1d,
+};
+use burn::tensor::activation::relu;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor};
+
+use crate::encoder::EncoderArch;
+
+/// Word + position + token-type embeddings, LayerNorm, dropout (HF `embeddings.*`).
+#[derive(Module, Debug)]
+pub struct Embeddings<B: Backend> {
+    pub word_embeddings: Embedding<B>,
+    pub position_embeddings: Embedding<B>,
+    pub token_type_embeddings: Embedding<B>,
+    pub layer_norm: LayerNorm<B>,
+    pub dropout: Dropout,
+    pub position_offset: usize,
+}
+
+/// The text encoder; its parameter paths are what the HF key remapping targets.
+#[derive(Module, Debug)]
+pub struct TextEncoder<B: Backend> {
+    pub embeddings: Embeddings<B>,
+    pub transformer: TransformerEncoder<B>,
+}
+
+impl<B: Backend> TextEncoder<B> {
+    pub fn new(arch: &EncoderArch, device: &B::Device) -> Self {
+        let eps = arch.layer_norm_eps;
+        let embeddings = Embeddings {
+            word_embeddings: EmbeddingConfig::new(arch.vocab_size, arch.hidden).init(device),
+            position_embeddings: EmbeddingConfig::new(arch.max_positions, arch.hidden).init(device),
+            token_type_embeddings: EmbeddingConfig::new(arch.type_vocab_size.max(1), arch.hidden)
+                .init(device),
+            layer_norm: LayerNormConfig::new(arch.hidden)
+                .with_epsilon(eps)
+                .init(device),
+            dropout: DropoutConfig::new(arch.hidden_dropout).init(),
+            position_offset: arch.position_offset(),
+        };
+        let transformer =
+            TransformerEncoderConfig::new(arch.hidden, arch.intermediate, arch.heads, arch.layers)
+                .with_dropout(arch.hidden_dropout)
+                .with_norm_first(false)
+                .with_layer_norm_eps(eps)
+                .init(device);
+        Self {
+            embeddings,
+            transformer,
+        }
+    }
+
+    /// Last hidden state `[batch, seq, hidden]`. `mask_pad` is true at padding.
+    pub fn forward(&self, ids: Tensor<B, 2, Int>, mask_pad: Tensor<B, 2, Bool>) -> Tensor<B, 3> {
+        let [batch, seq] = ids.dims();
+        let device = ids.device();
+        let off = self.embeddings.position_offset as i64;
+        let pos = Tensor::<B, 1, Int>::arange(off..off + seq as i64, &device)
+            .reshape([1, seq])
+            .expand([batch, seq]);
+        let types = Tensor::<B, 2, Int>::zeros([batch, seq], &device);
+        let e = &self.embeddings;
+        let x = e.word_embeddings.forward(ids)
+            + e.position_embeddings.forward(pos)
+            + e.token_type_embeddings.forward(types);
+        let x = e.dropout.forward(e.layer_norm.forward(x));
+        self.transformer
+            .forward(TransformerEncoderInput::new(x).mask_pad(mask_pad))
+    }
+}
+
+/// Feature vector as a 1-channel sequence -> Conv1d(same) -> ReLU -> global max pool.
+#[derive(Module, Debug)]
+pub struct CnnBranch<B: Backend> {
+    pub conv: Conv1d<B>,
+}
+
+impl<B: Backend> CnnBranch<B> {
+    pub fn new(channels: usize, kernel: usize, device: &B::Device) -> Self {
+        Self {
+            conv: Conv1dConfig::new(1, channels, kernel)
+                .with_padding(PaddingConfig1d::Same)
+                .init(device),
+        }
+    }
+
+    /// `[batch, features]` -> `[batch, channels]`.
+    pub fn forward(&self, feats: Tensor<B, 2>) -> Tensor<B, 2> {
+        let [b, f] = feats.dims();
+        let x = relu(self.conv.forward(feats.reshape([b, 1, f])));
+        x.max_dim(2).squeeze_dim(2)
+    }
+}
+
+/// Models 1-4: encoder pooled output (+ optional CNN branches) -> 3-layer head.
+#[derive(Module, Debug)]
+pub struct Classifier<B: Backend> {
+    pub encoder: TextEncoder<B>,
+    pub llm: Option<CnnBranch<B>>,
+    pub rules: Option<CnnBranch<B>>,
+    pub fc1: Linear<B>,
+    pub fc2: Linear<B>,
+    pub out: Linear<B>,
+    pub dropout: Dropout,
+}
+
+/// Shape of the classifier (everything needed to rebuild it before loading weights).
+#[derive(Debug, Clone)]
+pub struct ClassifierShape {
+    pub llm: bool,
+    pub rules: bool,
+    pub channels: usize,
+    pub kernel: usize,
+    pub layer_size1: usize,
+    pub layer_size2: usize,
+    pub dropout: f64,
+    pub classes: usize,
+}
+
+impl<B: Backend> Classifier<B> {
+    pub fn new(arch: &EncoderArch, s: &ClassifierShape, device: &B::Device) -> Self {
+        let branches = usize::from(s.llm) + usize::from(s.rules);
+        let width = arch.hidden + branches * s.channels;
+        Self {
+            encoder: TextEncoder::new(arch, device),
+            llm: s.llm.then(|| CnnBranch::new(s.channels, s.kernel, device)),
+            rules: s
+                .rules
+                .then(|| CnnBranch::new(s.channels, s.kernel, device)),
+            fc1: LinearConfig::new(width, s.layer_size1).init(device),
+            fc2: LinearConfig::new(s.layer_size1, s.layer_size2).init(device),
+            out: LinearConfig::new(s.layer_size2, s.classes).init(device),
+            dropout: DropoutConfig::new(s.dropout).init(),
+        }
+    }
+
+    /// Logits `[batch, classes]`.
+    pub fn forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        mask_pad: Tensor<B, 2, Bool>,
+        llm: Option<Tensor<B, 2>>,
+        rules: Option<Tensor<B, 2>>,
+    ) -> Tensor<B, 2> {
+        let hidden = self.encoder.forward(ids, mask_pad);
+        let [b, _, h] = hidden.dims();
+        let mut parts = vec![hidden.slice([0..b, 0..1, 0..h]).reshape([b, h])];
+        if let (Some(branch), Some(f)) = (&self.llm, llm) {
+            parts.push(branch.forward(f));
+        }
+        if let (Some(branch), Some(f)) = (&self.rules, rules) {
+            parts.push(branch.forward(f));
+        }
+        let x = if parts.len() == 1 {
+            parts.pop().expect("one part")
+        } else {
+            Tensor::cat(parts, 1)
+        };
+        let x = self.dropout.forward(relu(self.fc1.forward(x)));
+        let x = self.dropout.forward(relu(self.fc2.forward(x)));
+        self.out.forward(x)
+    }
+}
