@@ -129,7 +129,11 @@ pub struct Loaded {
 
 /// Loads `path` (or the embedded default when `path` is None and `pipeline.toml` is
 /// absent), applies `profile` (or the file's `profile`), then `--set` overrides.
-pub fn load(path: Option<&Path>, profile: Option<&str>, sets: &[String]) -> Result<Loaded, UserError> {
+pub fn load(
+    path: Option<&Path>,
+    profile: Option<&str>,
+    sets: &[String],
+) -> Result<Loaded, UserError> {
     let (text, source) = match path {
         Some(p) => (
             std::fs::read_to_string(p).map_err(|e| {
@@ -164,7 +168,9 @@ pub fn resolve(
     sets: &[String],
 ) -> Result<(PipelineConfig, String), UserError> {
     let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        UserError(format!("{source}: not valid TOML: {e}Fix: correct the syntax"))
+        UserError(format!(
+            "{source}: not valid TOML: {e}Fix: correct the syntax"
+        ))
     })?;
     let profiles = match table.remove("profiles") {
         Some(toml::Value::Table(t)) => t,
@@ -273,7 +279,11 @@ fn apply_set(root: &mut toml::Value, set: &str) -> Result<(), UserError> {
 fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
     let err = |key: &str, problem: String, fix: &str| Err(config_error(file, key, problem, fix));
     if c.run.iterations == 0 {
-        return err("run.iterations", "must be at least 1".into(), "set a positive count");
+        return err(
+            "run.iterations",
+            "must be at least 1".into(),
+            "set a positive count",
+        );
     }
     if !["none", "overlap", "map"].contains(&c.data.merge.as_str()) {
         return err(
@@ -300,7 +310,10 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
     if c.data.ratios.iter().any(|r| *r <= 0.0) || (sum - 1.0).abs() > 1e-6 {
         return err(
             "data.ratios",
-            format!("{:?} must be three positive numbers summing to 1", c.data.ratios),
+            format!(
+                "{:?} must be three positive numbers summing to 1",
+                c.data.ratios
+            ),
             "use [0.7, 0.15, 0.15]",
         );
     }
@@ -333,7 +346,10 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             "use \"scratch\", \"dir:PATH\" or \"hf:ORG/NAME\"",
         );
     }
-    if c.encoder.hidden == 0 || c.encoder.heads == 0 || c.encoder.hidden % c.encoder.heads != 0 {
+    if c.encoder.hidden == 0
+        || c.encoder.heads == 0
+        || !c.encoder.hidden.is_multiple_of(c.encoder.heads)
+    {
         return err(
             "encoder.heads",
             format!(

@@ -15,11 +15,7 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A `run` or `resume` session began.
-    Session {
-        ts: f64,
-        pid: u32,
-        command: String,
-    },
+    Session { ts: f64, pid: u32, command: String },
     /// A stage node completed (computed or replayed from the cache).
     Stage(StageRecord),
     /// A stage node failed; the run stops and can be resumed.

@@ -96,7 +96,7 @@ pub fn acquire(run_dir: &Path) -> Result<Acquire> {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
                 ticks += 1;
-                if ticks % (HEARTBEAT_SECS * 5) == 0 {
+                if ticks.is_multiple_of(HEARTBEAT_SECS * 5) {
                     let _ = write_heartbeat(&file);
                 }
             }
@@ -117,7 +117,7 @@ fn write_heartbeat(file: &File) -> Result<()> {
     let mut f = file;
     f.set_len(0)?;
     f.seek(SeekFrom::Start(0))?;
-    write!(f, "{} {:.3}\n", std::process::id(), now())?;
+    writeln!(f, "{} {:.3}", std::process::id(), now())?;
     f.sync_data()?;
     Ok(())
 }

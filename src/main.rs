@@ -141,11 +141,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             pipeline::cmd_status(&cache, run.as_deref(), json, all)
         }
         Command::Gc { dry_run } => pipeline::cmd_gc(&cache, dry_run),
-        Command::DataStats { cfg } => pipeline::cmd_data_stats(
-            cfg.config.as_deref(),
-            cfg.profile.as_deref(),
-            &cfg.sets,
-        ),
+        Command::DataStats { cfg } => {
+            pipeline::cmd_data_stats(cfg.config.as_deref(), cfg.profile.as_deref(), &cfg.sets)
+        }
         Command::FetchData { dest, base_url } => {
             pipeline::cmd_fetch_data(dest.as_deref(), base_url.as_deref())
         }

@@ -72,13 +72,7 @@ struct Exec<'a> {
 }
 
 impl Exec<'_> {
-    fn node<T, F>(
-        &mut self,
-        stage: &str,
-        iteration: Option<u64>,
-        key: Key,
-        compute: F,
-    ) -> Result<T>
+    fn node<T, F>(&mut self, stage: &str, iteration: Option<u64>, key: Key, compute: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce(&mut Self) -> Result<(T, serde_json::Value)>,
@@ -120,7 +114,9 @@ impl Exec<'_> {
             }
         };
         let id = (stage.to_string(), iteration, key.hex());
-        if !self.recorded.contains(&id) {
+        // A replay is journaled once; a recomputation always (it shows which entries a
+        // resume had to rebuild after they were deleted or damaged).
+        if !hit || !self.recorded.contains(&id) {
             let wall = start.elapsed().as_secs_f64();
             // A replayed node keeps the wall time it cost when it was computed.
             let wall_secs = if hit {
@@ -250,9 +246,8 @@ fn llm_client(cfg: &PipelineConfig, store: &Store) -> Result<hhnas_features::Llm
         max_tokens: l.max_tokens,
         max_schema_chars: l.max_schema_chars,
     };
-    let client =
-        hhnas_features::LlmClient::new(llm_cfg, Arc::new(StoreAnswerCache(store.clone())))
-            .map_err(user)?;
+    let client = hhnas_features::LlmClient::new(llm_cfg, Arc::new(StoreAnswerCache(store.clone())))
+        .map_err(user)?;
     Ok(client)
 }
 
@@ -263,12 +258,22 @@ struct RuleOutput {
     matrix: FeatureMatrix,
 }
 
-fn rules_node(exec: &mut Exec, cfg: &PipelineConfig, ds_key: Key, ds: &Dataset) -> Result<(Key, RuleOutput)> {
+fn rules_node(
+    exec: &mut Exec,
+    cfg: &PipelineConfig,
+    ds_key: Key,
+    ds: &Dataset,
+) -> Result<(Key, RuleOutput)> {
     let f = &cfg.features;
     let mut kb = KeyBuilder::new("rules", version::RULES);
     kb.input(&ds_key).param(&f.rules);
     if f.rules == "llm" {
-        kb.param(&(&f.llm.base_url, &f.llm.model, f.llm_questions_per_class, f.llm_rule_retries));
+        kb.param(&(
+            &f.llm.base_url,
+            &f.llm.model,
+            f.llm_questions_per_class,
+            f.llm_rule_retries,
+        ));
     }
     let key = kb.finish();
     let out = exec.node("rules", None, key, |exec| {
@@ -302,10 +307,16 @@ fn rules_node(exec: &mut Exec, cfg: &PipelineConfig, ds_key: Key, ds: &Dataset) 
     Ok((key, out))
 }
 
-fn judge_node(exec: &mut Exec, cfg: &PipelineConfig, ds_key: Key, ds: &Dataset) -> Result<(Key, FeatureMatrix)> {
+fn judge_node(
+    exec: &mut Exec,
+    cfg: &PipelineConfig,
+    ds_key: Key,
+    ds: &Dataset,
+) -> Result<(Key, FeatureMatrix)> {
     let f = &cfg.features;
     let mut kb = KeyBuilder::new("llm_judge", version::JUDGE);
-    kb.input(&ds_key).param(&(&f.judge, f.shortlist_k, f.lexical_true_m));
+    kb.input(&ds_key)
+        .param(&(&f.judge, f.shortlist_k, f.lexical_true_m));
     if f.judge == "llm" {
         kb.param(&(&f.llm.base_url, &f.llm.model));
     }
@@ -316,8 +327,8 @@ fn judge_node(exec: &mut Exec, cfg: &PipelineConfig, ds_key: Key, ds: &Dataset) 
         let (matrix, stats) = if f.judge == "llm" {
             let client = llm_client(cfg, &exec.store)?;
             client.check_reachable().map_err(user)?;
-            let (m, s) =
-                hhnas_features::judge_llm(&ranker, ds, &texts, f.shortlist_k, &client).map_err(user)?;
+            let (m, s) = hhnas_features::judge_llm(&ranker, ds, &texts, f.shortlist_k, &client)
+                .map_err(user)?;
             (m, Some(s))
         } else {
             (
@@ -363,7 +374,12 @@ fn encoder_config(cfg: &PipelineConfig) -> hhnas_train::EncoderConfig {
     }
 }
 
-fn encoder_node(exec: &mut Exec, cfg: &PipelineConfig, ds_key: Key, ds: &Dataset) -> Result<(Key, EncoderAssets)> {
+fn encoder_node(
+    exec: &mut Exec,
+    cfg: &PipelineConfig,
+    ds_key: Key,
+    ds: &Dataset,
+) -> Result<(Key, EncoderAssets)> {
     let enc = encoder_config(cfg);
     let mut kb = KeyBuilder::new("encoder", version::ENCODER);
     kb.input(&ds_key).param(&enc);
@@ -388,7 +404,11 @@ fn encoder_node(exec: &mut Exec, cfg: &PipelineConfig, ds_key: Key, ds: &Dataset
             a.layers,
             a.heads,
             a.vocab_size,
-            if assets.weights.is_some() { ", pretrained weights" } else { ", random init" }
+            if assets.weights.is_some() {
+                ", pretrained weights"
+            } else {
+                ", random init"
+            }
         );
         let metrics = json!({"summary": summary});
         Ok((assets, metrics))
@@ -453,9 +473,16 @@ struct Inputs {
     enc: EncoderAssets,
 }
 
-fn train_key(inputs: &Inputs, spec: &hhnas_train::ModelSpec, tcfg: &hhnas_train::TrainConfig) -> Key {
+fn train_key(
+    inputs: &Inputs,
+    spec: &hhnas_train::ModelSpec,
+    tcfg: &hhnas_train::TrainConfig,
+) -> Key {
     let mut kb = KeyBuilder::new("train", version::TRAIN);
-    kb.input(&inputs.ds_key).input(&inputs.enc_key).param(spec).param(tcfg);
+    kb.input(&inputs.ds_key)
+        .input(&inputs.enc_key)
+        .param(spec)
+        .param(tcfg);
     // Feature inputs only matter to models that use them, so Model 1 stays cached when
     // only the feature configuration changes.
     if spec.llm_branch {
@@ -468,7 +495,9 @@ fn train_key(inputs: &Inputs, spec: &hhnas_train::ModelSpec, tcfg: &hhnas_train:
 }
 
 fn checkpoint_path(scratch: &Path, key: &Key) -> PathBuf {
-    scratch.join("checkpoints").join(format!("{}.ckpt", key.hex()))
+    scratch
+        .join("checkpoints")
+        .join(format!("{}.ckpt", key.hex()))
 }
 
 fn train_node(
@@ -481,17 +510,41 @@ fn train_node(
     let spec = model_spec(&proposal.candidate);
     let tcfg = train_config(cfg);
     let key = train_key(inputs, &spec, &tcfg);
+    // A result without its weights is incomplete: retrain rather than keep a model that
+    // eval and predict cannot load.
+    if exec.store.contains("train", &key) {
+        let weights_ok = match exec.store.get_bytes("weights", &key)? {
+            Lookup::Hit(_) => true,
+            Lookup::Corrupt(warning) => {
+                tracing::warn!("{warning}");
+                false
+            }
+            Lookup::Miss => false,
+        };
+        if !weights_ok {
+            tracing::warn!(
+                "weights of candidate {} are missing or damaged; retraining it",
+                key.short()
+            );
+            let _ = std::fs::remove_file(exec.store.path("train", &key));
+        }
+    }
     let summary = exec.node("train", Some(iteration), key, |exec| {
         let ckpt_path = checkpoint_path(&exec.scratch, &key);
         let resume = match std::fs::read(&ckpt_path) {
             Ok(bytes) => match crate::store::decode::<hhnas_train::Checkpoint>(&bytes) {
                 Ok(c) => {
-                    exec.progress
-                        .line(&format!("train (iteration {iteration}): resuming after epoch {}", c.epoch));
+                    exec.progress.line(&format!(
+                        "train (iteration {iteration}): resuming after epoch {}",
+                        c.epoch
+                    ));
                     Some(c)
                 }
                 Err(e) => {
-                    tracing::warn!("ignoring unreadable checkpoint {}: {e:#}", ckpt_path.display());
+                    tracing::warn!(
+                        "ignoring unreadable checkpoint {}: {e:#}",
+                        ckpt_path.display()
+                    );
                     None
                 }
             },
@@ -499,7 +552,11 @@ fn train_node(
         };
         let data = hhnas_train::TrainData {
             dataset: &inputs.ds,
-            llm_features: inputs.judge.as_ref().map(|(_, m)| m).filter(|_| spec.llm_branch),
+            llm_features: inputs
+                .judge
+                .as_ref()
+                .map(|(_, m)| m)
+                .filter(|_| spec.llm_branch),
             rule_features: inputs
                 .rules
                 .as_ref()
@@ -537,7 +594,11 @@ fn train_node(
             outcome.best_valid_acc * 100.0,
             outcome.test_acc * 100.0,
             outcome.curve.len(),
-            if outcome.stopped_early { ", early stop" } else { "" },
+            if outcome.stopped_early {
+                ", early stop"
+            } else {
+                ""
+            },
             outcome
                 .failed
                 .as_ref()
@@ -556,16 +617,23 @@ fn train_node(
             "examples_per_sec": outcome.examples_per_sec,
             "compute_secs": started.elapsed().as_secs_f64(),
         });
-        Ok((TrainSummary { outcome, spec: spec.clone() }, metrics))
+        Ok((
+            TrainSummary {
+                outcome,
+                spec: spec.clone(),
+            },
+            metrics,
+        ))
     })?;
     Ok((key, summary))
 }
 
 fn probabilities_json(state: &SearchState, cfg: &hhnas_search::SearchConfig) -> serde_json::Value {
-    let map: serde_json::Map<String, serde_json::Value> = hhnas_search::mutation_probabilities(state, cfg)
-        .into_iter()
-        .map(|(p, v)| (p.name().to_string(), json!(v)))
-        .collect();
+    let map: serde_json::Map<String, serde_json::Value> =
+        hhnas_search::mutation_probabilities(state, cfg)
+            .into_iter()
+            .map(|(p, v)| (p.name().to_string(), json!(v)))
+            .collect();
     serde_json::Value::Object(map)
 }
 
@@ -674,7 +742,7 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
     }
     progress.set_position(cfg.run.iterations);
     progress.finish();
-    let report_paths = write_run_report(cache_dir, &[run.clone()], &run.report_dir())?;
+    let report_paths = write_run_report(cache_dir, std::slice::from_ref(run), &run.report_dir())?;
     exec.journal.append(&Event::Finished { ts: now() })?;
     println!(
         "run {} finished; report: {}",
@@ -701,7 +769,10 @@ fn run_locked(run: &RunDir, cfg: &PipelineConfig, command: &str) -> Result<Outco
         }
         Acquire::Held(_lock, stale) => {
             if let Some(pid) = stale {
-                tracing::warn!("taking over the lock of run {} from dead process {pid}", run.id);
+                tracing::warn!(
+                    "taking over the lock of run {} from dead process {pid}",
+                    run.id
+                );
             }
             run.journal().append(&Event::Session {
                 ts: now(),
@@ -733,7 +804,10 @@ pub fn cmd_run(
             cfg.run.seed = s;
         }
         let run = runs::create(cache, &cfg, &loaded.profile, &loaded.source)?;
-        println!("run {} started ({}, profile {})", run.id, loaded.source, loaded.profile);
+        println!(
+            "run {} started ({}, profile {})",
+            run.id, loaded.source, loaded.profile
+        );
         run_locked(&run, &cfg, "run")?;
     }
     Ok(Outcome::Done)
@@ -811,7 +885,10 @@ pub fn cmd_status(cache: &Path, name: Option<&str>, json_out: bool, all: bool) -
         return Ok(Outcome::Done);
     }
     let Some(run) = runs::find(cache, name, false)? else {
-        println!("no runs under {}; start one with `hhnas-pipe run`", runs::runs_root(cache).display());
+        println!(
+            "no runs under {}; start one with `hhnas-pipe run`",
+            runs::runs_root(cache).display()
+        );
         return Ok(Outcome::NothingToDo);
     };
     let s = status::collect(&run, Some(cache))?;
@@ -873,7 +950,11 @@ pub fn cmd_gc(cache: &Path, dry_run: bool) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-pub fn cmd_data_stats(config_path: Option<&Path>, profile: Option<&str>, sets: &[String]) -> Result<Outcome> {
+pub fn cmd_data_stats(
+    config_path: Option<&Path>,
+    profile: Option<&str>,
+    sets: &[String],
+) -> Result<Outcome> {
     let loaded = config::load(config_path, profile, sets)?;
     let cfg = &loaded.config;
     let src = hhnas_spider::read_spider_dir(&spider_dir(cfg)).map_err(user)?;
@@ -888,7 +969,8 @@ pub fn cmd_fetch_data(dest: Option<&Path>, base_url: Option<&str>) -> Result<Out
         None => spider_dir(&config::load(None, None, &[])?.config),
     };
     let base = base_url.unwrap_or(hhnas_spider::fetch::DEFAULT_BASE_URL);
-    let report = hhnas_spider::fetch::fetch_spider(base, &dest).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report =
+        hhnas_spider::fetch::fetch_spider(base, &dest).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{report}");
     Ok(Outcome::Done)
 }
@@ -923,7 +1005,12 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
             _ => None,
         })
     };
-    let missing = |s: &str| user_error!("run {}: no `{s}` stage in its journal yet. Fix: let the run progress, then retry", run.id);
+    let missing = |s: &str| {
+        user_error!(
+            "run {}: no `{s}` stage in its journal yet. Fix: let the run progress, then retry",
+            run.id
+        )
+    };
     let ds_key = stage_key("spider").ok_or_else(|| missing("spider"))?;
     let enc_key = stage_key("encoder").ok_or_else(|| missing("encoder"))?;
     let rules_key = stage_key("rules");
@@ -968,11 +1055,19 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
         enc_key: parse(&enc_key)?,
         enc: load_stored(&store, "encoder", &enc_key)?,
     };
-    Ok(Trained { cfg, inputs, summary, weights })
+    Ok(Trained {
+        cfg,
+        inputs,
+        summary,
+        weights,
+    })
 }
 
 /// Feature rows for new texts, computed the way the run computed them.
-fn features_for(t: &Trained, texts: &[&str]) -> Result<(Option<FeatureMatrix>, Option<FeatureMatrix>)> {
+fn features_for(
+    t: &Trained,
+    texts: &[&str],
+) -> Result<(Option<FeatureMatrix>, Option<FeatureMatrix>)> {
     let spec = &t.summary.spec;
     let rules = match (&t.inputs.rules, spec.rule_branch) {
         (Some((_, r)), true) => Some(hhnas_features::rule_features(&r.rules, texts)),
@@ -1011,7 +1106,12 @@ fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
     .map_err(train_error)
 }
 
-pub fn cmd_eval(cache: &Path, run: &str, candidate: Option<&str>, input: Option<&Path>) -> Result<Outcome> {
+pub fn cmd_eval(
+    cache: &Path,
+    run: &str,
+    candidate: Option<&str>,
+    input: Option<&Path>,
+) -> Result<Outcome> {
     let t = load_trained(cache, run, candidate)?;
     let (texts, labels): (Vec<String>, Vec<Option<usize>>) = match input {
         None => t
@@ -1019,7 +1119,12 @@ pub fn cmd_eval(cache: &Path, run: &str, candidate: Option<&str>, input: Option<
             .ds
             .test
             .iter()
-            .map(|&i| (t.inputs.ds.rows[i].question.clone(), Some(t.inputs.ds.rows[i].label as usize)))
+            .map(|&i| {
+                (
+                    t.inputs.ds.rows[i].question.clone(),
+                    Some(t.inputs.ds.rows[i].label as usize),
+                )
+            })
             .unzip(),
         Some(path) => read_question_file(path, &t.inputs.ds)?,
     };
@@ -1053,7 +1158,12 @@ fn read_question_file(path: &Path, ds: &Dataset) -> Result<(Vec<String>, Vec<Opt
         spider_question: Option<String>,
         db_id: Option<String>,
     }
-    let text = std::fs::read_to_string(path).map_err(|e| user_error!("{}: cannot read ({e}). Fix: pass an existing file", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        user_error!(
+            "{}: cannot read ({e}). Fix: pass an existing file",
+            path.display()
+        )
+    })?;
     let rows: Vec<Q> = serde_json::from_str(&text).map_err(|e| {
         user_error!("{}: not a JSON list of questions ({e}). Fix: use Spider's format [{{\"db_id\", \"question\"}}]", path.display())
     })?;
@@ -1067,7 +1177,10 @@ fn read_question_file(path: &Path, ds: &Dataset) -> Result<(Vec<String>, Vec<Opt
     let mut labels = Vec::new();
     for (i, r) in rows.into_iter().enumerate() {
         let q = r.question.or(r.spider_question).ok_or_else(|| {
-            user_error!("{}: row {i}: no `question` field. Fix: add the question text", path.display())
+            user_error!(
+                "{}: row {i}: no `question` field. Fix: add the question text",
+                path.display()
+            )
         })?;
         texts.push(q);
         labels.push(r.db_id.as_deref().and_then(|d| class_of.get(d).copied()));
@@ -1109,15 +1222,33 @@ fn report_input(runs_: &[RunDir]) -> Result<hhnas_report::ReportInput> {
         for e in run.journal().read()?.events {
             if let Event::Stage(r) = e {
                 if r.stage == "update" {
-                    if let (Some(i), Some(m)) = (r.iteration, r.metrics.get("probabilities").and_then(|v| v.as_object())) {
-                        probs_by_iter.insert(i, names.iter().map(|n| m.get(n).and_then(|v| v.as_f64()).unwrap_or(0.0)).collect());
+                    if let (Some(i), Some(m)) = (
+                        r.iteration,
+                        r.metrics.get("probabilities").and_then(|v| v.as_object()),
+                    ) {
+                        probs_by_iter.insert(
+                            i,
+                            names
+                                .iter()
+                                .map(|n| m.get(n).and_then(|v| v.as_f64()).unwrap_or(0.0))
+                                .collect(),
+                        );
                     }
                 }
             }
         }
         let params = |v: &serde_json::Value| -> Vec<(String, String)> {
             v.as_object()
-                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or(v.to_string()))).collect())
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.as_str().map(str::to_string).unwrap_or(v.to_string()),
+                            )
+                        })
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let iterations = s
@@ -1166,14 +1297,27 @@ pub fn cmd_report(cache: &Path, names: &[String], out: Option<&Path>) -> Result<
         selected.push(runs::find(cache, Some(n), false)?.context("run not found")?);
     }
     let Some(first) = selected.first() else {
-        return Err(user_error!("no runs to report on. Fix: start one with `hhnas-pipe run`"));
+        return Err(user_error!(
+            "no runs to report on. Fix: start one with `hhnas-pipe run`"
+        ));
     };
-    let out = out.map(Path::to_path_buf).unwrap_or_else(|| first.report_dir());
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| first.report_dir());
     let paths = write_run_report(cache, &selected, &out)?;
-    let md = paths.iter().find(|p| p.extension().is_some_and(|e| e == "md"));
+    let md = paths
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "md"));
     if let Some(md) = md {
         print!("{}", std::fs::read_to_string(md).unwrap_or_default());
     }
-    println!("\nwrote {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    println!(
+        "\nwrote {}",
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(Outcome::Done)
 }

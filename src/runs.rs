@@ -89,7 +89,11 @@ pub fn create(
     while fs::create_dir(root.join(&id)).is_err() {
         n += 1;
         id = format!("{base}-{n}");
-        anyhow::ensure!(n < 1000, "cannot create a run directory under {}", root.display());
+        anyhow::ensure!(
+            n < 1000,
+            "cannot create a run directory under {}",
+            root.display()
+        );
     }
     let dir = RunDir {
         path: root.join(&id),
@@ -144,7 +148,8 @@ pub fn find(cache_dir: &Path, name: Option<&str>, unfinished_only: bool) -> Resu
                 .find(|r| r.id == n)
                 .or_else(|| {
                     // A unique prefix is enough.
-                    let matches: Vec<&RunDir> = runs.iter().filter(|r| r.id.starts_with(n)).collect();
+                    let matches: Vec<&RunDir> =
+                        runs.iter().filter(|r| r.id.starts_with(n)).collect();
                     (matches.len() == 1).then(|| matches[0])
                 })
                 .cloned();

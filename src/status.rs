@@ -149,9 +149,9 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         .map(|r| (*r).clone());
 
     let holder = lock::read_holder(&run.path);
-    let alive = holder.as_ref().is_some_and(|h| {
-        lock::pid_alive(h.pid) && now() - h.heartbeat < HEARTBEAT_STALE_SECS
-    });
+    let alive = holder
+        .as_ref()
+        .is_some_and(|h| lock::pid_alive(h.pid) && now() - h.heartbeat < HEARTBEAT_STALE_SECS);
     let state = if alive {
         "running"
     } else if finished {
@@ -243,7 +243,12 @@ fn params_line(params: &serde_json::Value) -> String {
     match params.as_object() {
         Some(map) => map
             .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or(v.to_string())))
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.as_str().map(str::to_string).unwrap_or(v.to_string())
+                )
+            })
             .collect::<Vec<_>>()
             .join(" "),
         None => String::new(),
@@ -254,7 +259,11 @@ fn params_line(params: &serde_json::Value) -> String {
 pub fn render(s: &Status) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "run        {}", s.run_id);
-    let _ = writeln!(out, "profile    {} (strategy {}, seed {})", s.profile, s.strategy, s.seed);
+    let _ = writeln!(
+        out,
+        "profile    {} (strategy {}, seed {})",
+        s.profile, s.strategy, s.seed
+    );
     let _ = writeln!(out, "created    {} UTC", s.created);
     let state = match (s.pid, s.heartbeat_age_secs) {
         (Some(pid), Some(age)) => format!("running (pid {pid}, heartbeat {age:.0}s ago)"),
@@ -326,7 +335,10 @@ pub fn render(s: &Status) -> String {
                     "trained"
                 },
                 params_line(&r.params),
-                r.note.as_ref().map(|n| format!("  [{n}]")).unwrap_or_default()
+                r.note
+                    .as_ref()
+                    .map(|n| format!("  [{n}]"))
+                    .unwrap_or_default()
             );
         }
     }

@@ -30,7 +30,9 @@ fn run_and_kill(ws: &Workspace, args: &[&str], after: usize, delay: Duration) ->
             return false;
         }
         let runs = ws.cache().join("runs");
-        if runs.is_dir() && std::fs::read_dir(&runs).unwrap().count() > 0 && stage_lines(ws) >= after
+        if runs.is_dir()
+            && std::fs::read_dir(&runs).unwrap().count() > 0
+            && stage_lines(ws) >= after
         {
             break;
         }
@@ -77,7 +79,10 @@ fn killed_runs_resume_to_the_same_result_without_recomputing() {
     }
     let out = ws.run(&["resume"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(kills >= 3, "only {kills} kill points landed before the run finished");
+    assert!(
+        kills >= 3,
+        "only {kills} kill points landed before the run finished"
+    );
 
     let journal = ws.journal_lines();
     assert_eq!(comparable(&journal), expected);
@@ -103,7 +108,12 @@ fn second_resume_exits_at_once_while_one_is_live_and_stale_locks_are_taken_over(
     let ws = Workspace::new(4);
     let cfg = ws.config();
     // Start a run and kill it early, leaving a journal and a lock file with its pid.
-    run_and_kill(&ws, &["run", "--config", cfg.to_str().unwrap()], 1, Duration::ZERO);
+    run_and_kill(
+        &ws,
+        &["run", "--config", cfg.to_str().unwrap()],
+        1,
+        Duration::ZERO,
+    );
     let lock = std::fs::read_to_string(ws.run_dir().join("lock")).unwrap();
     assert!(!lock.trim().is_empty(), "a SIGKILLed holder leaves its pid");
 
@@ -120,7 +130,10 @@ fn second_resume_exits_at_once_while_one_is_live_and_stale_locks_are_taken_over(
         .unwrap_or_default()
         .starts_with(&first.id().to_string())
     {
-        assert!(Instant::now() < deadline, "first resume never took the lock");
+        assert!(
+            Instant::now() < deadline,
+            "first resume never took the lock"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let second = ws.run(&["resume"]);
@@ -176,10 +189,20 @@ fn damaged_cache_entries_and_torn_journal_lines_are_recomputed_not_fatal() {
 
     // Truncate one train entry, delete a sample entry, cut the journal's last line.
     let store = ws.cache().join("store");
-    let train = std::fs::read_dir(store.join("train")).unwrap().next().unwrap().unwrap().path();
+    let train = std::fs::read_dir(store.join("train"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let bytes = std::fs::read(&train).unwrap();
     std::fs::write(&train, &bytes[..bytes.len() / 2]).unwrap();
-    let sample = std::fs::read_dir(store.join("sample")).unwrap().next().unwrap().unwrap().path();
+    let sample = std::fs::read_dir(store.join("sample"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::remove_file(&sample).unwrap();
     let journal_path = ws.run_dir().join("journal.jsonl");
     let journal = std::fs::read_to_string(&journal_path).unwrap();
@@ -220,7 +243,13 @@ fn bad_inputs_exit_2_with_file_field_and_fix() {
     let good = std::fs::read_to_string(spider.join("train_spider.json")).unwrap();
 
     // Missing Spider dir.
-    let out = ws.run(&["run", "--config", cfg_s, "--set", "data.spider_dir=\"/nonexistent/spider\""]);
+    let out = ws.run(&[
+        "run",
+        "--config",
+        cfg_s,
+        "--set",
+        "data.spider_dir=\"/nonexistent/spider\"",
+    ]);
     assert_user_error(&out, &["/nonexistent/spider", "Fix"]);
 
     // Unknown config key.
@@ -228,7 +257,13 @@ fn bad_inputs_exit_2_with_file_field_and_fix() {
     assert_user_error(&out, &["epochz", "Fix"]);
 
     // Negative (inverted) learning-rate range.
-    let out = ws.run(&["run", "--config", cfg_s, "--set", "search.space.lr_log10=[-2.0, -6.0]"]);
+    let out = ws.run(&[
+        "run",
+        "--config",
+        cfg_s,
+        "--set",
+        "search.space.lr_log10=[-2.0, -6.0]",
+    ]);
     assert_user_error(&out, &["lr_log10"]);
 
     // A run id that does not exist.
@@ -274,7 +309,12 @@ fn bad_inputs_exit_2_with_file_field_and_fix() {
 #[test]
 fn config_changes_after_start_keep_the_frozen_config() {
     let ws = Workspace::new(2);
-    run_and_kill(&ws, &["run", "--config", ws.config().to_str().unwrap()], 1, Duration::ZERO);
+    run_and_kill(
+        &ws,
+        &["run", "--config", ws.config().to_str().unwrap()],
+        1,
+        Duration::ZERO,
+    );
     let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
     let edited = std::fs::read_to_string(ws.config())
         .unwrap()

@@ -12,12 +12,36 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_hhnas-pipe");
 pub fn write_fixture_spider(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let dbs = [
-        ("concert_singer", ["singer", "concert", "stadium"], ["age", "capacity", "country"]),
-        ("pets_1", ["pet", "student", "owner"], ["weight", "pet_type", "major"]),
-        ("flight_2", ["flight", "airport", "airline"], ["source", "destination", "abbreviation"]),
-        ("car_1", ["car", "maker", "model"], ["horsepower", "mpg", "cylinders"]),
-        ("museum_visit", ["museum", "visitor", "visit"], ["ticket", "open_year", "staff"]),
-        ("hospital_1", ["physician", "patient", "nurse"], ["department", "procedure", "room"]),
+        (
+            "concert_singer",
+            ["singer", "concert", "stadium"],
+            ["age", "capacity", "country"],
+        ),
+        (
+            "pets_1",
+            ["pet", "student", "owner"],
+            ["weight", "pet_type", "major"],
+        ),
+        (
+            "flight_2",
+            ["flight", "airport", "airline"],
+            ["source", "destination", "abbreviation"],
+        ),
+        (
+            "car_1",
+            ["car", "maker", "model"],
+            ["horsepower", "mpg", "cylinders"],
+        ),
+        (
+            "museum_visit",
+            ["museum", "visitor", "visit"],
+            ["ticket", "open_year", "staff"],
+        ),
+        (
+            "hospital_1",
+            ["physician", "patient", "nurse"],
+            ["department", "procedure", "room"],
+        ),
     ];
     let templates = [
         "How many {t} are there?",
@@ -228,7 +252,9 @@ pub fn text(o: &Output) -> String {
 
 /// The stage records of a journal with timing fields removed, keyed by (stage, iteration):
 /// what must be equal between an interrupted and an uninterrupted run.
-pub fn comparable(journal: &[serde_json::Value]) -> Vec<(String, Option<u64>, String, serde_json::Value)> {
+pub fn comparable(
+    journal: &[serde_json::Value],
+) -> Vec<(String, Option<u64>, String, serde_json::Value)> {
     let mut out: Vec<_> = journal
         .iter()
         .filter(|e| e["event"] == "stage")

@@ -1,0 +1,181 @@
+//! Fault injection: SIGKILL the pipeline at 10 seeded-random points spread over all stages
+//! (including mid-epoch and mid-write), delete one cache entry and corrupt another
+//! between resumes, and require the final journal metrics, Q-table and best model bytes to
+//! equal those of an uninterrupted run with the same seed.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+
+use common::*;
+
+fn stage_lines(ws: &Workspace) -> usize {
+    if !ws.cache().join("runs").is_dir() {
+        return 0;
+    }
+    ws.journal_lines()
+        .iter()
+        .filter(|e| e["event"] == "stage")
+        .count()
+}
+
+/// Spawns the command, waits for `after` journal stage lines plus `delay`, then SIGKILLs.
+fn kill_at(ws: &Workspace, args: &[&str], after: usize, delay: Duration) -> bool {
+    let mut child = ws
+        .cmd(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while stage_lines(ws) < after {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(delay);
+    let alive = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    alive
+}
+
+/// Store entries as (stage, key) -> path, LLM answers excluded.
+fn entries(cache: &Path) -> BTreeMap<(String, String), PathBuf> {
+    let mut out = BTreeMap::new();
+    let store = cache.join("store");
+    for stage in std::fs::read_dir(&store).unwrap().flatten() {
+        let name = stage.file_name().to_string_lossy().to_string();
+        for entry in std::fs::read_dir(stage.path()).unwrap().flatten() {
+            let file = entry.file_name().to_string_lossy().to_string();
+            if file.len() == 64 {
+                out.insert((name.clone(), file), entry.path());
+            }
+        }
+    }
+    out
+}
+
+/// The best candidate's weights as the journal names them.
+fn best_weights(ws: &Workspace) -> Vec<u8> {
+    let journal = ws.journal_lines();
+    let best = journal
+        .iter()
+        .filter(|e| e["event"] == "stage" && e["stage"] == "train")
+        .max_by(|a, b| {
+            a["metrics"]["valid_acc"]
+                .as_f64()
+                .partial_cmp(&b["metrics"]["valid_acc"].as_f64())
+                .unwrap()
+        })
+        .unwrap();
+    let key = best["key"].as_str().unwrap();
+    std::fs::read(ws.cache().join("store").join("weights").join(key)).unwrap()
+}
+
+#[test]
+fn ten_kills_a_deletion_and_a_corruption_end_identical_to_an_uninterrupted_run() {
+    let iterations = 3;
+    let reference = Workspace::new(iterations);
+    let out = reference.run(&["run", "--config", reference.config().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let expected = comparable(&reference.journal_lines());
+    let total_lines = stage_lines(&reference);
+
+    let ws = Workspace::new(iterations);
+    let cfg = ws.config();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20261128);
+    let mut landed = 0;
+    let mut damaged: BTreeSet<(String, String)> = BTreeSet::new();
+    for point in 0..10 {
+        let after = rng.random_range(0..total_lines);
+        // Half the kills wait a little: they land inside an epoch or a store write.
+        let delay = Duration::from_millis(if point % 2 == 0 {
+            0
+        } else {
+            rng.random_range(1..400)
+        });
+        let args: Vec<&str> = if point == 0 {
+            vec!["run", "--config", cfg.to_str().unwrap()]
+        } else {
+            vec!["resume"]
+        };
+        if kill_at(&ws, &args, after, delay) {
+            landed += 1;
+        }
+        // Between resumes: delete one entry (after kill 3), corrupt another (after kill 6).
+        if point == 3 || point == 6 {
+            let all = entries(&ws.cache());
+            let candidates: Vec<_> = all.iter().filter(|(k, _)| !damaged.contains(*k)).collect();
+            if candidates.is_empty() {
+                continue;
+            }
+            let (key, path) = candidates[rng.random_range(0..candidates.len())];
+            if point == 3 {
+                std::fs::remove_file(path).unwrap();
+            } else {
+                let mut bytes = std::fs::read(path).unwrap();
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0xff;
+                std::fs::write(path, bytes).unwrap();
+            }
+            damaged.insert(key.clone());
+        }
+    }
+    let out = ws.run(&["resume"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        landed >= 5,
+        "only {landed} of 10 kills landed before the run finished"
+    );
+    assert_eq!(damaged.len(), 2, "one deletion and one corruption");
+
+    let journal = ws.journal_lines();
+    assert_eq!(comparable(&journal), expected, "journal metrics differ");
+    assert_eq!(
+        best_weights(&ws),
+        best_weights(&reference),
+        "best model bytes differ"
+    );
+
+    // Exactly the damaged entries were computed twice (weights belong to their train node);
+    // nothing else was ever recomputed.
+    let mut computed: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for e in journal
+        .iter()
+        .filter(|e| e["event"] == "stage" && e["cache_hit"] == false)
+    {
+        *computed
+            .entry((
+                e["stage"].as_str().unwrap().to_string(),
+                e["key"].as_str().unwrap().to_string(),
+            ))
+            .or_default() += 1;
+    }
+    let twice: BTreeSet<(String, String)> = computed
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let damaged_nodes: BTreeSet<(String, String)> = damaged
+        .iter()
+        .map(|(stage, key)| {
+            let stage = if stage == "weights" { "train" } else { stage };
+            (stage.to_string(), key.clone())
+        })
+        .collect();
+    // A damaged entry that was damaged before its node was first journaled shows up once.
+    assert!(
+        twice.is_subset(&damaged_nodes),
+        "recomputed {twice:?}, damaged {damaged_nodes:?}"
+    );
+    assert!(computed.values().all(|&n| n <= 2), "{computed:?}");
+    println!("fault injection: {landed} of 10 kills landed; damaged {damaged_nodes:?}; recomputed {twice:?}");
+}
