@@ -82,11 +82,34 @@ pub fn create(
         profile,
         config.run.seed
     );
+    // The directory is assembled under a hidden name and renamed into place, so a run
+    // killed while being created leaves no half-made run for `resume` to trip over.
+    let staging = root.join(format!(".new-{base}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    write_atomic(
+        &staging.join("config.toml"),
+        toml::to_string_pretty(config)?.as_bytes(),
+    )?;
     let mut id = base.clone();
     let mut n = 1;
-    // create_dir (not _all) fails if it exists, so two runs started in the same second
-    // get distinct ids.
-    while fs::create_dir(root.join(&id)).is_err() {
+    loop {
+        let meta = RunMeta {
+            run_id: id.clone(),
+            profile: profile.to_string(),
+            config_source: source.to_string(),
+            created,
+        };
+        write_atomic(
+            &staging.join("meta.json"),
+            serde_json::to_string_pretty(&meta)?.as_bytes(),
+        )?;
+        let target = root.join(&id);
+        // rename onto an existing non-empty directory fails, so two runs started in the
+        // same second get distinct ids.
+        if !target.exists() && fs::rename(&staging, &target).is_ok() {
+            break;
+        }
         n += 1;
         id = format!("{base}-{n}");
         anyhow::ensure!(
@@ -97,22 +120,8 @@ pub fn create(
     }
     let dir = RunDir {
         path: root.join(&id),
-        id: id.clone(),
+        id,
     };
-    let meta = RunMeta {
-        run_id: id,
-        profile: profile.to_string(),
-        config_source: source.to_string(),
-        created,
-    };
-    write_atomic(
-        &dir.path.join("config.toml"),
-        toml::to_string_pretty(config)?.as_bytes(),
-    )?;
-    write_atomic(
-        &dir.path.join("meta.json"),
-        serde_json::to_string_pretty(&meta)?.as_bytes(),
-    )?;
     Ok(dir)
 }
 

@@ -8,6 +8,13 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// A run directory is in place (created atomically, with its meta.json).
+fn run_exists(ws: &Workspace) -> bool {
+    std::fs::read_dir(ws.cache().join("runs"))
+        .map(|d| d.flatten().any(|e| e.path().join("meta.json").is_file()))
+        .unwrap_or(false)
+}
+
 fn stage_lines(ws: &Workspace) -> usize {
     ws.journal_lines()
         .iter()
@@ -29,11 +36,7 @@ fn run_and_kill(ws: &Workspace, args: &[&str], after: usize, delay: Duration) ->
         if let Some(_status) = child.try_wait().unwrap() {
             return false;
         }
-        let runs = ws.cache().join("runs");
-        if runs.is_dir()
-            && std::fs::read_dir(&runs).unwrap().count() > 0
-            && stage_lines(ws) >= after
-        {
+        if run_exists(ws) && stage_lines(ws) >= after {
             break;
         }
         assert!(Instant::now() < deadline, "run made no progress");

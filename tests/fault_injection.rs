@@ -33,7 +33,12 @@ fn kill_at(ws: &Workspace, args: &[&str], after: usize, delay: Duration) -> bool
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
-    while stage_lines(ws) < after {
+    let run_exists = || {
+        std::fs::read_dir(ws.cache().join("runs"))
+            .map(|d| d.flatten().any(|e| e.path().join("meta.json").is_file()))
+            .unwrap_or(false)
+    };
+    while !run_exists() || stage_lines(ws) < after {
         if child.try_wait().unwrap().is_some() {
             return false;
         }

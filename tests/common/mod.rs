@@ -226,6 +226,7 @@ impl Workspace {
         let mut runs: Vec<PathBuf> = std::fs::read_dir(self.cache().join("runs"))
             .unwrap()
             .map(|e| e.unwrap().path())
+            .filter(|p| p.join("meta.json").is_file())
             .collect();
         runs.sort();
         runs.pop().expect("a run directory")
