@@ -86,10 +86,23 @@ pub fn load_encoder_bytes<B: Backend>(
             res.errors.iter().take(5).collect::<Vec<_>>()
         )));
     }
+    // burn-store lists LayerNorm `weight`/`bias` as unused even when it applied them under
+    // their burn names `gamma`/`beta`; keep only the truly unused keys.
+    let applied: std::collections::HashSet<&str> = res.applied.iter().map(String::as_str).collect();
+    let renamed = |k: &str| {
+        k.strip_suffix(".weight")
+            .map(|p| format!("{p}.gamma"))
+            .or_else(|| k.strip_suffix(".bias").map(|p| format!("{p}.beta")))
+    };
     let report = LoadReport {
         applied: res.applied.clone(),
         missing: res.missing.iter().map(|(p, _)| p.clone()).collect(),
-        unused: res.unused.clone(),
+        unused: res
+            .unused
+            .iter()
+            .filter(|k| !renamed(k).is_some_and(|r| applied.contains(r.as_str())))
+            .cloned()
+            .collect(),
     };
     if !report.missing.is_empty() {
         return Err(TrainError::Weights(format!(
