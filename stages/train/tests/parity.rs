@@ -40,16 +40,12 @@ fn parity(dir: &Path, max_len: usize) -> f32 {
         freeze_embeddings: false,
     };
     let assets = prepare_encoder(&cfg, &empty_dataset()).expect("fixture dir is valid");
-    let exp: Expected = serde_json::from_str(
-        &std::fs::read_to_string(
-            dir.join("expected.json")
-                .exists()
-                .then(|| dir.join("expected.json"))
-                .unwrap_or_else(|| dir.join("parity.json")),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let exp_path = if dir.join("expected.json").exists() {
+        dir.join("expected.json")
+    } else {
+        dir.join("parity.json")
+    };
+    let exp: Expected = serde_json::from_str(&std::fs::read_to_string(exp_path).unwrap()).unwrap();
     let texts: Vec<&str> = exp.texts.iter().map(String::as_str).collect();
     let ids = internals::tokenize_texts(&assets, &texts).unwrap();
     assert_eq!(ids, exp.ids, "token ids differ from the Python tokenizer");
