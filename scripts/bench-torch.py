@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""PyTorch counterpart of stages/train/benches/train_throughput.rs.
+
+Same model shape as hhnas-train's classifier (BERT-layout encoder, first-token pooling,
+Linear 256 -> ReLU -> dropout -> Linear 128 -> ReLU -> dropout -> Linear 86), AdamW,
+batch 16, sequence 32, CPU, the given thread count. Prints examples/s of forward +
+backward + step, and machine-readable lines "RESULT <name>\t<ex/s>".
+
+  bench-torch.py [--threads N] [--quick]
+"""
+
+import argparse
+import time
+
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel
+
+BATCH, SEQ = 16, 32
+
+
+class Classifier(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.encoder = BertModel(cfg, add_pooling_layer=False)
+        self.head = nn.Sequential(
+            nn.Linear(cfg.hidden_size, 256), nn.ReLU(), nn.Dropout(0.1),
+            nn.Linear(256, 128), nn.ReLU(), nn.Dropout(0.1), nn.Linear(128, 86),
+        )
+
+    def forward(self, ids, mask):
+        h = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        return self.head(h[:, 0])
+
+
+def bench(name, hidden, layers, heads, vocab, steps, frozen):
+    torch.manual_seed(1)
+    cfg = BertConfig(
+        vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+        num_attention_heads=heads, intermediate_size=4 * hidden, max_position_embeddings=512,
+        layer_norm_eps=1e-12, attn_implementation="eager",
+    )
+    model = Classifier(cfg)
+    if frozen:
+        model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    ids = (torch.arange(BATCH * SEQ) * 7919 % (vocab - 5) + 5).reshape(BATCH, SEQ)
+    mask = torch.ones(BATCH, SEQ, dtype=torch.long)
+    labels = torch.arange(BATCH) % 86
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model(ids, mask), labels)
+        loss.backward()
+        opt.step()
+
+    for _ in range(2):
+        step()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    train = steps * BATCH / (time.perf_counter() - t)
+    model.eval()
+    with torch.no_grad():
+        model(ids, mask)
+        t = time.perf_counter()
+        for _ in range(steps):
+            model(ids, mask)
+        infer = steps * BATCH / (time.perf_counter() - t)
+    print(f"  PyTorch {torch.__version__} {name:<28} frozen_emb={str(frozen):<5} "
+          f"train {train:7.1f} ex/s   inference {infer:7.1f} ex/s")
+    if not frozen:
+        print(f"RESULT {name}\t{train:.2f}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    print(f"PyTorch {torch.__version__}, batch {BATCH}, seq {SEQ}, AdamW, {a.threads} threads")
+    archs = [("demo h256 L4 v8000", 256, 4, 4, 8000, 4 if a.quick else 10)]
+    if not a.quick:
+        archs.append(("MiniLM-sized h384 L6 v30522", 384, 6, 12, 30522, 5))
+    for name, h, l, heads, v, steps in archs:
+        for frozen in (False, True):
+            bench(name, h, l, heads, v, steps, frozen)
+
+
+if __name__ == "__main__":
+    main()
