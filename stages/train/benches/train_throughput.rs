@@ -7,7 +7,8 @@
 //! - `HHNAS_BENCH_QUICK=1`: demo encoder only, fewer steps.
 //! - `HHNAS_BENCH_TORCH=/path/to/python`: also run `scripts/bench-torch.py` with that
 //!   interpreter (same thread count) and print the burn/PyTorch ratio.
-//! - `HHNAS_BENCH_DEVICE=cuda:0` (with `--features cuda`): add that device.
+//! - `HHNAS_BENCH_DEVICE=cuda:0` (with `--features cuda`): add that device;
+//!   `HHNAS_BENCH_ONLY_DEVICE=cuda:0`: only that device.
 
 use std::time::Instant;
 
@@ -258,6 +259,11 @@ fn main() {
     if let Ok(d) = std::env::var("HHNAS_BENCH_DEVICE") {
         devices.push(d);
     }
+    // HHNAS_BENCH_ONLY_DEVICE=cuda:0: that device only (GPU machine runs).
+    let only = std::env::var("HHNAS_BENCH_ONLY_DEVICE").ok();
+    if let Some(d) = &only {
+        devices = vec![d.clone()];
+    }
     let mut archs = vec![(
         "demo h256 L4 v8000",
         arch(256, 4, 4, 8000),
@@ -282,8 +288,12 @@ fn main() {
             }
         }
     }
-    println!("length-sorted batches (device cpu = {:?}):", DEFAULT_CPU);
-    sorted_batching("cpu", quick);
+    let dev = only.clone().unwrap_or_else(|| "cpu".into());
+    println!(
+        "length-sorted batches (device {dev}; cpu = {:?}):",
+        DEFAULT_CPU
+    );
+    sorted_batching(&dev, quick);
     if let Ok(py) = std::env::var("HHNAS_BENCH_TORCH") {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/bench-torch.py");
         let mut cmd = std::process::Command::new(py);

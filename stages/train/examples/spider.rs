@@ -99,6 +99,29 @@ fn main() {
             );
         })
         .expect("training");
+        if std::env::var("RESUME_CHECK").is_ok() && cfg.epochs >= 2 {
+            // Train again from the first epoch's checkpoint; compare with the full run.
+            let mut first = None;
+            let short = TrainConfig {
+                epochs: 1,
+                ..cfg.clone()
+            };
+            train_candidate(data, &enc, &spec, &short, None, &mut |ck, _| {
+                first = Some(ck.clone())
+            })
+            .expect("first epoch");
+            let resumed =
+                train_candidate(data, &enc, &spec, &cfg, first, &mut |_, _| {}).expect("resume");
+            println!(
+                "  model {m} resume check on {}: weights equal {}, valid {} vs {}, test {} vs {}",
+                cfg.device,
+                resumed.best_weights == out.best_weights,
+                resumed.best_valid_acc,
+                out.best_valid_acc,
+                resumed.test_acc,
+                out.test_acc
+            );
+        }
         println!(
             "model {m}: best valid {:.4} (epoch {}), test {:.4}, {:.1} ex/s, total {:.1}s{}",
             out.best_valid_acc,
