@@ -612,6 +612,7 @@ fn train_node(
             "best_epoch": outcome.best_epoch,
             "epochs_run": outcome.curve.len(),
             "curve": outcome.curve.iter().map(|e| e.valid_acc).collect::<Vec<_>>(),
+            "epoch_secs": outcome.curve.iter().map(|e| e.secs).collect::<Vec<_>>(),
             "stopped_early": outcome.stopped_early,
             "failed": outcome.failed,
             "examples_per_sec": outcome.examples_per_sec,

@@ -191,7 +191,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         state: state.to_string(),
         pid: holder.as_ref().filter(|_| alive).map(|h| h.pid),
         heartbeat_age_secs: holder.filter(|_| alive).map(|h| now() - h.heartbeat),
-        strategy: format!("{:?}", config.search.strategy),
+        strategy: strategy_name(&config.search.strategy),
         seed: config.run.seed,
         iterations_total: config.run.iterations,
         iterations_done,
@@ -206,6 +206,20 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         mutation_probabilities: probs,
         q_table,
     })
+}
+
+/// The strategy as pipeline.toml spells it ("hhnas", "random", "evolution(10, 3)", ...).
+pub fn strategy_name(s: &hhnas_search::Strategy) -> String {
+    match s {
+        hhnas_search::Strategy::Evolution {
+            population,
+            sample_size,
+        } => format!("evolution(population {population}, sample {sample_size})"),
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("{other:?}")),
+    }
 }
 
 /// The node after the last completed one.

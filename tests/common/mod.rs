@@ -264,6 +264,7 @@ pub fn comparable(
             if let Some(obj) = m.as_object_mut() {
                 obj.remove("compute_secs");
                 obj.remove("examples_per_sec");
+                obj.remove("epoch_secs");
             }
             (
                 e["stage"].as_str().unwrap().to_string(),

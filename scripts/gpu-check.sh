@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# GPU check (run on a CUDA machine from the repository root): trains Model 1 with a
+# roberta-base-shaped encoder (random weights, hidden 768, 12 layers, 12 heads) for two
+# epochs on Spider with the CUDA build of hhnas-pipe, then the same shape in PyTorch.
+#   scripts/gpu-check.sh BINARY SPIDER_DIR OUT_DIR
+set -uo pipefail
+bin=$1 spider=$2 out=$3
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+export HHNAS_SPIDER_DIR=$spider RUST_LOG=info
+cache=$(mktemp -d)
+set -x
+"$bin" --cache-dir "$cache" run --profile demo \
+  --set run.iterations=1 --set search.strategy=fixed \
+  --set encoder.source=scratch --set encoder.hidden=768 --set encoder.layers=12 \
+  --set encoder.heads=12 --set encoder.intermediate=3072 --set encoder.vocab_size=8000 \
+  --set encoder.max_len=32 --set train.device=cuda:0 --set train.epochs=2 \
+  --set train.max_train_rows=0 --set search.initial.learning_rate=2e-5 \
+  2>&1 | tee "$out/burn.log"
+"$bin" --cache-dir "$cache" status --json > "$out/status.json"
+"$bin" --cache-dir "$cache" status 2>&1 | tee "$out/status.txt"
+python3 scripts/torch-epoch.py "$spider" --device cuda 2>&1 | tee "$out/torch.log"
