@@ -513,6 +513,13 @@ fn prepare<'a>(
 ) -> Result<Prepared<'a>, TrainError> {
     let ds = data.dataset;
     parse_device(&cfg.device)?;
+    if cfg.epochs == 0 {
+        return Err(TrainError::Config {
+            field: "[train] epochs",
+            value: "0".into(),
+            fix: "use at least 1 (paper: 20)".into(),
+        });
+    }
     if cfg.batch_size == 0 {
         return Err(TrainError::Config {
             field: "[train] batch_size",

@@ -284,6 +284,14 @@ fn input_errors() {
     assert!(run_err(&ds, &enc, &s, &cfg(1))
         .to_string()
         .contains("dropout"));
+    // Zero epochs.
+    let e = run_err(
+        &ds,
+        &enc,
+        &spec(false, false, OptimizerKind::AdamW, 1e-3),
+        &cfg(0),
+    );
+    assert!(e.to_string().contains("[train] epochs"), "{e}");
     // Split index out of range.
     let mut ds2 = ds.clone();
     ds2.valid.push(999);
