@@ -335,3 +335,67 @@ fn config_changes_after_start_keep_the_frozen_config() {
         std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap()
     );
 }
+
+#[test]
+fn eval_predict_and_gc_work_on_a_finished_run() {
+    let ws = Workspace::new(2);
+    let out = ws.run(&["run", "--config", ws.config().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run_id = ws
+        .run_dir()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+
+    let out = ws.run(&["eval", &run_id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("accuracy"),
+        "{}",
+        text(&out)
+    );
+
+    let out = ws.run(&["predict", &run_id, "How many singers are there?"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert!(lines.iter().all(|l| l.contains('%')), "{lines:?}");
+
+    // A question file with one unknown database: accuracy over the known ones only.
+    let questions = ws.path().join("questions.json");
+    std::fs::write(
+        &questions,
+        r#"[{"db_id": "concert_singer", "question": "How many singer are there?"},
+            {"db_id": "atlantis", "question": "Where is the lost city?"}]"#,
+    )
+    .unwrap();
+    let out = ws.run(&["eval", &run_id, "--input", questions.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 questions, 1 with a known class"),
+        "{}",
+        text(&out)
+    );
+
+    // gc: an entry no journal references goes; referenced ones stay.
+    let stray = ws.cache().join("store").join("train").join("0".repeat(64));
+    std::fs::write(&stray, b"orphan").unwrap();
+    let out = ws.run(&["gc", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stray.exists());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("would remove 1 entries"),
+        "{}",
+        text(&out)
+    );
+    let out = ws.run(&["gc"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!stray.exists());
+    // The run still evaluates: nothing it references was removed.
+    let out = ws.run(&["eval", &run_id]);
+    assert!(out.status.success(), "{}", text(&out));
+}
