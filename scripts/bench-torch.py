@@ -33,11 +33,11 @@ class Classifier(nn.Module):
         return self.head(h[:, 0])
 
 
-def bench(name, hidden, layers, heads, vocab, steps, frozen):
+def bench(name, hidden, layers, heads, inter, vocab, steps, frozen):
     torch.manual_seed(1)
     cfg = BertConfig(
         vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, intermediate_size=4 * hidden, max_position_embeddings=512,
+        num_attention_heads=heads, intermediate_size=inter, max_position_embeddings=512,
         layer_norm_eps=1e-12, attn_implementation="eager",
     )
     model = Classifier(cfg)
@@ -82,12 +82,15 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     print(f"PyTorch {torch.__version__}, batch {BATCH}, seq {SEQ}, AdamW, {a.threads} threads")
-    archs = [("demo h256 L4 v8000", 256, 4, 4, 8000, 4 if a.quick else 10)]
+    archs = [
+        ("demo-profile h64 L1 v2000", 64, 1, 2, 128, 2000, 10 if a.quick else 40),
+        ("small h256 L4 v8000", 256, 4, 4, 1024, 8000, 4 if a.quick else 10),
+    ]
     if not a.quick:
-        archs.append(("MiniLM-sized h384 L6 v30522", 384, 6, 12, 30522, 5))
-    for name, h, l, heads, v, steps in archs:
+        archs.append(("MiniLM-sized h384 L6 v30522", 384, 6, 12, 1536, 30522, 5))
+    for name, h, l, heads, inter, v, steps in archs:
         for frozen in (False, True):
-            bench(name, h, l, heads, v, steps, frozen)
+            bench(name, h, l, heads, inter, v, steps, frozen)
 
 
 if __name__ == "__main__":
