@@ -4,10 +4,13 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::error::TrainError;
 
-/// The CPU backend `"cpu"` maps to. Measured on the 2-core dev machine (small encoder,
-/// batch 16): see the crate README/report; `"cpu:ndarray"` and `"cpu:flex"` pick one
-/// explicitly.
-pub const DEFAULT_CPU: CpuKind = CpuKind::NdArray;
+/// The CPU backend `"cpu"` maps to: Flex. Measured on the 2-core dev machine (busy with
+/// other builds, so ranges): training examples/s, batch 16 — demo-profile encoder
+/// (h64, 1 layer) on Spider: flex 630-960 vs ndarray 430-570; Model 4 (4018 rule columns):
+/// flex 76 vs ndarray 35; seq-32 bench, h256 4 layers: flex 41-42 vs ndarray 36-37;
+/// MiniLM-sized: flex 11-14 vs ndarray 9-10. Both are bitwise reproducible run to run.
+/// `"cpu:ndarray"` and `"cpu:flex"` pick one explicitly.
+pub const DEFAULT_CPU: CpuKind = CpuKind::Flex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CpuKind {
