@@ -14,7 +14,7 @@ fn main() {
     let (mut cfg, profile) =
         config::resolve(config::EMBEDDED, "embedded", Some("demo"), &[]).expect("config");
     cfg.run.iterations = 1000;
-    let run = runs::create(cache, &cfg, &profile, "embedded").expect("run dir");
+    let run = runs::create(cache, &cfg, &profile, "embedded", &[]).expect("run dir");
     let journal = run.journal();
     for i in 0..1000u64 {
         let rec = |stage: &str, metrics: serde_json::Value| {

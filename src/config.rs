@@ -307,7 +307,7 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
         );
     }
     let sum: f64 = c.data.ratios.iter().sum();
-    if c.data.ratios.iter().any(|r| *r <= 0.0) || (sum - 1.0).abs() > 1e-6 {
+    if c.data.ratios.iter().any(|r| !r.is_finite() || *r <= 0.0) || (sum - 1.0).abs() > 1e-6 {
         return err(
             "data.ratios",
             format!(
@@ -359,11 +359,25 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             "e.g. hidden = 128, heads = 4",
         );
     }
+    for (key, value) in [
+        ("encoder.layers", c.encoder.layers),
+        ("encoder.intermediate", c.encoder.intermediate),
+        ("encoder.vocab_size", c.encoder.vocab_size),
+        ("train.cnn_channels", c.train.cnn_channels),
+        (
+            "features.llm.max_concurrency",
+            c.features.llm.max_concurrency,
+        ),
+    ] {
+        if value == 0 {
+            return err(key, "must be at least 1".into(), "set a positive number");
+        }
+    }
     if c.encoder.max_len < 2 {
         return err("encoder.max_len", "must be at least 2".into(), "e.g. 32");
     }
     let dev = &c.train.device;
-    let dev_ok = dev == "cpu"
+    let dev_ok = ["cpu", "cpu:ndarray", "cpu:flex"].contains(&dev.as_str())
         || dev
             .strip_prefix("cuda:")
             .is_some_and(|n| n.parse::<usize>().is_ok());
@@ -371,7 +385,7 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
         return err(
             "train.device",
             format!("unknown device `{dev}`"),
-            "use \"cpu\" or \"cuda:N\" (N = GPU index)",
+            "use \"cpu\" (or \"cpu:ndarray\" / \"cpu:flex\") or \"cuda:N\" (N = GPU index)",
         );
     }
     if c.train.epochs == 0 || c.train.batch_size == 0 {

@@ -95,19 +95,25 @@ impl Journal {
             .open(&self.path)
             .with_context(|| format!("opening {}", self.path.display()))?;
         let len = file.metadata()?.len();
+        let mut line = String::new();
         if len > 0 {
             let text = fs::read(&self.path)?;
             if text.last() != Some(&b'\n') {
-                let keep = text
+                let start = text
                     .iter()
                     .rposition(|&b| b == b'\n')
                     .map(|p| p + 1)
                     .unwrap_or(0);
-                file.set_len(keep as u64)?;
-                file.seek(SeekFrom::End(0))?;
+                if serde_json::from_slice::<Event>(&text[start..]).is_ok() {
+                    // Complete but for its newline (read() counted it): keep it.
+                    line.push('\n');
+                } else {
+                    file.set_len(start as u64)?;
+                    file.seek(SeekFrom::End(0))?;
+                }
             }
         }
-        let mut line = serde_json::to_string(event)?;
+        line.push_str(&serde_json::to_string(event)?);
         line.push('\n');
         file.write_all(line.as_bytes())
             .with_context(|| format!("appending to {}", self.path.display()))?;
@@ -138,6 +144,14 @@ fn parse(text: &str, path: &Path) -> Result<Contents> {
         }
     }
     Ok(Contents { events, torn_tail })
+}
+
+/// The stage records of a journal, in order.
+pub fn stage_records(events: &[Event]) -> impl Iterator<Item = &StageRecord> {
+    events.iter().filter_map(|e| match e {
+        Event::Stage(r) => Some(r),
+        _ => None,
+    })
 }
 
 /// Opens a file for writing, creating parents.

@@ -19,7 +19,7 @@ use hhnas_train::{EncoderAssets, TrainOutcome};
 
 use crate::config::{self, PipelineConfig};
 use crate::error::{UserError, EXIT_OK};
-use crate::journal::{now, Event, Journal, StageRecord};
+use crate::journal::{now, stage_records, Event, Journal, StageRecord};
 use crate::lock::{self, Acquire};
 use crate::progress::Progress;
 use crate::runs::{self, RunDir};
@@ -72,6 +72,25 @@ struct Exec<'a> {
 }
 
 impl Exec<'_> {
+    /// A one-off input (dataset, encoder) must hash as it did when the run started; a
+    /// search that silently switched data halfway would compare apples with pears.
+    fn expect_unchanged(&self, stage: &str, key: Key, what: &str) -> Result<()> {
+        let journaled = self
+            .recorded
+            .iter()
+            .find(|(s, i, _)| s == stage && i.is_none())
+            .map(|(_, _, k)| k.clone());
+        match journaled {
+            Some(k) if k != key.hex() => Err(user_error!(
+                "{what} changed since this run started ({stage} key {} is now {}). Fix: \
+                 restore them, or start a new run with `hhnas-pipe run`",
+                &k[..12],
+                key.short()
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn node<T, F>(&mut self, stage: &str, iteration: Option<u64>, key: Key, compute: F) -> Result<T>
     where
         T: Serialize + DeserializeOwned,
@@ -154,7 +173,9 @@ fn user<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow::Error::new(UserError(e.to_string()))
 }
 
-/// The Spider directory: `HHNAS_SPIDER_DIR` wins over `[data] spider_dir`.
+/// The Spider directory for a new run or a one-off command: `HHNAS_SPIDER_DIR` wins over
+/// `[data] spider_dir`. A run freezes the result (absolute) in its config, so a resume
+/// from cron, without the variable, reads the same files.
 pub fn spider_dir(cfg: &PipelineConfig) -> PathBuf {
     std::env::var_os("HHNAS_SPIDER_DIR")
         .map(PathBuf::from)
@@ -183,14 +204,21 @@ fn data_params(cfg: &PipelineConfig) -> Result<hhnas_spider::DataParams> {
 /// Loads the dataset through the `spider` node.
 fn dataset_node(exec: &mut Exec, cfg: &PipelineConfig) -> Result<(Key, Dataset)> {
     let params = data_params(cfg)?;
-    let dir = spider_dir(cfg);
-    let src = hhnas_spider::read_spider_dir(&dir).map_err(user)?;
+    let src = hhnas_spider::read_spider_dir(&cfg.data.spider_dir).map_err(user)?;
     let mut kb = KeyBuilder::new("spider", version::SPIDER);
     kb.param(&params);
     for file in src.files() {
         kb.bytes(&file.bytes);
     }
     let key = kb.finish();
+    exec.expect_unchanged(
+        "spider",
+        key,
+        &format!(
+            "the Spider files under {} (or data.map_file)",
+            cfg.data.spider_dir.display()
+        ),
+    )?;
     let ds = exec.node("spider", None, key, |_| {
         let ds = hhnas_spider::build_dataset(&src, &params).map_err(user)?;
         let summary = format!(
@@ -251,6 +279,19 @@ fn llm_client(cfg: &PipelineConfig, store: &Store) -> Result<hhnas_features::Llm
     Ok(client)
 }
 
+/// The LLM settings that change answers (or, through the budget, fallbacks); timeouts and
+/// concurrency do not.
+fn llm_key_params(kb: &mut KeyBuilder, cfg: &PipelineConfig) {
+    let l = &cfg.features.llm;
+    kb.param(&(
+        &l.base_url,
+        &l.model,
+        l.max_tokens,
+        l.max_schema_chars,
+        l.max_requests,
+    ));
+}
+
 /// Rule features and LLM-judge features of every row.
 #[derive(Serialize, Deserialize)]
 struct RuleOutput {
@@ -268,12 +309,8 @@ fn rules_node(
     let mut kb = KeyBuilder::new("rules", version::RULES);
     kb.input(&ds_key).param(&f.rules);
     if f.rules == "llm" {
-        kb.param(&(
-            &f.llm.base_url,
-            &f.llm.model,
-            f.llm_questions_per_class,
-            f.llm_rule_retries,
-        ));
+        llm_key_params(&mut kb, cfg);
+        kb.param(&(f.llm_questions_per_class, f.llm_rule_retries));
     }
     let key = kb.finish();
     let out = exec.node("rules", None, key, |exec| {
@@ -318,7 +355,7 @@ fn judge_node(
     kb.input(&ds_key)
         .param(&(&f.judge, f.shortlist_k, f.lexical_true_m));
     if f.judge == "llm" {
-        kb.param(&(&f.llm.base_url, &f.llm.model));
+        llm_key_params(&mut kb, cfg);
     }
     let key = kb.finish();
     let matrix = exec.node("llm_judge", None, key, |exec| {
@@ -382,17 +419,36 @@ fn encoder_node(
 ) -> Result<(Key, EncoderAssets)> {
     let enc = encoder_config(cfg);
     let mut kb = KeyBuilder::new("encoder", version::ENCODER);
-    kb.input(&ds_key).param(&enc);
-    // A model directory is part of the key through its bytes, not its path.
+    kb.input(&ds_key);
+    // A model directory is part of the key through its files' bytes, not its path, so
+    // moving it keeps every trained candidate.
     if let hhnas_train::EncoderSource::Dir(dir) = &enc.source {
-        for name in ["config.json", "tokenizer.json", "model.safetensors"] {
-            let path = dir.join(name);
-            if let Ok(bytes) = std::fs::read(&path) {
-                kb.bytes(blake3::hash(&bytes).as_bytes());
-            }
+        let mut keyed = enc.clone();
+        keyed.source = hhnas_train::EncoderSource::Dir(PathBuf::new());
+        kb.param(&keyed);
+        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+            .max_depth(1)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.into_path())
+            .collect();
+        files.sort();
+        for path in files {
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            kb.param(&path.file_name().map(|n| n.to_string_lossy().to_string()));
+            kb.bytes(blake3::hash(&bytes).as_bytes());
         }
+    } else {
+        kb.param(&enc);
     }
     let key = kb.finish();
+    exec.expect_unchanged(
+        "encoder",
+        key,
+        &format!("the encoder ({})", cfg.encoder.source),
+    )?;
     let assets = exec.node("encoder", None, key, |_| {
         let assets = hhnas_train::prepare_encoder(&enc, ds).map_err(train_error)?;
         let a = &assets.arch;
@@ -479,10 +535,14 @@ fn train_key(
     tcfg: &hhnas_train::TrainConfig,
 ) -> Key {
     let mut kb = KeyBuilder::new("train", version::TRAIN);
+    // The device is not part of the key: a candidate trained on one GPU is not retrained
+    // because the run moved to another.
+    let mut keyed = tcfg.clone();
+    keyed.device = String::new();
     kb.input(&inputs.ds_key)
         .input(&inputs.enc_key)
         .param(spec)
-        .param(tcfg);
+        .param(&keyed);
     // Feature inputs only matter to models that use them, so Model 1 stays cached when
     // only the feature configuration changes.
     if spec.llm_branch {
@@ -587,7 +647,6 @@ fn train_node(
                 .map_err(train_error)?;
         let weights = std::mem::take(&mut outcome.best_weights);
         exec.store.put_bytes("weights", &key, &weights)?;
-        let _ = std::fs::remove_file(&ckpt_path);
         let summary = format!(
             "model {} valid {:.2}% test {:.2}% ({} epochs{}{})",
             proposal.candidate.model_number(),
@@ -626,6 +685,8 @@ fn train_node(
             metrics,
         ))
     })?;
+    // Only once the result is stored is the checkpoint of no further use.
+    let _ = std::fs::remove_file(checkpoint_path(&exec.scratch, &key));
     Ok((key, summary))
 }
 
@@ -636,6 +697,16 @@ fn probabilities_json(state: &SearchState, cfg: &hhnas_search::SearchConfig) -> 
             .map(|(p, v)| (p.name().to_string(), json!(v)))
             .collect();
     serde_json::Value::Object(map)
+}
+
+/// Iterations a run performs: `fixed` trains its one candidate once; more iterations would
+/// only replay it.
+pub fn iterations(cfg: &PipelineConfig) -> u64 {
+    if cfg.search.strategy == hhnas_search::Strategy::Fixed {
+        1
+    } else {
+        cfg.run.iterations
+    }
 }
 
 /// Runs (or continues) one run to the end. The caller holds its lock.
@@ -653,15 +724,10 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
             journal.path().display()
         );
     }
-    let recorded = contents
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Stage(r) => Some((r.stage.clone(), r.iteration, r.key.clone())),
-            _ => None,
-        })
+    let recorded = stage_records(&contents.events)
+        .map(|r| (r.stage.clone(), r.iteration, r.key.clone()))
         .collect();
-    let progress = Progress::new(cfg.run.iterations);
+    let progress = Progress::new(iterations(cfg));
     let mut exec = Exec {
         store: Store::new(cache_dir),
         journal,
@@ -689,13 +755,8 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
         .param(search_cfg)
         .finish();
     let mut state = hhnas_search::init_state(search_cfg);
-    // `fixed` trains its one candidate once; more iterations would only replay it.
-    let iterations = if search_cfg.strategy == hhnas_search::Strategy::Fixed {
-        1
-    } else {
-        cfg.run.iterations
-    };
-    for iteration in 0..iterations {
+    let total = iterations(cfg);
+    for iteration in 0..total {
         progress.set_position(iteration);
         let sample_key = KeyBuilder::new("sample", version::SAMPLE)
             .input(&state_key)
@@ -741,7 +802,7 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
         })?;
         state_key = update_key;
     }
-    progress.set_position(cfg.run.iterations);
+    progress.set_position(total);
     progress.finish();
     let report_paths = write_run_report(cache_dir, std::slice::from_ref(run), &run.report_dir())?;
     exec.journal.append(&Event::Finished { ts: now() })?;
@@ -769,19 +830,41 @@ fn run_locked(run: &RunDir, cfg: &PipelineConfig, command: &str) -> Result<Outco
             Ok(Outcome::AlreadyRunning(pid))
         }
         Acquire::Held(_lock, stale) => {
+            // Another resume may have finished the run while we waited for the lock.
+            if run.is_finished() {
+                println!("nothing to do: run {} has finished", run.id);
+                return Ok(Outcome::NothingToDo);
+            }
             if let Some(pid) = stale {
                 tracing::warn!(
                     "taking over the lock of run {} from dead process {pid}",
                     run.id
                 );
             }
-            run.journal().append(&Event::Session {
+            let journal = run.journal();
+            journal.append(&Event::Session {
                 ts: now(),
                 pid: std::process::id(),
                 command: command.to_string(),
             })?;
-            execute(run, cfg)?;
-            Ok(Outcome::Done)
+            let result = execute(run, cfg);
+            if let Err(e) = &result {
+                // Stage failures are journaled by the node; anything else (unreadable
+                // data, an unreachable server) is journaled here so status can show it.
+                let last_failed = journal
+                    .read()
+                    .map(|c| matches!(c.events.last(), Some(Event::Failed { .. })))
+                    .unwrap_or(false);
+                if !last_failed {
+                    journal.append(&Event::Failed {
+                        ts: now(),
+                        stage: "run".into(),
+                        iteration: None,
+                        message: format!("{e:#}"),
+                    })?;
+                }
+            }
+            result.map(|()| Outcome::Done)
         }
     }
 }
@@ -794,44 +877,83 @@ pub fn cmd_run(
     seeds: &[u64],
 ) -> Result<Outcome> {
     let loaded = config::load(config_path, profile, sets)?;
-    let seeds: Vec<Option<u64>> = if seeds.is_empty() {
-        vec![None]
+    let mut base = loaded.config.clone();
+    // Freeze the data location as this shell sees it (HHNAS_SPIDER_DIR included), as an
+    // absolute path, so a resume from cron reads the same files.
+    let dir = spider_dir(&base);
+    base.data.spider_dir = std::path::absolute(&dir).unwrap_or(dir);
+    let seeds: Vec<u64> = if seeds.is_empty() {
+        vec![base.run.seed]
     } else {
-        seeds.iter().map(|s| Some(*s)).collect()
+        seeds.to_vec()
     };
+    // Every run directory exists before the first trains, so a kill during seed 0 leaves
+    // the later seeds for `resume` too.
+    let mut created = Vec::new();
     for seed in seeds {
-        let mut cfg = loaded.config.clone();
-        if let Some(s) = seed {
-            cfg.run.seed = s;
-        }
-        let run = runs::create(cache, &cfg, &loaded.profile, &loaded.source)?;
+        let mut cfg = base.clone();
+        cfg.run.seed = seed;
+        let run = runs::create(cache, &cfg, &loaded.profile, &loaded.source, sets)?;
         println!(
-            "run {} started ({}, profile {})",
+            "run {} created ({}, profile {})",
             run.id, loaded.source, loaded.profile
         );
-        run_locked(&run, &cfg, "run")?;
+        created.push((run, cfg));
+    }
+    for (run, cfg) in &created {
+        run_locked(run, cfg, "run")?;
     }
     Ok(Outcome::Done)
 }
 
+/// `resume RUN` continues that run; `resume` alone continues every unfinished run, oldest
+/// first, skipping those another process holds and going on past one that fails.
 pub fn cmd_resume(cache: &Path, name: Option<&str>) -> Result<Outcome> {
-    let Some(run) = runs::find(cache, name, name.is_none())? else {
-        if runs::list(cache)?.is_empty() {
-            return Err(user_error!(
-                "{}: no run to resume. Fix: start one with `hhnas-pipe run`",
-                runs::runs_root(cache).display()
-            ));
+    if let Some(n) = name {
+        let run = runs::find(cache, Some(n), false)?.context("run not found")?;
+        if run.is_finished() {
+            println!("nothing to do: run {} has finished", run.id);
+            return Ok(Outcome::NothingToDo);
         }
-        println!("nothing to do: every run has finished");
-        return Ok(Outcome::NothingToDo);
-    };
-    if run.is_finished() {
-        println!("nothing to do: run {} has finished", run.id);
+        let cfg = run.config()?;
+        warn_if_config_changed(&run, &cfg);
+        return run_locked(&run, &cfg, "resume");
+    }
+    let pending: Vec<RunDir> = runs::list(cache)?
+        .into_iter()
+        .filter(|r| !r.is_finished())
+        .collect();
+    if pending.is_empty() {
+        println!(
+            "nothing to do: no unfinished run under {} (start one with `hhnas-pipe run`)",
+            runs::runs_root(cache).display()
+        );
         return Ok(Outcome::NothingToDo);
     }
-    let cfg = run.config()?;
-    warn_if_config_changed(&run, &cfg);
-    run_locked(&run, &cfg, "resume")
+    let mut first_error = None;
+    let mut outcome = Outcome::NothingToDo;
+    for run in pending {
+        let result = run.config().and_then(|cfg| {
+            warn_if_config_changed(&run, &cfg);
+            run_locked(&run, &cfg, "resume")
+        });
+        match result {
+            Ok(Outcome::Done) => outcome = Outcome::Done,
+            Ok(other) => {
+                if outcome == Outcome::NothingToDo {
+                    outcome = other;
+                }
+            }
+            Err(e) => {
+                eprintln!("hhnas-pipe: run {} failed: {e:#}", run.id);
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(outcome),
+    }
 }
 
 /// A changed pipeline.toml is a new run, never a silent edit of this one.
@@ -841,9 +963,11 @@ fn warn_if_config_changed(run: &RunDir, frozen: &PipelineConfig) {
     if !path.is_file() {
         return;
     }
-    if let Ok(loaded) = config::load(Some(path), Some(&meta.profile), &[]) {
+    if let Ok(loaded) = config::load(Some(path), Some(&meta.profile), &meta.sets) {
         let mut current = loaded.config;
+        // What `run` itself fixed at creation is not a change of the file.
         current.run.seed = frozen.run.seed;
+        current.data.spider_dir = frozen.data.spider_dir.clone();
         if &current != frozen {
             println!(
                 "note: {} changed since run {} started; resuming with the run's frozen config \
@@ -904,6 +1028,24 @@ pub fn cmd_status(cache: &Path, name: Option<&str>, json_out: bool, all: bool) -
 /// Store entries referenced by any journal, plus those never collected (LLM answers are a
 /// paid-for cache of their own; weights follow their train entries).
 pub fn cmd_gc(cache: &Path, dry_run: bool) -> Result<Outcome> {
+    // A live run has entries it stored but not yet journaled: hold every run's lock for
+    // the whole collection, and do nothing while any run is live.
+    let mut held = Vec::new();
+    for run in runs::list(cache)? {
+        match lock::acquire(&run.path)? {
+            Acquire::Held(lock, _) => held.push(lock),
+            Acquire::Busy(holder) => {
+                println!(
+                    "run {} is running{}; gc skipped (run it when no run is live)",
+                    run.id,
+                    holder
+                        .map(|h| format!(" (pid {})", h.pid))
+                        .unwrap_or_default()
+                );
+                return Ok(Outcome::AlreadyRunning(None));
+            }
+        }
+    }
     let mut live: HashSet<(String, String)> = HashSet::new();
     for run in runs::list(cache)? {
         for e in run.journal().read()?.events {
@@ -978,6 +1120,7 @@ pub fn cmd_fetch_data(dest: Option<&Path>, base_url: Option<&str>) -> Result<Out
 
 /// The stored pieces of a run that evaluation and prediction need.
 struct Trained {
+    store: Store,
     cfg: PipelineConfig,
     inputs: Inputs,
     summary: TrainSummary,
@@ -1001,10 +1144,10 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
     let store = Store::new(cache);
     let events = run.journal().read()?.events;
     let stage_key = |stage: &str| {
-        events.iter().rev().find_map(|e| match e {
-            Event::Stage(r) if r.stage == stage => Some(r.key.clone()),
-            _ => None,
-        })
+        stage_records(&events)
+            .filter(|r| r.stage == stage)
+            .last()
+            .map(|r| r.key.clone())
     };
     let missing = |s: &str| {
         user_error!(
@@ -1016,26 +1159,38 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
     let enc_key = stage_key("encoder").ok_or_else(|| missing("encoder"))?;
     let rules_key = stage_key("rules");
     let judge_key = stage_key("llm_judge");
-    let trains: Vec<&StageRecord> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Stage(r) if r.stage == "train" => Some(r),
-            _ => None,
-        })
-        .collect();
-    let chosen = match candidate {
-        Some(c) => trains
-            .iter()
-            .find(|r| r.key.starts_with(c))
-            .ok_or_else(|| user_error!("run {}: no trained candidate with key {c}. Fix: copy a key from `hhnas-pipe status --json`", run.id))?,
-        None => trains
-            .iter()
-            .max_by(|a, b| {
-                let acc = |r: &StageRecord| r.metrics.get("valid_acc").and_then(|v| v.as_f64()).unwrap_or(0.0);
-                acc(a).partial_cmp(&acc(b)).unwrap_or(std::cmp::Ordering::Equal).then(b.ts.partial_cmp(&a.ts).unwrap_or(std::cmp::Ordering::Equal))
-            })
+    let chosen_key = match candidate {
+        Some(c) => {
+            let matches: HashSet<&str> = stage_records(&events)
+                .filter(|r| r.stage == "train" && !c.is_empty() && r.key.starts_with(c))
+                .map(|r| r.key.as_str())
+                .collect();
+            match matches.len() {
+                1 => matches.into_iter().next().unwrap_or_default().to_string(),
+                0 => {
+                    return Err(user_error!(
+                        "run {}: no trained candidate with key {c}. Fix: copy a key from \
+                         `hhnas-pipe status --json`",
+                        run.id
+                    ))
+                }
+                n => {
+                    return Err(user_error!(
+                        "run {}: {n} candidates' keys start with `{c}`. Fix: give more digits",
+                        run.id
+                    ))
+                }
+            }
+        }
+        // The best candidate exactly as `status` and the report name it.
+        None => status::collect(&run, None)?
+            .best
+            .and_then(|b| b.train_key)
             .ok_or_else(|| missing("train"))?,
     };
+    let chosen = stage_records(&events)
+        .find(|r| r.stage == "train" && r.key == chosen_key)
+        .ok_or_else(|| missing("train"))?;
     let summary: TrainSummary = load_stored(&store, "train", &chosen.key)?;
     let weights = match store.get_bytes("weights", &Key::parse(&chosen.key).context("bad key")?)? {
         Lookup::Hit(w) => w,
@@ -1057,6 +1212,7 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
         enc: load_stored(&store, "encoder", &enc_key)?,
     };
     Ok(Trained {
+        store,
         cfg,
         inputs,
         summary,
@@ -1078,7 +1234,7 @@ fn features_for(
         let f = &t.cfg.features;
         let ranker = hhnas_features::Bm25Ranker::build(&t.inputs.ds);
         Some(if f.judge == "llm" {
-            let client = llm_client(&t.cfg, &Store::new(Path::new("cache")))?;
+            let client = llm_client(&t.cfg, &t.store)?;
             hhnas_features::judge_llm(&ranker, &t.inputs.ds, texts, f.shortlist_k, &client)
                 .map_err(user)?
                 .0
@@ -1140,10 +1296,15 @@ pub fn cmd_eval(
             }
         }
     }
+    let accuracy = if known == 0 {
+        "n/a (no question names a database of this run)".to_string()
+    } else {
+        format!("{:.2}%", 100.0 * correct as f64 / known as f64)
+    };
     println!(
-        "{} questions, {known} with a known class: accuracy {:.2}% (validation accuracy at training {:.2}%)",
+        "{} questions, {known} with a known class: accuracy {accuracy} (validation accuracy \
+         at training {:.2}%)",
         texts.len(),
-        100.0 * correct as f64 / known.max(1) as f64,
         t.summary.outcome.best_valid_acc * 100.0
     );
     Ok(Outcome::Done)
@@ -1200,10 +1361,17 @@ fn argmax(p: &[f32]) -> usize {
 pub fn cmd_predict(cache: &Path, run: &str, question: &str, top: usize) -> Result<Outcome> {
     let t = load_trained(cache, run, None)?;
     let probs = probabilities(&t, &[question.to_string()])?;
-    let mut ranked: Vec<(usize, f32)> = probs[0].iter().copied().enumerate().collect();
+    let row = probs.first().context("the model returned no prediction")?;
+    let mut ranked: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
     ranked.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
     for (class, p) in ranked.into_iter().take(top) {
-        println!("{:>6.2}%  {}", p * 100.0, t.inputs.ds.classes[class].name);
+        let name = t
+            .inputs
+            .ds
+            .classes
+            .get(class)
+            .map_or("?", |c| c.name.as_str());
+        println!("{:>6.2}%  {name}", p * 100.0);
     }
     Ok(Outcome::Done)
 }

@@ -25,7 +25,8 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(total_iterations: u64) -> Self {
-        let bar = std::io::stdout().is_terminal().then(|| {
+        // indicatif draws on stderr, so that is the stream that must be a terminal.
+        let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total_iterations);
             bar.set_style(
                 ProgressStyle::with_template(

@@ -18,6 +18,9 @@ pub struct RunMeta {
     pub profile: String,
     pub config_source: String,
     pub created: f64,
+    /// `--set` overrides the run was started with (to tell a changed file from them).
+    #[serde(default)]
+    pub sets: Vec<String>,
 }
 
 /// A run directory on disk.
@@ -72,6 +75,7 @@ pub fn create(
     config: &PipelineConfig,
     profile: &str,
     source: &str,
+    sets: &[String],
 ) -> Result<RunDir> {
     let root = runs_root(cache_dir);
     fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
@@ -99,6 +103,7 @@ pub fn create(
             profile: profile.to_string(),
             config_source: source.to_string(),
             created,
+            sets: sets.to_vec(),
         };
         write_atomic(
             &staging.join("meta.json"),

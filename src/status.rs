@@ -54,6 +54,8 @@ pub struct IterationRow {
     pub wall_secs: f64,
     /// True when the training result came from the cache.
     pub cached: bool,
+    /// Store key of the trained candidate (for `eval --candidate`).
+    pub train_key: Option<String>,
     pub note: Option<String>,
 }
 
@@ -86,6 +88,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
                     test_acc: None,
                     wall_secs: 0.0,
                     cached: false,
+                    train_key: None,
                     note: None,
                 });
                 row.wall_secs += rec.wall_secs;
@@ -100,6 +103,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
                         row.valid_acc = m.get("valid_acc").and_then(|v| v.as_f64());
                         row.test_acc = m.get("test_acc").and_then(|v| v.as_f64());
                         row.cached = rec.cache_hit;
+                        row.train_key = Some(rec.key.clone());
                         row.note = m
                             .get("failed")
                             .and_then(|v| v.as_str())
@@ -166,7 +170,10 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
     let current = if finished {
         None
     } else {
-        Some(next_node(last_node.as_ref(), config.run.iterations))
+        Some(next_node(
+            last_node.as_ref(),
+            crate::pipeline::iterations(&config),
+        ))
     };
     // ETA from the mean wall time of iterations computed (not replayed) so far.
     let trained: Vec<f64> = done
@@ -174,7 +181,8 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         .filter(|r| !r.cached)
         .map(|r| r.wall_secs)
         .collect();
-    let remaining = config.run.iterations.saturating_sub(iterations_done);
+    let total = crate::pipeline::iterations(&config);
+    let remaining = total.saturating_sub(iterations_done);
     let eta_secs = (!finished && !trained.is_empty())
         .then(|| trained.iter().sum::<f64>() / trained.len() as f64 * remaining as f64);
     let (cache_bytes, cache_entries) = match cache_dir {
@@ -193,7 +201,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         heartbeat_age_secs: holder.filter(|_| alive).map(|h| now() - h.heartbeat),
         strategy: strategy_name(&config.search.strategy),
         seed: config.run.seed,
-        iterations_total: config.run.iterations,
+        iterations_total: crate::pipeline::iterations(&config),
         iterations_done,
         current,
         last_error,

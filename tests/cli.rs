@@ -399,3 +399,55 @@ fn eval_predict_and_gc_work_on_a_finished_run() {
     let out = ws.run(&["eval", &run_id]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[test]
+fn resume_reads_the_data_the_run_started_with_and_refuses_changed_data() {
+    let ws = Workspace::new(3);
+    let spider = ws.path().join("spider");
+    let cfg = ws.config();
+    let cfg_s = cfg.to_str().unwrap();
+    // Started from a shell with HHNAS_SPIDER_DIR set (the config names a missing dir) ...
+    let mut child = ws
+        .cmd(&[
+            "run",
+            "--config",
+            cfg_s,
+            "--set",
+            "data.spider_dir=\"/nonexistent\"",
+        ])
+        .env("HHNAS_SPIDER_DIR", &spider)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(run_exists(&ws) && stage_lines(&ws) >= 4) {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // ... and resumed from cron without it: the frozen absolute path is used.
+    let out = ws.run(&["resume"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Changing the data under a run is refused, naming the files and the fix.
+    let ws2 = Workspace::new(3);
+    let spider2 = ws2.path().join("spider");
+    run_and_kill(
+        &ws2,
+        &["run", "--config", ws2.config().to_str().unwrap()],
+        4,
+        Duration::ZERO,
+    );
+    let train = spider2.join("train_spider.json");
+    let mut rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&train).unwrap()).unwrap();
+    rows.push(serde_json::json!({"db_id": "pets_1", "question": "How many pets are heavy?"}));
+    std::fs::write(&train, serde_json::to_string(&rows).unwrap()).unwrap();
+    let out = ws2.run(&["resume"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("changed since this run started"), "{err}");
+    assert!(err.contains("Fix"), "{err}");
+}
