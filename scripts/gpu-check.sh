@@ -7,6 +7,11 @@ set -uo pipefail
 bin=$1 spider=$2 out=$3
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+# cudarc loads libcuda and NVRTC at run time: make every NVRTC on the machine findable.
+nvrtc_dirs=$( (ls -d /usr/local/cuda*/lib64 /usr/local/cuda*/targets/*/lib 2>/dev/null;
+  find / -xdev -name 'libnvrtc.so*' -printf '%h\n' 2>/dev/null) | sort -u | tr '\n' ':')
+export LD_LIBRARY_PATH="${nvrtc_dirs}${LD_LIBRARY_PATH:-}"
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
 export HHNAS_SPIDER_DIR=$spider RUST_LOG=info
 cache=$(mktemp -d)
 set -x
