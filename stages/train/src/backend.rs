@@ -63,7 +63,22 @@ pub(crate) fn dispatch<T: BackendTask>(device: &str, task: T) -> Result<T::Out, 
         #[cfg(feature = "cuda")]
         Device::Cuda(n) => {
             use burn::backend::cuda::{Cuda, CudaDevice};
-            Ok(task.run::<Autodiff<Cuda<f32, i32>>>(CudaDevice::new(n)))
+            // burn-cuda panics when no driver/GPU is present; report it as an error.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                task.run::<Autodiff<Cuda<f32, i32>>>(CudaDevice::new(n))
+            }))
+            .map_err(|p| {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panic".into());
+                TrainError::Config {
+                    field: "[train] device",
+                    value: device.to_string(),
+                    fix: format!("CUDA failed ({msg}): check the GPU index, the driver (libcuda) and nvidia-smi, or use device = \"cpu\""),
+                }
+            })
         }
         #[cfg(not(feature = "cuda"))]
         Device::Cuda(_) => Err(TrainError::NoCuda {

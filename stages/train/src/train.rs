@@ -236,6 +236,15 @@ struct Examples {
     tokens: Vec<Vec<u32>>,
     labels: Vec<u32>,
     feat_rows: Vec<usize>,
+    /// Pad every batch to this length (GPU: static shapes, so CubeCL compiles and
+    /// autotunes each kernel once instead of once per batch length). `None`: pad to the
+    /// batch's longest row (CPU).
+    pad_to: Option<usize>,
+}
+
+/// Fixed padding length for devices that compile kernels per shape.
+fn static_len(device: &str, max_len: usize) -> Option<usize> {
+    matches!(parse_device(device), Ok(crate::backend::Device::Cuda(_))).then_some(max_len)
 }
 
 struct Feats<'a> {
@@ -270,12 +279,13 @@ fn make_batch<B: Backend>(
     pad_id: u32,
     device: &B::Device,
 ) -> Batch<B> {
-    let len = idx
+    let longest = idx
         .iter()
         .map(|&i| ex.tokens[i].len())
         .max()
         .unwrap_or(1)
         .max(1);
+    let len = ex.pad_to.map_or(longest, |p| p.max(longest));
     let mut ids = Vec::with_capacity(idx.len() * len);
     let mut mask = Vec::with_capacity(idx.len() * len);
     for &i in idx {
@@ -472,12 +482,14 @@ fn split_examples(
     idx: &[usize],
     tokens: &[Vec<u32>],
     name: &str,
+    pad_to: Option<usize>,
 ) -> Result<Examples, TrainError> {
     let classes = ds.classes.len() as u32;
     let mut ex = Examples {
         tokens: Vec::with_capacity(idx.len()),
         labels: Vec::with_capacity(idx.len()),
         feat_rows: Vec::with_capacity(idx.len()),
+        pad_to,
     };
     for &i in idx {
         let row = ds.rows.get(i).ok_or_else(|| {
@@ -580,10 +592,11 @@ fn prepare<'a>(
         });
         blake3::hash(fp.to_string().as_bytes()).to_hex().to_string()
     };
+    let pad_to = static_len(&cfg.device, assets.max_len);
     Ok(Prepared {
-        train: split_examples(ds, &train_idx, &tokens, "train")?,
-        valid: split_examples(ds, &ds.valid, &tokens, "valid")?,
-        test: split_examples(ds, &ds.test, &tokens, "test")?,
+        train: split_examples(ds, &train_idx, &tokens, "train", pad_to)?,
+        valid: split_examples(ds, &ds.valid, &tokens, "valid", pad_to)?,
+        test: split_examples(ds, &ds.test, &tokens, "test", pad_to)?,
         feats: Feats {
             llm: data.llm_features.filter(|_| spec.llm_branch),
             rules: data.rule_features.filter(|_| spec.rule_branch),
@@ -966,6 +979,7 @@ pub fn predict(
         labels: vec![0; tokens.len()],
         feat_rows: (0..tokens.len()).collect(),
         tokens,
+        pad_to: static_len(device, encoder.max_len),
     };
     let task = InferTask {
         assets: encoder,
@@ -1016,6 +1030,7 @@ pub fn evaluate(
         tokens: toks,
         labels: labels.clone(),
         feat_rows: rows.to_vec(),
+        pad_to: static_len(device, encoder.max_len),
     };
     let task = InferTask {
         assets: encoder,
