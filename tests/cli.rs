@@ -8,47 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// A run directory is in place (created atomically, with its meta.json).
-fn run_exists(ws: &Workspace) -> bool {
-    std::fs::read_dir(ws.cache().join("runs"))
-        .map(|d| d.flatten().any(|e| e.path().join("meta.json").is_file()))
-        .unwrap_or(false)
-}
-
-fn stage_lines(ws: &Workspace) -> usize {
-    ws.journal_lines()
-        .iter()
-        .filter(|e| e["event"] == "stage")
-        .count()
-}
-
-/// Starts `run`, waits until the journal holds `after` stage lines (plus `delay`), then
-/// SIGKILLs it. Returns whether it was killed before finishing.
-fn run_and_kill(ws: &Workspace, args: &[&str], after: usize, delay: Duration) -> bool {
-    let mut child = ws
-        .cmd(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        if let Some(_status) = child.try_wait().unwrap() {
-            return false;
-        }
-        if run_exists(ws) && stage_lines(ws) >= after {
-            break;
-        }
-        assert!(Instant::now() < deadline, "run made no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(delay);
-    let killed = child.try_wait().unwrap().is_none();
-    let _ = child.kill(); // SIGKILL
-    let _ = child.wait();
-    killed
-}
-
 #[test]
 fn killed_runs_resume_to_the_same_result_without_recomputing() {
     // Reference: one uninterrupted run.

@@ -7,50 +7,11 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 
 use common::*;
-
-fn stage_lines(ws: &Workspace) -> usize {
-    if !ws.cache().join("runs").is_dir() {
-        return 0;
-    }
-    ws.journal_lines()
-        .iter()
-        .filter(|e| e["event"] == "stage")
-        .count()
-}
-
-/// Spawns the command, waits for `after` journal stage lines plus `delay`, then SIGKILLs.
-fn kill_at(ws: &Workspace, args: &[&str], after: usize, delay: Duration) -> bool {
-    let mut child = ws
-        .cmd(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let run_exists = || {
-        std::fs::read_dir(ws.cache().join("runs"))
-            .map(|d| d.flatten().any(|e| e.path().join("meta.json").is_file()))
-            .unwrap_or(false)
-    };
-    while !run_exists() || stage_lines(ws) < after {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        assert!(Instant::now() < deadline, "no progress");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    std::thread::sleep(delay);
-    let alive = child.try_wait().unwrap().is_none();
-    let _ = child.kill();
-    let _ = child.wait();
-    alive
-}
 
 /// Store entries as (stage, key) -> path, LLM answers excluded.
 fn entries(cache: &Path) -> BTreeMap<(String, String), PathBuf> {
@@ -112,7 +73,7 @@ fn ten_kills_a_deletion_and_a_corruption_end_identical_to_an_uninterrupted_run()
         } else {
             vec!["resume"]
         };
-        if kill_at(&ws, &args, after, delay) {
+        if run_and_kill(&ws, &args, after, delay) {
             landed += 1;
         }
         // Between resumes: delete one entry (after kill 3), corrupt another (after kill 6).

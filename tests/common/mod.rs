@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hhnas-pipe");
 
@@ -277,4 +278,48 @@ pub fn comparable(
     out.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
     out.dedup();
     out
+}
+
+/// A run directory is in place (created atomically, with its meta.json).
+pub fn run_exists(ws: &Workspace) -> bool {
+    std::fs::read_dir(ws.cache().join("runs"))
+        .map(|d| d.flatten().any(|e| e.path().join("meta.json").is_file()))
+        .unwrap_or(false)
+}
+
+pub fn stage_lines(ws: &Workspace) -> usize {
+    if !run_exists(ws) {
+        return 0;
+    }
+    ws.journal_lines()
+        .iter()
+        .filter(|e| e["event"] == "stage")
+        .count()
+}
+
+/// Starts `run`, waits until the journal holds `after` stage lines (plus `delay`), then
+/// SIGKILLs it. Returns whether it was killed before finishing.
+pub fn run_and_kill(ws: &Workspace, args: &[&str], after: usize, delay: Duration) -> bool {
+    let mut child = ws
+        .cmd(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if let Some(_status) = child.try_wait().unwrap() {
+            return false;
+        }
+        if run_exists(ws) && stage_lines(ws) >= after {
+            break;
+        }
+        assert!(Instant::now() < deadline, "run made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(delay);
+    let killed = child.try_wait().unwrap().is_none();
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    killed
 }
