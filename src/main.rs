@@ -105,13 +105,17 @@ enum Command {
     },
 }
 
+/// The message of the last panic, printed only if it reaches `main`.
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 fn main() -> ExitCode {
-    // No panic reaches the user as a backtrace: report it plainly and exit 1.
+    // No panic reaches the user as a backtrace. The hook only records the message: a
+    // panic that a stage catches and turns into an error (CUDA start-up) stays silent,
+    // and one that reaches main is reported plainly with exit code 1.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!(
-            "hhnas-pipe: internal error: {info}\nFinished work is safe in the cache; \
-             `hhnas-pipe resume` continues. Please report this."
-        );
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(info.to_string());
+        }
     }));
     init_logging();
     let cli = Cli::parse();
@@ -122,7 +126,18 @@ fn main() -> ExitCode {
             eprintln!("hhnas-pipe: error: {err:#}");
             ExitCode::from(exit_code(&err) as u8)
         }
-        Err(_) => ExitCode::from(EXIT_FAILURE as u8),
+        Err(_) => {
+            let msg = LAST_PANIC
+                .lock()
+                .ok()
+                .and_then(|mut m| m.take())
+                .unwrap_or_else(|| "unknown panic".into());
+            eprintln!(
+                "hhnas-pipe: internal error: {msg}\nFinished work is safe in the cache; \
+                 `hhnas-pipe resume` continues. Please report this."
+            );
+            ExitCode::from(EXIT_FAILURE as u8)
+        }
     }
 }
 
