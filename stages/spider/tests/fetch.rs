@@ -245,3 +245,65 @@ fn default_file_list_is_pinned() {
         hhnas_spider::fetch::DEFAULT_BASE_URL.contains("0b996a57b7e329c14c300a8fb13661da128a9ddc")
     );
 }
+
+/// The real Spider copies served from 127.0.0.1 (one connection dropped mid-body, then a
+/// corrupted copy): the verified download builds the same 86-class dataset.
+#[test]
+fn real_spider_copies_download_verify_and_build() {
+    let Some(dir) = std::env::var_os("HHNAS_SPIDER_DIR") else {
+        eprintln!("HHNAS_SPIDER_DIR unset: skipping the real-Spider fetch test");
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let names = ["train_spider.json", "dev.json", "tables.json"];
+    let bodies: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| std::fs::read(dir.join(n)).unwrap())
+        .collect();
+    let routes: HashMap<String, Route> = names
+        .iter()
+        .zip(&bodies)
+        .map(|(n, b)| {
+            (
+                format!("/base/{n}"),
+                Route {
+                    body: b.clone(),
+                    drop_first: usize::from(*n == "train_spider.json"),
+                },
+            )
+        })
+        .collect();
+    let (base, _) = serve(routes, 16);
+    let files: Vec<RemoteFile> = names
+        .iter()
+        .zip(&bodies)
+        .map(|(n, b)| RemoteFile::new(n, n, &sha(b)))
+        .collect();
+    let dest = tempfile::tempdir().unwrap();
+    let rep = fetch_files(&base, &files, dest.path(), &opts()).unwrap();
+    assert_eq!(
+        rep.files[0].attempts, 2,
+        "the dropped connection was retried"
+    );
+    let src = hhnas_spider::read_spider_dir(dest.path()).unwrap();
+    let ds = hhnas_spider::build_dataset(&src, &hhnas_spider::DataParams::default()).unwrap();
+    assert_eq!(ds.classes.len(), 86);
+
+    // A corrupted copy on the server: rejected, nothing written.
+    let mut bad = bodies[2].clone();
+    bad[1000] ^= 0x20;
+    let (base, _) = serve(
+        HashMap::from([(
+            "/base/tables.json".to_string(),
+            Route {
+                body: bad,
+                drop_first: 0,
+            },
+        )]),
+        8,
+    );
+    let dest = tempfile::tempdir().unwrap();
+    let err = fetch_files(&base, &files[2..], dest.path(), &opts()).unwrap_err();
+    assert!(matches!(err, FetchError::Checksum { .. }), "{err}");
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+}
