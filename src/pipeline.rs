@@ -804,7 +804,7 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
     }
     progress.set_position(total);
     progress.finish();
-    let report_paths = write_run_report(cache_dir, std::slice::from_ref(run), &run.report_dir())?;
+    let report_paths = write_run_report(std::slice::from_ref(run), &run.report_dir())?;
     exec.journal.append(&Event::Finished { ts: now() })?;
     println!(
         "run {} finished; report: {}",
@@ -983,10 +983,14 @@ fn warn_if_config_changed(run: &RunDir, frozen: &PipelineConfig) {
 pub fn cmd_status(cache: &Path, name: Option<&str>, json_out: bool, all: bool) -> Result<Outcome> {
     if all {
         let runs = runs::list(cache)?;
-        let statuses: Vec<status::Status> = runs
-            .iter()
-            .filter_map(|r| status::collect(r, None).ok())
-            .collect();
+        let mut statuses: Vec<status::Status> = Vec::new();
+        for r in &runs {
+            match status::collect(r, None) {
+                Ok(s) => statuses.push(s),
+                // An unreadable run is named, not silently left out of the list.
+                Err(e) => eprintln!("run {}: unreadable: {e:#}", r.id),
+            }
+        }
         if json_out {
             println!("{}", serde_json::to_string_pretty(&statuses)?);
         } else if statuses.is_empty() {
@@ -1452,7 +1456,7 @@ fn report_input(runs_: &[RunDir]) -> Result<hhnas_report::ReportInput> {
     Ok(hhnas_report::ReportInput { runs: out })
 }
 
-fn write_run_report(_cache: &Path, runs_: &[RunDir], out: &Path) -> Result<Vec<PathBuf>> {
+fn write_run_report(runs_: &[RunDir], out: &Path) -> Result<Vec<PathBuf>> {
     let input = report_input(runs_)?;
     hhnas_report::write_report(&input, out).map_err(|e| anyhow::anyhow!("writing report: {e}"))
 }
@@ -1473,7 +1477,7 @@ pub fn cmd_report(cache: &Path, names: &[String], out: Option<&Path>) -> Result<
     let out = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| first.report_dir());
-    let paths = write_run_report(cache, &selected, &out)?;
+    let paths = write_run_report(&selected, &out)?;
     let md = paths
         .iter()
         .find(|p| p.extension().is_some_and(|e| e == "md"));
