@@ -62,9 +62,10 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
-    /// Model number 1-4 (= 2*p2 + p3 + 1).
+    /// The paper's model number: 1 encoder alone, 2 + LLM-feature CNN, 3 + rule-feature
+    /// CNN, 4 both (the same numbering as `hhnas_search::Candidate::model_number`).
     pub fn model_number(&self) -> u8 {
-        2 * u8::from(self.llm_branch) + u8::from(self.rule_branch) + 1
+        2 * u8::from(self.rule_branch) + u8::from(self.llm_branch) + 1
     }
 }
 
