@@ -267,6 +267,14 @@ fn snippet(s: &str) -> String {
     out
 }
 
+/// A response header as text (None when absent or not UTF-8).
+fn header<B>(resp: &ureq::http::Response<B>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 fn looks_like_html(content_type: &str, body: &str) -> bool {
     content_type.to_ascii_lowercase().contains("html") || body.trim_start().starts_with('<')
 }
@@ -397,12 +405,7 @@ impl LlmClient {
             }
         };
         let status = resp.status().as_u16();
-        let ctype = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let ctype = header(&resp, "content-type").unwrap_or_default();
         let body = resp
             .body_mut()
             .read_to_string()
@@ -652,16 +655,8 @@ impl LlmClient {
             Err(e) => return Err(AttemptError::Retry(RetryKind::Status, e.to_string(), None)),
         };
         let status = resp.status().as_u16();
-        let ctype = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let retry_after = resp
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
+        let ctype = header(&resp, "content-type").unwrap_or_default();
+        let retry_after = header(&resp, "retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(|s| Duration::from_secs(s.min(60)));
         let text = match resp.body_mut().read_to_string() {

@@ -181,13 +181,7 @@ fn mutate_hhnas(
     let q = q_of(state, cfg, p);
     let plus = rng.random::<f64>() < plus_probability(q.plus, q.minus);
     let action = match p.kind() {
-        ParamKind::Bit => {
-            match p {
-                Param::LlmBranch => cand.llm_branch = !cand.llm_branch,
-                _ => cand.rule_branch = !cand.rule_branch,
-            }
-            Action::Flip
-        }
+        ParamKind::Bit => flip(cand, p),
         ParamKind::Discrete => {
             let g = grid(&cfg.space, p);
             let i = grid_index(&g, discrete_value(cand, p))?;
@@ -331,13 +325,7 @@ fn sample_evolution(
         let p = changeable[rng.random_range(0..changeable.len())];
         let from = display_value(&cand, p);
         let action = match p.kind() {
-            ParamKind::Bit => {
-                match p {
-                    Param::LlmBranch => cand.llm_branch = !cand.llm_branch,
-                    _ => cand.rule_branch = !cand.rule_branch,
-                }
-                Action::Flip
-            }
+            ParamKind::Bit => flip(&mut cand, p),
             ParamKind::Discrete => {
                 let g = grid(&cfg.space, p);
                 let cur = grid_index(&g, discrete_value(&cand, p)).unwrap_or(0);
@@ -378,4 +366,13 @@ fn sample_evolution(
         parent: Some(parent),
         mutations,
     }
+}
+
+/// Flips a macro bit (the only mutation a bit has).
+fn flip(cand: &mut Candidate, p: Param) -> Action {
+    match p {
+        Param::LlmBranch => cand.llm_branch = !cand.llm_branch,
+        _ => cand.rule_branch = !cand.rule_branch,
+    }
+    Action::Flip
 }

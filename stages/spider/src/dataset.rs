@@ -146,6 +146,27 @@ pub struct Dataset {
 
 impl Dataset {
     /// Questions of the given row indices, e.g. `ds.texts(&ds.train)`.
+    /// Labelled rows and their classes, split stratified by `params` (the one place
+    /// both the Spider reader and the labelled-file reader build a dataset).
+    pub(crate) fn split(
+        rows: Vec<Row>,
+        classes: Vec<ClassInfo>,
+        params: &DataParams,
+        merge: String,
+    ) -> Dataset {
+        let labels: Vec<u32> = rows.iter().map(|r| r.label).collect();
+        let (train, valid, test) =
+            stratified_split(&labels, classes.len(), params.split_seed, params.ratios);
+        Dataset {
+            rows,
+            classes,
+            train,
+            valid,
+            test,
+            merge,
+        }
+    }
+
     pub fn texts(&self, idx: &[usize]) -> Vec<&str> {
         idx.iter()
             .map(|&i| self.rows[i].question.as_str())
@@ -385,17 +406,12 @@ pub fn build_dataset(src: &SpiderSource, params: &DataParams) -> Result<Dataset,
             }
         })
         .collect();
-    let labels: Vec<u32> = rows.iter().map(|r| r.label).collect();
-    let (train, valid, test) =
-        stratified_split(&labels, classes.len(), params.split_seed, params.ratios);
-    Ok(Dataset {
+    Ok(Dataset::split(
         rows,
         classes,
-        train,
-        valid,
-        test,
-        merge: params.merge.describe(),
-    })
+        params,
+        params.merge.describe(),
+    ))
 }
 
 fn files_display(files: &[&SourceFile]) -> PathBuf {

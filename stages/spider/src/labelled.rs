@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::{ClassInfo, DataParams, Dataset, Row};
 use crate::error::DataError;
 use crate::source::SourceFile;
-use crate::split::stratified_split;
 
 /// File format of a labelled set.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,15 +224,5 @@ pub fn build_labelled_dataset(
             label: label_of[l.as_str()],
         })
         .collect();
-    let labels: Vec<u32> = rows.iter().map(|r| r.label).collect();
-    let (train, valid, test) =
-        stratified_split(&labels, classes.len(), params.split_seed, params.ratios);
-    Ok(Dataset {
-        rows,
-        classes,
-        train,
-        valid,
-        test,
-        merge: "labels".to_string(),
-    })
+    Ok(Dataset::split(rows, classes, params, "labels".to_string()))
 }
