@@ -111,6 +111,9 @@ pub struct TrainSection {
     pub max_train_rows: usize,
     pub sort_by_length: bool,
     pub cnn_channels: usize,
+    /// Pooling of the CNN feature branches; absent in configs frozen before it existed.
+    #[serde(default)]
+    pub branch_pool: hhnas_train::BranchPool,
 }
 
 /// A config error: the file, the key and how to fix it.

@@ -509,6 +509,7 @@ pub fn train_config(cfg: &PipelineConfig) -> hhnas_train::TrainConfig {
         max_train_rows: (t.max_train_rows > 0).then_some(t.max_train_rows),
         sort_by_length: t.sort_by_length,
         cnn_channels: t.cnn_channels,
+        branch_pool: t.branch_pool,
     }
 }
 
@@ -610,6 +611,7 @@ fn train_node(
             },
             Err(_) => None,
         };
+        let rule_classes = inputs.rules.as_ref().map(|(_, r)| r.rules.column_classes());
         let data = hhnas_train::TrainData {
             dataset: &inputs.ds,
             llm_features: inputs
@@ -622,6 +624,7 @@ fn train_node(
                 .as_ref()
                 .map(|(_, r)| &r.matrix)
                 .filter(|_| spec.rule_branch),
+            rule_classes: rule_classes.as_deref(),
         };
         let progress = exec.progress;
         let total = tcfg.epochs;
@@ -1262,6 +1265,11 @@ fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         texts,
         judge.as_ref(),
         rules.as_ref(),
+        t.inputs
+            .rules
+            .as_ref()
+            .map(|(_, r)| r.rules.column_classes())
+            .as_deref(),
         &t.cfg.train.device,
     )
     .map_err(train_error)

@@ -359,6 +359,41 @@ fn eval_predict_and_gc_work_on_a_finished_run() {
     assert!(out.status.success(), "{}", text(&out));
 }
 
+/// Per-class pooling needs the rule set's column classes at train, eval and predict time;
+/// the engine passes them along (the initial candidate uses the rule branch).
+#[test]
+fn per_class_pooling_runs_evaluates_and_predicts() {
+    let ws = Workspace::new(1);
+    let out = ws.run(&[
+        "run",
+        "--config",
+        ws.config().to_str().unwrap(),
+        "--set",
+        "train.branch_pool=per-class",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run_id = ws
+        .run_dir()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let out = ws.run(&["eval", &run_id]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = ws.run(&["predict", &run_id, "How many singers are there?"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+    // A misspelt value names the key and the choices.
+    let out = ws.run(&[
+        "run",
+        "--config",
+        ws.config().to_str().unwrap(),
+        "--set",
+        "train.branch_pool=flatten",
+    ]);
+    assert_user_error(&out, &["branch_pool", "per-class"]);
+}
+
 #[test]
 fn resume_reads_the_data_the_run_started_with_and_refuses_changed_data() {
     let ws = Workspace::new(3);

@@ -58,6 +58,11 @@ pub(crate) fn compile_regex(pattern: &str) -> Result<Regex, String> {
 }
 
 impl RuleSet {
+    /// The class of every rule, in column order: what per-class pooling groups by.
+    pub fn column_classes(&self) -> Vec<u32> {
+        self.rules.iter().map(|r| r.class).collect()
+    }
+
     /// Number of rules (feature columns).
     pub fn len(&self) -> usize {
         self.rules.len()

@@ -50,6 +50,7 @@ fn shape() -> ClassifierShape {
         layer_size2: 128,
         dropout: 0.1,
         classes: 86,
+        pool: hhnas_train::BranchPool::GlobalMax,
     }
 }
 
@@ -238,11 +239,13 @@ fn sorted_batching(device: &str, quick: bool) {
             max_train_rows: None,
             sort_by_length: sort,
             cnn_channels: 32,
+            ..TrainConfig::default()
         };
         let data = TrainData {
             dataset: &ds,
             llm_features: None,
             rule_features: None,
+            rule_classes: None,
         };
         let out = train_candidate(data, &enc, &spec, &cfg, None, &mut |_, _| {}).expect("trains");
         println!(

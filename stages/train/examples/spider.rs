@@ -70,6 +70,7 @@ fn main() {
         max_train_rows: (max_rows > 0).then_some(max_rows),
         sort_by_length: true,
         cnn_channels: 32,
+        ..TrainConfig::default()
     };
     let models = std::env::var("MODELS").unwrap_or_else(|_| "1,4".into());
     for m in models
@@ -90,6 +91,7 @@ fn main() {
             dataset: &ds,
             llm_features: Some(&llm),
             rule_features: Some(&rules),
+            rule_classes: None,
         };
         let t = Instant::now();
         let out = train_candidate(data, &enc, &spec, &cfg, None, &mut |_, r| {

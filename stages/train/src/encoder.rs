@@ -3,8 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tokenizers::normalizers::bert::BertNormalizer;
-use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::error::TrainError;
@@ -13,8 +11,8 @@ use crate::input::Dataset;
 /// Where the encoder comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum EncoderSource {
-    /// A BERT-layout encoder initialised at random, with a WordPiece tokenizer trained on
-    /// the training split's questions.
+    /// A RoBERTa-layout encoder initialised at random, with a byte-level BPE tokenizer
+    /// trained on the training split's questions.
     Scratch {
         hidden: usize,
         layers: usize,
@@ -92,8 +90,6 @@ pub struct EncoderAssets {
     pub weights: Option<WeightsRef>,
 }
 
-const SPECIALS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
-
 fn check_pos(field: &'static str, v: usize, fix: &str) -> Result<(), TrainError> {
     if v == 0 {
         return Err(TrainError::Config {
@@ -136,11 +132,13 @@ pub fn prepare_encoder(cfg: &EncoderConfig, data: &Dataset) -> Result<EncoderAss
                     fix: format!("hidden = {hidden} must be divisible by heads"),
                 });
             }
-            if *vocab_size < 100 {
+            if *vocab_size < 300 {
                 return Err(TrainError::Config {
                     field: "[encoder] vocab_size",
                     value: vocab_size.to_string(),
-                    fix: "use at least 100 (e.g. 8000)".into(),
+                    fix:
+                        "use at least 300: the byte-level alphabet alone is 256 tokens (e.g. 4000)"
+                            .into(),
                 });
             }
             let questions: Vec<&str> = data
@@ -163,23 +161,25 @@ pub fn prepare_encoder(cfg: &EncoderConfig, data: &Dataset) -> Result<EncoderAss
                     "the training split is empty: cannot train a tokenizer".into(),
                 ));
             }
-            let tokenizer_json = train_wordpiece(&questions, *vocab_size)?;
+            let tokenizer_json = train_byte_level_bpe(&questions, *vocab_size)?;
             let tk = load_tokenizer(&tokenizer_json, "scratch tokenizer")?;
             let vocab = tk.get_vocab_size(true);
+            // RoBERTa: <pad> = 1, positions start at padding_idx + 1, one token type.
+            let pad_token_id = 1;
             Ok(EncoderAssets {
                 source: "scratch".into(),
                 tokenizer_json,
                 arch: EncoderArch {
-                    kind: ArchKind::Bert,
+                    kind: ArchKind::Roberta,
                     hidden: *hidden,
                     layers: *layers,
                     heads: *heads,
                     intermediate: *intermediate,
                     vocab_size: vocab,
-                    max_positions: cfg.max_len,
-                    type_vocab_size: 2,
-                    pad_token_id: 0,
-                    layer_norm_eps: 1e-12,
+                    max_positions: cfg.max_len + pad_token_id as usize + 1,
+                    type_vocab_size: 1,
+                    pad_token_id,
+                    layer_norm_eps: 1e-5,
                     hidden_dropout: 0.1,
                 },
                 max_len: cfg.max_len,
@@ -188,72 +188,128 @@ pub fn prepare_encoder(cfg: &EncoderConfig, data: &Dataset) -> Result<EncoderAss
             })
         }
         EncoderSource::Dir(dir) => read_hf_dir(dir, cfg),
-        EncoderSource::Hf(id) => Err(TrainError::Encoder {
-            source_desc: format!("hf:{id}"),
-            msg: "not available offline: download to a dir and use dir:PATH".into(),
-        }),
+        EncoderSource::Hf(id) => {
+            let dir = hf_download(id, &HubOptions::from_env())?;
+            Ok(EncoderAssets {
+                source: format!("hf:{id}"),
+                ..read_hf_dir(&dir, cfg)?
+            })
+        }
     }
 }
 
-/// Deterministic WordPiece vocabulary: the special tokens, every character seen (also as a
-/// `##` continuation), then whole words by descending frequency (ties: alphabetical) up to
-/// `vocab_size`. Unknown words split greedily into known pieces. (The `tokenizers`
-/// WordPiece trainer is not reproducible run to run: its ids depend on hash order.)
-fn train_wordpiece(questions: &[&str], vocab_size: usize) -> Result<String, TrainError> {
-    use std::collections::{BTreeMap, BTreeSet};
-    use tokenizers::{
-        NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString,
-        PreTokenizer,
+/// Where `hf:` sources come from and go to.
+#[derive(Debug, Clone, Default)]
+pub struct HubOptions {
+    /// Hub URL (default: `HF_ENDPOINT`, else https://huggingface.co).
+    pub endpoint: Option<String>,
+    /// Download cache (default: `HF_HOME`/hub, else ~/.cache/huggingface/hub), shared with
+    /// Python's huggingface_hub.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl HubOptions {
+    /// The Hugging Face defaults: `HF_ENDPOINT`, `HF_HOME` (read by hf-hub itself).
+    pub fn from_env() -> Self {
+        Self::default()
+    }
+}
+
+/// The files an `hf:` model must have, in download order (small ones first, so a wrong id
+/// fails before the big download).
+const HF_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+
+/// Download (or find in the cache) `ORG/NAME[@REVISION]` and return the snapshot directory
+/// holding [`HF_FILES`]. Files already cached are not fetched again.
+pub fn hf_download(id: &str, opts: &HubOptions) -> Result<PathBuf, TrainError> {
+    use hf_hub::api::sync::ApiBuilder;
+    use hf_hub::{Repo, RepoType};
+    let err = |msg: String| TrainError::Encoder {
+        source_desc: format!("hf:{id}"),
+        msg,
     };
+    let (name, revision) = match id.split_once('@') {
+        Some((n, r)) => (n, r.to_string()),
+        None => (id, "main".to_string()),
+    };
+    // Legacy hub ids have no organisation (`roberta-base`).
+    if name.split('/').count() > 2 || name.split('/').any(str::is_empty) || revision.is_empty() {
+        return Err(err(
+            "expected hf:ORG/NAME or hf:ORG/NAME@REVISION, e.g. hf:FacebookAI/roberta-base".into(),
+        ));
+    }
+    let mut builder = ApiBuilder::from_env().with_progress(false).with_retries(2);
+    if let Some(e) = &opts.endpoint {
+        builder = builder.with_endpoint(e.clone());
+    }
+    if let Some(c) = &opts.cache_dir {
+        builder = builder.with_cache_dir(c.clone());
+    }
+    let api = builder
+        .build()
+        .map_err(|e| err(format!("cannot set up the Hugging Face client: {e}")))?;
+    let repo = api.repo(Repo::with_revision(
+        name.to_string(),
+        RepoType::Model,
+        revision,
+    ));
+    let mut dir = None;
+    for file in HF_FILES {
+        let path = repo.get(file).map_err(|e| {
+            err(format!(
+                "cannot download {file} from {} ({e}). Without network: download the model elsewhere (e.g. `huggingface-cli download {name}`), copy the directory here and use dir:PATH; or set HF_ENDPOINT to a reachable mirror",
+                repo.url(file)
+            ))
+        })?;
+        dir = path.parent().map(Path::to_path_buf);
+    }
+    dir.ok_or_else(|| err("the download gave no directory".into()))
+}
+
+/// RoBERTa's special tokens, in its id order (`<s>` 0, `<pad>` 1, `</s>` 2, ...).
+const ROBERTA_SPECIALS: [&str; 5] = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"];
+
+/// A RoBERTa-style byte-level BPE tokenizer trained with the `tokenizers` BPE trainer on
+/// `questions`; returns its `tokenizer.json`. The trainer is deterministic (alphabet sorted,
+/// merge ties broken by pair ids), which the scratch tokenizer test checks.
+fn train_byte_level_bpe(questions: &[&str], vocab_size: usize) -> Result<String, TrainError> {
+    use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::processors::roberta::RobertaProcessing;
+    use tokenizers::{AddedToken, NormalizerWrapper, TokenizerBuilder};
     let terr = |e: Box<dyn std::error::Error + Send + Sync>| TrainError::Tokenizer(e.to_string());
-    let norm = BertNormalizer::default();
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut chars: BTreeSet<char> = BTreeSet::new();
-    for q in questions {
-        let mut n = NormalizedString::from(*q);
-        norm.normalize(&mut n).map_err(terr)?;
-        let mut pre = PreTokenizedString::from(n);
-        BertPreTokenizer.pre_tokenize(&mut pre).map_err(terr)?;
-        for (w, _, _) in pre.get_splits(OffsetReferential::Original, OffsetType::Byte) {
-            chars.extend(w.chars());
-            *counts.entry(w.to_string()).or_default() += 1;
+    let mut trainer = BpeTrainerBuilder::new()
+        .vocab_size(vocab_size)
+        .min_frequency(2)
+        .show_progress(false)
+        .special_tokens(
+            ROBERTA_SPECIALS
+                .iter()
+                .map(|t| AddedToken::from(*t, true))
+                .collect(),
+        )
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+        .build();
+    let mut tk =
+        TokenizerBuilder::<BPE, NormalizerWrapper, ByteLevel, RobertaProcessing, ByteLevel>::new()
+            .with_model(BPE::default())
+            .with_normalizer(None)
+            .with_pre_tokenizer(Some(ByteLevel::default()))
+            .with_post_processor(Some(RobertaProcessing::new(
+                ("</s>".into(), 2),
+                ("<s>".into(), 0),
+            )))
+            .with_decoder(Some(ByteLevel::default()))
+            .build()
+            .map_err(terr)?;
+    tk.train(&mut trainer, questions.iter()).map_err(terr)?;
+    for (id, t) in ROBERTA_SPECIALS.iter().enumerate() {
+        if tk.token_to_id(t) != Some(id as u32) {
+            return Err(TrainError::Tokenizer(format!(
+                "scratch tokenizer: special token {t} did not get id {id}"
+            )));
         }
     }
-    let mut vocab: Vec<String> = SPECIALS.iter().map(|s| s.to_string()).collect();
-    vocab.extend(chars.iter().map(|c| c.to_string()));
-    vocab.extend(chars.iter().map(|c| format!("##{c}")));
-    let have: BTreeSet<String> = vocab.iter().cloned().collect();
-    let mut words: Vec<(&String, &u64)> =
-        counts.iter().filter(|(w, _)| !have.contains(*w)).collect();
-    words.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    for (w, _) in words {
-        if vocab.len() >= vocab_size {
-            break;
-        }
-        vocab.push(w.clone());
-    }
-    let map: serde_json::Map<String, serde_json::Value> = vocab
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), serde_json::Value::from(i as u64)))
-        .collect();
-    let json = serde_json::json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": SPECIALS.iter().enumerate().map(|(i, t)| serde_json::json!({
-            "id": i, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
-            "normalized": false, "special": true
-        })).collect::<Vec<_>>(),
-        "normalizer": {"type": "BertNormalizer", "clean_text": true,
-            "handle_chinese_chars": true, "strip_accents": null, "lowercase": true},
-        "pre_tokenizer": {"type": "BertPreTokenizer"},
-        "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]},
-        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
-        "model": {"type": "WordPiece", "unk_token": "[UNK]",
-            "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": map}
-    });
-    let tk = load_tokenizer(&json.to_string(), "scratch tokenizer")?;
     tk.to_string(false).map_err(terr)
 }
 

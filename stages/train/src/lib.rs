@@ -15,11 +15,13 @@ mod train;
 
 pub use backend::{parse_device, CpuKind, Device, DEFAULT_CPU};
 pub use encoder::{
-    prepare_encoder, ArchKind, EncoderArch, EncoderAssets, EncoderConfig, EncoderSource, WeightsRef,
+    hf_download, prepare_encoder, ArchKind, EncoderArch, EncoderAssets, EncoderConfig,
+    EncoderSource, HubOptions, WeightsRef,
 };
 pub use error::TrainError;
 pub use hf::{LoadReport, KEY_REMAP};
 pub use input::{ClassInfo, Dataset, FeatureMatrix, Row};
+pub use model::BranchPool;
 pub use train::{
     evaluate, predict, train_candidate, Checkpoint, EpochReport, ModelSpec, OptimizerKind,
     TrainConfig, TrainData, TrainOutcome,

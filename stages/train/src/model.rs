@@ -12,6 +12,7 @@ use burn::nn::{
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
+use serde::{Deserialize, Serialize};
 
 use crate::encoder::EncoderArch;
 
@@ -78,27 +79,70 @@ impl<B: Backend> TextEncoder<B> {
     }
 }
 
-/// Feature vector as a 1-channel sequence -> Conv1d(same) -> ReLU -> global max pool.
+/// How a CNN branch turns its `[channels, features]` activations into a vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BranchPool {
+    /// SPEC §3: global max pool -> `channels` values. Keeps *that* a pattern fired, not
+    /// *where*, so the branch cannot say which class its features point to.
+    #[default]
+    GlobalMax,
+    /// Sum over each class's feature columns -> `channels * classes` values, so the head
+    /// sees per-class evidence (e.g. how many of a class's rules fired). LLM features have
+    /// one column per class and are kept as they are.
+    PerClass,
+}
+
+impl BranchPool {
+    pub fn is_global_max(&self) -> bool {
+        *self == BranchPool::GlobalMax
+    }
+}
+
+/// Feature vector as a 1-channel sequence -> Conv1d(same) -> ReLU -> pool ([`BranchPool`]).
 #[derive(Module, Debug)]
 pub struct CnnBranch<B: Backend> {
     pub conv: Conv1d<B>,
+    /// 0: global max pool; otherwise per-class pooling into this many classes.
+    pub classes: usize,
 }
 
 impl<B: Backend> CnnBranch<B> {
-    pub fn new(channels: usize, kernel: usize, device: &B::Device) -> Self {
+    pub fn new(channels: usize, kernel: usize, classes: usize, device: &B::Device) -> Self {
         Self {
             conv: Conv1dConfig::new(1, channels, kernel)
                 .with_padding(PaddingConfig1d::Same)
                 .init(device),
+            classes,
         }
     }
 
-    /// `[batch, features]` -> `[batch, channels]`.
-    pub fn forward(&self, feats: Tensor<B, 2>) -> Tensor<B, 2> {
+    /// `[batch, features]` -> `[batch, channels]` (global max) or `[batch, channels *
+    /// classes]` (per class). `class_sum` (`[features, classes]`, 1 where a column belongs
+    /// to a class) does the per-class sum; without it the columns must be the classes.
+    pub fn forward(&self, feats: Tensor<B, 2>, class_sum: Option<Tensor<B, 2>>) -> Tensor<B, 2> {
         let [b, f] = feats.dims();
         let x = relu(self.conv.forward(feats.reshape([b, 1, f])));
-        x.max_dim(2).squeeze_dim(2)
+        if self.classes == 0 {
+            return x.max_dim(2).squeeze_dim(2);
+        }
+        let c = x.dims()[1];
+        match class_sum {
+            Some(m) => x
+                .reshape([b * c, f])
+                .matmul(m)
+                .reshape([b, c * self.classes]),
+            None => x.reshape([b, c * f]),
+        }
     }
+}
+
+/// A rule-branch input: the features and, for per-class pooling, the column-to-class
+/// matrix (rules are many per class; LLM features are one column per class and need none).
+#[derive(Debug, Clone)]
+pub struct BranchInput<B: Backend> {
+    pub feats: Tensor<B, 2>,
+    pub class_sum: Option<Tensor<B, 2>>,
 }
 
 /// Models 1-4: encoder pooled output (+ optional CNN branches) -> 3-layer head.
@@ -124,18 +168,35 @@ pub struct ClassifierShape {
     pub layer_size2: usize,
     pub dropout: f64,
     pub classes: usize,
+    pub pool: BranchPool,
+}
+
+impl ClassifierShape {
+    /// Width of one branch's output.
+    pub fn branch_width(&self) -> usize {
+        match self.pool {
+            BranchPool::GlobalMax => self.channels,
+            BranchPool::PerClass => self.channels * self.classes,
+        }
+    }
+
+    fn pooled_classes(&self) -> usize {
+        match self.pool {
+            BranchPool::GlobalMax => 0,
+            BranchPool::PerClass => self.classes,
+        }
+    }
 }
 
 impl<B: Backend> Classifier<B> {
     pub fn new(arch: &EncoderArch, s: &ClassifierShape, device: &B::Device) -> Self {
         let branches = usize::from(s.llm) + usize::from(s.rules);
-        let width = arch.hidden + branches * s.channels;
+        let width = arch.hidden + branches * s.branch_width();
+        let branch = || CnnBranch::new(s.channels, s.kernel, s.pooled_classes(), device);
         Self {
             encoder: TextEncoder::new(arch, device),
-            llm: s.llm.then(|| CnnBranch::new(s.channels, s.kernel, device)),
-            rules: s
-                .rules
-                .then(|| CnnBranch::new(s.channels, s.kernel, device)),
+            llm: s.llm.then(branch),
+            rules: s.rules.then(branch),
             fc1: LinearConfig::new(width, s.layer_size1).init(device),
             fc2: LinearConfig::new(s.layer_size1, s.layer_size2).init(device),
             out: LinearConfig::new(s.layer_size2, s.classes).init(device),
@@ -149,16 +210,16 @@ impl<B: Backend> Classifier<B> {
         ids: Tensor<B, 2, Int>,
         mask_pad: Tensor<B, 2, Bool>,
         llm: Option<Tensor<B, 2>>,
-        rules: Option<Tensor<B, 2>>,
+        rules: Option<BranchInput<B>>,
     ) -> Tensor<B, 2> {
         let hidden = self.encoder.forward(ids, mask_pad);
         let [b, _, h] = hidden.dims();
         let mut parts = vec![hidden.slice([0..b, 0..1, 0..h]).reshape([b, h])];
         if let (Some(branch), Some(f)) = (&self.llm, llm) {
-            parts.push(branch.forward(f));
+            parts.push(branch.forward(f, None));
         }
         if let (Some(branch), Some(f)) = (&self.rules, rules) {
-            parts.push(branch.forward(f));
+            parts.push(branch.forward(f.feats, f.class_sum));
         }
         let x = if parts.len() == 1 {
             parts.pop().expect("one part")

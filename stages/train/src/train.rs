@@ -19,7 +19,7 @@ use crate::backend::{dispatch, parse_device, BackendTask};
 use crate::encoder::{tokenize, EncoderAssets};
 use crate::error::TrainError;
 use crate::input::{Dataset, FeatureMatrix};
-use crate::model::{Classifier, ClassifierShape};
+use crate::model::{BranchInput, BranchPool, Classifier, ClassifierShape};
 
 /// Optimizer chosen by `criterion_num`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +85,10 @@ pub struct TrainConfig {
     pub sort_by_length: bool,
     /// Output channels of each CNN feature branch.
     pub cnn_channels: usize,
+    /// Pooling of the CNN branches. Left out of the serialized form when it is the SPEC
+    /// default, so cache keys of existing runs do not change.
+    #[serde(default, skip_serializing_if = "BranchPool::is_global_max")]
+    pub branch_pool: BranchPool,
 }
 
 impl Default for TrainConfig {
@@ -98,6 +102,7 @@ impl Default for TrainConfig {
             max_train_rows: None,
             sort_by_length: true,
             cnn_channels: 32,
+            branch_pool: BranchPool::GlobalMax,
         }
     }
 }
@@ -108,6 +113,9 @@ pub struct TrainData<'a> {
     pub dataset: &'a Dataset,
     pub llm_features: Option<&'a FeatureMatrix>,
     pub rule_features: Option<&'a FeatureMatrix>,
+    /// The class each rule-feature column is evidence for (`RuleSet` order); needed by
+    /// [`BranchPool::PerClass`]. LLM-feature columns are the classes themselves.
+    pub rule_classes: Option<&'a [u32]>,
 }
 
 /// One epoch of the learning curve (epochs count from 1).
@@ -174,6 +182,8 @@ struct WeightsHeader {
     hidden: usize,
     layers: usize,
     vocab: usize,
+    #[serde(default, skip_serializing_if = "BranchPool::is_global_max")]
+    pool: BranchPool,
 }
 
 fn header_of(shape: &ClassifierShape, assets: &EncoderAssets) -> WeightsHeader {
@@ -188,6 +198,7 @@ fn header_of(shape: &ClassifierShape, assets: &EncoderAssets) -> WeightsHeader {
         hidden: assets.arch.hidden,
         layers: assets.arch.layers,
         vocab: assets.arch.vocab_size,
+        pool: shape.pool,
     }
 }
 
@@ -248,27 +259,90 @@ fn static_len(device: &str, max_len: usize) -> Option<usize> {
     matches!(parse_device(device), Ok(crate::backend::Device::Cuda(_))).then_some(max_len)
 }
 
+/// A branch's input: the matrix and, for per-class pooling of rules, the `[cols, classes]`
+/// column-to-class matrix (row-major, 1 where the column's rule belongs to the class).
+struct FeatInput<'a> {
+    matrix: &'a FeatureMatrix,
+    class_sum: Option<Vec<f32>>,
+}
+
 struct Feats<'a> {
+    llm: Option<FeatInput<'a>>,
+    rules: Option<FeatInput<'a>>,
+}
+
+fn class_sum_matrix(column_class: &[u32], classes: usize) -> Result<Vec<f32>, TrainError> {
+    let mut m = vec![0.0f32; column_class.len() * classes];
+    for (col, &c) in column_class.iter().enumerate() {
+        if c as usize >= classes {
+            return Err(TrainError::Input(format!(
+                "rule feature column {col} belongs to class {c}, but there are {classes} classes"
+            )));
+        }
+        m[col * classes + c as usize] = 1.0;
+    }
+    Ok(m)
+}
+
+/// Pair the matrices with what their branches' pooling needs.
+fn feats<'a>(
     llm: Option<&'a FeatureMatrix>,
     rules: Option<&'a FeatureMatrix>,
+    rule_classes: Option<&[u32]>,
+    shape: &ClassifierShape,
+) -> Result<Feats<'a>, TrainError> {
+    let per_class = shape.pool == BranchPool::PerClass;
+    let llm = match llm.filter(|_| shape.llm) {
+        Some(m) if per_class && m.cols != shape.classes => {
+            return Err(TrainError::Input(format!(
+                "per-class pooling needs one LLM-feature column per class: the matrix has {} columns for {} classes",
+                m.cols, shape.classes
+            )))
+        }
+        m => m.map(|matrix| FeatInput {
+            matrix,
+            class_sum: None,
+        }),
+    };
+    let rules = match rules.filter(|_| shape.rules) {
+        Some(matrix) if per_class => {
+            let classes = rule_classes.ok_or_else(|| {
+                TrainError::Input(
+                    "per-class pooling needs the class of every rule column (rule_classes)".into(),
+                )
+            })?;
+            if classes.len() != matrix.cols {
+                return Err(TrainError::Input(format!(
+                    "{} rule classes for a rule matrix of {} columns: pass the rule set the matrix was computed from",
+                    classes.len(),
+                    matrix.cols
+                )));
+            }
+            Some(FeatInput {
+                matrix,
+                class_sum: Some(class_sum_matrix(classes, shape.classes)?),
+            })
+        }
+        m => m.map(|matrix| FeatInput {
+            matrix,
+            class_sum: None,
+        }),
+    };
+    Ok(Feats { llm, rules })
 }
 
 struct Batch<B: Backend> {
     ids: Tensor<B, 2, Int>,
     mask: Tensor<B, 2, Bool>,
     llm: Option<Tensor<B, 2>>,
-    rules: Option<Tensor<B, 2>>,
+    rules: Option<BranchInput<B>>,
     labels: Tensor<B, 1, Int>,
 }
 
 fn feat_tensor<B: Backend>(m: &FeatureMatrix, rows: &[usize], device: &B::Device) -> Tensor<B, 2> {
     let mut v = Vec::with_capacity(rows.len() * m.cols);
     for &r in rows {
-        v.extend(
-            m.data[r * m.cols..(r + 1) * m.cols]
-                .iter()
-                .map(|&x| f32::from(x)),
-        );
+        v.extend(m.row(r).iter().map(|&x| f32::from(x)));
     }
     Tensor::from_data(TensorData::new(v, [rows.len(), m.cols]), device)
 }
@@ -301,8 +375,17 @@ fn make_batch<B: Backend>(
     Batch {
         ids: Tensor::from_data(TensorData::new(ids, [idx.len(), len]), device),
         mask: Tensor::from_data(TensorData::new(mask, [idx.len(), len]), device),
-        llm: feats.llm.map(|m| feat_tensor(m, &rows, device)),
-        rules: feats.rules.map(|m| feat_tensor(m, &rows, device)),
+        llm: feats
+            .llm
+            .as_ref()
+            .map(|f| feat_tensor(f.matrix, &rows, device)),
+        rules: feats.rules.as_ref().map(|f| BranchInput {
+            feats: feat_tensor(f.matrix, &rows, device),
+            class_sum: f.class_sum.as_ref().map(|m| {
+                let shape = [f.matrix.cols, m.len() / f.matrix.cols];
+                Tensor::from_data(TensorData::new(m.clone(), shape), device)
+            }),
+        }),
         labels: Tensor::from_data(TensorData::new(labels, [idx.len()]), device),
     }
 }
@@ -424,6 +507,7 @@ fn shape_of(
     spec: &ModelSpec,
     channels: usize,
     classes: usize,
+    pool: BranchPool,
 ) -> Result<ClassifierShape, TrainError> {
     let cfg = |field: &'static str, value: String, fix: &str| TrainError::Config {
         field,
@@ -475,6 +559,7 @@ fn shape_of(
         layer_size2: spec.layer_size2,
         dropout: spec.dropout,
         classes,
+        pool,
     })
 }
 
@@ -540,7 +625,7 @@ fn prepare<'a>(
             fix: "use e.g. 16".into(),
         });
     }
-    let shape = shape_of(spec, cfg.cnn_channels, ds.classes.len())?;
+    let shape = shape_of(spec, cfg.cnn_channels, ds.classes.len(), cfg.branch_pool)?;
     check_matrix("llm", data.llm_features, spec.llm_branch, ds.rows.len())?;
     check_matrix("rule", data.rule_features, spec.rule_branch, ds.rows.len())?;
     if ds.train.is_empty() || ds.valid.is_empty() {
@@ -575,7 +660,7 @@ fn prepare<'a>(
         tokens[i] = t;
     }
     let fingerprint = {
-        let fp = serde_json::json!({
+        let mut fp = serde_json::json!({
             "v": 1,
             "spec": spec,
             "seed": cfg.seed,
@@ -591,6 +676,10 @@ fn prepare<'a>(
             "train": train_idx,
             "valid": ds.valid,
         });
+        // Only a non-default pool is fingerprinted, so older checkpoints stay resumable.
+        if !cfg.branch_pool.is_global_max() {
+            fp["pool"] = serde_json::json!(cfg.branch_pool);
+        }
         blake3::hash(fp.to_string().as_bytes()).to_hex().to_string()
     };
     let pad_to = static_len(&cfg.device, assets.max_len);
@@ -598,10 +687,12 @@ fn prepare<'a>(
         train: split_examples(ds, &train_idx, &tokens, "train", pad_to)?,
         valid: split_examples(ds, &ds.valid, &tokens, "valid", pad_to)?,
         test: split_examples(ds, &ds.test, &tokens, "test", pad_to)?,
-        feats: Feats {
-            llm: data.llm_features.filter(|_| spec.llm_branch),
-            rules: data.rule_features.filter(|_| spec.rule_branch),
-        },
+        feats: feats(
+            data.llm_features,
+            data.rule_features,
+            data.rule_classes,
+            &shape,
+        )?,
         shape,
         fingerprint,
     })
@@ -947,7 +1038,7 @@ fn check_header<'w>(
     num_classes: usize,
 ) -> Result<(ClassifierShape, &'w [u8]), TrainError> {
     let (h, rec) = unpack_weights(weights)?;
-    let shape = shape_of(spec, h.channels, num_classes)?;
+    let shape = shape_of(spec, h.channels, num_classes, h.pool)?;
     let want = header_of(&shape, assets);
     if h != want {
         return Err(TrainError::Weights(format!(
@@ -968,6 +1059,7 @@ pub fn predict(
     texts: &[String],
     llm: Option<&FeatureMatrix>,
     rules: Option<&FeatureMatrix>,
+    rule_classes: Option<&[u32]>,
     device: &str,
 ) -> Result<Vec<Vec<f32>>, TrainError> {
     parse_device(device)?;
@@ -982,15 +1074,13 @@ pub fn predict(
         tokens,
         pad_to: static_len(device, encoder.max_len),
     };
+    let feats = feats(llm, rules, rule_classes, &shape)?;
     let task = InferTask {
         assets: encoder,
         shape,
         record: rec,
         ex,
-        feats: Feats {
-            llm: llm.filter(|_| spec.llm_branch),
-            rules: rules.filter(|_| spec.rule_branch),
-        },
+        feats,
         probs: true,
     };
     match dispatch(device, task)?? {
@@ -1033,15 +1123,18 @@ pub fn evaluate(
         feat_rows: rows.to_vec(),
         pad_to: static_len(device, encoder.max_len),
     };
+    let feats = feats(
+        data.llm_features,
+        data.rule_features,
+        data.rule_classes,
+        &shape,
+    )?;
     let task = InferTask {
         assets: encoder,
         shape,
         record: rec,
         ex,
-        feats: Feats {
-            llm: data.llm_features.filter(|_| spec.llm_branch),
-            rules: data.rule_features.filter(|_| spec.rule_branch),
-        },
+        feats,
         probs: false,
     };
     match dispatch(device, task)?? {
@@ -1076,6 +1169,7 @@ mod tests {
             hidden: 16,
             layers: 1,
             vocab: 100,
+            pool: BranchPool::GlobalMax,
         };
         let b = pack_weights(&h, &[1, 2, 3]);
         let (h2, rec) = unpack_weights(&b).unwrap();

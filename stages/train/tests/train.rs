@@ -25,6 +25,7 @@ fn run(
         dataset: ds,
         llm_features: feats,
         rule_features: feats,
+        rule_classes: None,
     };
     train_candidate(data, enc, spec, cfg, None, &mut |_, _| {}).expect("training runs")
 }
@@ -121,6 +122,7 @@ fn resume_from_checkpoint_equals_uninterrupted() {
             dataset: &ds,
             llm_features: None,
             rule_features: Some(&feats),
+            rule_classes: None,
         };
         let mut cks = Vec::new();
         let full = train_candidate(data, &enc, &s, &cfg(3), None, &mut |ck, rep| {
@@ -236,6 +238,7 @@ fn run_err(ds: &Dataset, enc: &EncoderAssets, s: &ModelSpec, c: &TrainConfig) ->
         dataset: ds,
         llm_features: None,
         rule_features: None,
+        rule_classes: None,
     };
     train_candidate(data, enc, s, c, None, &mut |_, _| {}).unwrap_err()
 }
@@ -262,6 +265,7 @@ fn input_errors() {
         dataset: &ds,
         llm_features: Some(&bad),
         rule_features: None,
+        rule_classes: None,
     };
     let e = train_candidate(
         data,
@@ -315,6 +319,7 @@ fn predict_and_evaluate_use_the_weights() {
         dataset: &ds,
         llm_features: None,
         rule_features: Some(&feats),
+        rule_classes: None,
     };
     let out = train_candidate(data, &enc, &s, &cfg(6), None, &mut |_, _| {}).unwrap();
     let acc = evaluate(&enc, &s, &out.best_weights, data, &ds.test, "cpu").unwrap();
@@ -341,6 +346,7 @@ fn predict_and_evaluate_use_the_weights() {
         &texts,
         None,
         Some(&sub),
+        None,
         "cpu",
     )
     .unwrap();
@@ -366,11 +372,23 @@ fn predict_and_evaluate_use_the_weights() {
         &texts,
         None,
         Some(&sub),
+        None,
         "cpu",
     )
     .unwrap_err();
     assert!(e.to_string().contains("trained for"), "{e}");
-    assert!(predict(&enc, &s, 4, b"garbage", &texts, None, Some(&sub), "cpu").is_err());
+    assert!(predict(
+        &enc,
+        &s,
+        4,
+        b"garbage",
+        &texts,
+        None,
+        Some(&sub),
+        None,
+        "cpu"
+    )
+    .is_err());
 }
 
 #[test]
@@ -392,4 +410,98 @@ fn max_train_rows_and_frozen_embeddings() {
     );
     assert!(out.failed.is_none());
     assert_eq!(out.curve.len(), 1);
+}
+
+/// Questions without class words; only the features say the class: column 2c fires for
+/// class c, column 2c + 1 is noise. Per-class pooling can read which class's column fired;
+/// the SPEC's global max pool only sees that *some* column fired.
+#[test]
+fn per_class_pooling_keeps_which_class_fired() {
+    let _g = lock();
+    let mut ds = synthetic(400, 11);
+    for r in &mut ds.rows {
+        r.question = "show the name of all items".into();
+    }
+    let mut data = Vec::new();
+    for (i, r) in ds.rows.iter().enumerate() {
+        for c in 0..4u32 {
+            data.push(u8::from(r.label == c));
+            data.push(u8::from((i * 5 + c as usize).is_multiple_of(3)));
+        }
+    }
+    let feats = FeatureMatrix {
+        rows: ds.rows.len(),
+        cols: 8,
+        data,
+    };
+    let classes: Vec<u32> = vec![0, 0, 1, 1, 2, 2, 3, 3];
+    let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
+    let s = spec(false, true, OptimizerKind::AdamW, 3e-3);
+    let data = TrainData {
+        dataset: &ds,
+        llm_features: None,
+        rule_features: Some(&feats),
+        rule_classes: Some(&classes),
+    };
+    let mut per_class = cfg(8);
+    per_class.branch_pool = BranchPool::PerClass;
+    let pc = train_candidate(data, &enc, &s, &per_class, None, &mut |_, _| {}).unwrap();
+    let gm = train_candidate(data, &enc, &s, &cfg(8), None, &mut |_, _| {}).unwrap();
+    assert!(pc.best_valid_acc >= 0.95, "per-class {pc:?}");
+    assert!(
+        pc.best_valid_acc > gm.best_valid_acc + 0.2,
+        "per-class {} vs global max {}",
+        pc.best_valid_acc,
+        gm.best_valid_acc
+    );
+    // The weights remember their pooling: evaluate and predict rebuild the same model.
+    let acc = evaluate(&enc, &s, &pc.best_weights, data, &ds.test, "cpu").unwrap();
+    assert_eq!(acc, pc.test_acc);
+    let texts = vec!["show the name of all items".to_string()];
+    let one = FeatureMatrix {
+        rows: 1,
+        cols: 8,
+        data: vec![0, 1, 0, 0, 1, 0, 0, 1],
+    };
+    let p = predict(
+        &enc,
+        &s,
+        4,
+        &pc.best_weights,
+        &texts,
+        None,
+        Some(&one),
+        Some(&classes),
+        "cpu",
+    )
+    .unwrap();
+    let arg = (0..4).max_by(|&a, &b| p[0][a].total_cmp(&p[0][b])).unwrap();
+    assert_eq!(arg, 2, "{p:?}");
+    // Without the rule classes the layout is unknown: a clear error, not a guess.
+    let e = predict(
+        &enc,
+        &s,
+        4,
+        &pc.best_weights,
+        &texts,
+        None,
+        Some(&one),
+        None,
+        "cpu",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("rule_classes"), "{e}");
+    let e = predict(
+        &enc,
+        &s,
+        4,
+        &pc.best_weights,
+        &texts,
+        None,
+        Some(&one),
+        Some(&[0, 1, 2]),
+        "cpu",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("3 rule classes"), "{e}");
 }

@@ -87,7 +87,7 @@ pub fn tiny_encoder() -> EncoderConfig {
             layers: 1,
             heads: 2,
             intermediate: 64,
-            vocab_size: 200,
+            vocab_size: 400,
         },
         max_len: 16,
         freeze_embeddings: false,
@@ -117,5 +117,6 @@ pub fn cfg(epochs: usize) -> TrainConfig {
         max_train_rows: None,
         sort_by_length: true,
         cnn_channels: 8,
+        branch_pool: BranchPool::GlobalMax,
     }
 }
