@@ -69,6 +69,8 @@ struct Exec<'a> {
     recorded: HashSet<(String, Option<u64>, String)>,
     progress: &'a Progress,
     scratch: PathBuf,
+    /// `training.json` of the run: the epoch the candidate in training has reached.
+    training_file: PathBuf,
 }
 
 impl Exec<'_> {
@@ -628,7 +630,25 @@ fn train_node(
         };
         let progress = exec.progress;
         let total = tcfg.epochs;
+        let training_file = exec.training_file.clone();
+        let model = proposal.candidate.model_number();
         let mut on_epoch = |ckpt: &hhnas_train::Checkpoint, report: &hhnas_train::EpochReport| {
+            let state = crate::runs::TrainingProgress {
+                iteration,
+                model,
+                epoch: report.epoch,
+                epochs: total,
+                valid_acc: report.valid_acc,
+                best_valid_acc: ckpt.best_valid_acc,
+                train_loss: report.train_loss,
+                epoch_secs: report.secs,
+            };
+            if let Err(e) = serde_json::to_vec(&state)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| write_atomic(&training_file, &bytes))
+            {
+                tracing::warn!("could not write {}: {e:#}", training_file.display());
+            }
             match crate::store::encode(ckpt) {
                 Ok(bytes) => {
                     if let Err(e) = write_atomic(&ckpt_path, &bytes) {
@@ -690,6 +710,7 @@ fn train_node(
     })?;
     // Only once the result is stored is the checkpoint of no further use.
     let _ = std::fs::remove_file(checkpoint_path(&exec.scratch, &key));
+    let _ = std::fs::remove_file(&exec.training_file);
     Ok((key, summary))
 }
 
@@ -737,6 +758,7 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
         recorded,
         progress: &progress,
         scratch: cache_dir.join("scratch"),
+        training_file: run.training_file(),
     };
 
     let (ds_key, ds) = dataset_node(&mut exec, cfg)?;

@@ -63,6 +63,32 @@ impl RunDir {
     pub fn report_dir(&self) -> PathBuf {
         self.path.join("report")
     }
+
+    /// Where the candidate in training reports its finished epochs (for `status`).
+    pub fn training_file(&self) -> PathBuf {
+        self.path.join("training.json")
+    }
+
+    /// The candidate in training, if one has finished an epoch; `None` when absent or
+    /// unreadable (it is advisory).
+    pub fn training(&self) -> Option<TrainingProgress> {
+        let text = fs::read_to_string(self.training_file()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+/// Progress of the candidate in training, rewritten after every epoch.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainingProgress {
+    pub iteration: u64,
+    pub model: u8,
+    /// Epochs finished (of `epochs`).
+    pub epoch: usize,
+    pub epochs: usize,
+    pub valid_acc: f64,
+    pub best_valid_acc: f64,
+    pub train_loss: f64,
+    pub epoch_secs: f64,
 }
 
 pub fn runs_root(cache_dir: &Path) -> PathBuf {

@@ -30,6 +30,8 @@ pub struct Status {
     pub iterations_done: u64,
     /// The node that is (or was, when interrupted) next: stage and iteration.
     pub current: Option<String>,
+    /// The candidate in training: its last finished epoch (unfinished runs only).
+    pub training: Option<crate::runs::TrainingProgress>,
     pub last_error: Option<String>,
     pub iterations: Vec<IterationRow>,
     pub best: Option<IterationRow>,
@@ -204,6 +206,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         iterations_total: crate::pipeline::iterations(&config),
         iterations_done,
         current,
+        training: (!finished).then(|| run.training()).flatten(),
         last_error,
         iterations: rows.into_values().collect(),
         best,
@@ -302,6 +305,20 @@ pub fn render(s: &Status) -> String {
             .map(|c| format!(", next: {c}"))
             .unwrap_or_default()
     );
+    if let Some(t) = &s.training {
+        let _ = writeln!(
+            out,
+            "training   iteration {} (model {}): epoch {}/{} done, valid {} (best {}), loss {:.4}, {} per epoch",
+            t.iteration,
+            t.model,
+            t.epoch,
+            t.epochs,
+            pct(Some(t.valid_acc)),
+            pct(Some(t.best_valid_acc)),
+            t.train_loss,
+            duration(t.epoch_secs)
+        );
+    }
     if let Some(e) = &s.last_error {
         let _ = writeln!(out, "last error {e}");
     }

@@ -142,6 +142,57 @@ fn status_reports_the_run_and_json_has_the_q_table() {
     assert!(ws.run_dir().join("report").join("report.md").is_file());
 }
 
+/// A run killed mid-candidate: `status` shows the epoch the candidate reached, and the
+/// resumed run clears it when the candidate is done.
+#[test]
+fn status_shows_the_epoch_of_the_candidate_in_training() {
+    let ws = Workspace::new(1);
+    let mut child = ws
+        .cmd(&[
+            "run",
+            "--config",
+            ws.config().to_str().unwrap(),
+            "--set",
+            "train.epochs=200",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let training = loop {
+        let found = std::fs::read_dir(ws.cache().join("runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path().join("training.json"))
+            .filter(|p| p.is_file());
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no epoch finished"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = ws.run(&["status"]);
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("state      interrupted"), "{s}");
+    assert!(
+        s.contains("training   iteration 0 (model 3): epoch "),
+        "{s}"
+    );
+    assert!(s.contains("/200 done, valid "), "{s}");
+    let out = ws.run(&["resume"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!training.exists());
+    let out = ws.run(&["status"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("training   "));
+}
+
 #[test]
 fn damaged_cache_entries_and_torn_journal_lines_are_recomputed_not_fatal() {
     let ws = Workspace::new(2);
