@@ -4,7 +4,8 @@
 //! `cargo run --release -p hhnas-train --example spider`. Environment (defaults in brackets):
 //! `HHNAS_SPIDER_DIR` [/work/shared/datasets/spider], `EPOCHS` [5], `MAX_TRAIN_ROWS` [all],
 //! `HIDDEN`/`LAYERS`/`HEADS`/`INTERMEDIATE`/`VOCAB`/`MAX_LEN` [64/1/2/128/2000/24: the demo
-//! profile's encoder], `LR` [1e-3], `DEVICE` [cpu], `MODELS` [1,4].
+//! profile's encoder], `LR` [1e-3], `DEVICE` [cpu], `MODELS` [1,4], `BRANCH_POOL`
+//! [per-class; or global-max].
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -39,7 +40,9 @@ fn main() {
     );
     let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
     let t = Instant::now();
-    let rules = rule_features(&schema_rules(&ds), &texts);
+    let rule_set = schema_rules(&ds);
+    let rules = rule_features(&rule_set, &texts);
+    let rule_classes = rule_set.column_classes();
     let llm = judge_lexical(&Bm25Ranker::build(&ds), &texts, 10, 3);
     println!(
         "features: schema rules {} cols, lexical judge (BM25 stand-in for the LLM, top 3 of 10) {} cols ({:.1}s)",
@@ -70,6 +73,10 @@ fn main() {
         max_train_rows: (max_rows > 0).then_some(max_rows),
         sort_by_length: true,
         cnn_channels: 32,
+        branch_pool: match std::env::var("BRANCH_POOL").as_deref() {
+            Ok("global-max") => BranchPool::GlobalMax,
+            _ => BranchPool::PerClass,
+        },
         ..TrainConfig::default()
     };
     let models = std::env::var("MODELS").unwrap_or_else(|_| "1,4".into());
@@ -91,7 +98,7 @@ fn main() {
             dataset: &ds,
             llm_features: Some(&llm),
             rule_features: Some(&rules),
-            rule_classes: None,
+            rule_classes: Some(&rule_classes),
         };
         let t = Instant::now();
         let out = train_candidate(data, &enc, &spec, &cfg, None, &mut |_, r| {

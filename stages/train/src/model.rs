@@ -11,7 +11,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::encoder::EncoderArch;
@@ -118,31 +118,72 @@ impl<B: Backend> CnnBranch<B> {
     }
 
     /// `[batch, features]` -> `[batch, channels]` (global max) or `[batch, channels *
-    /// classes]` (per class). `class_sum` (`[features, classes]`, 1 where a column belongs
-    /// to a class) does the per-class sum; without it the columns must be the classes.
-    pub fn forward(&self, feats: Tensor<B, 2>, class_sum: Option<Tensor<B, 2>>) -> Tensor<B, 2> {
-        let [b, f] = feats.dims();
-        let x = relu(self.conv.forward(feats.reshape([b, 1, f])));
+    /// classes]` (per class). With `column_class` (the class of every column) each class's
+    /// columns are summed; without, the columns are the classes.
+    pub fn forward(
+        &self,
+        feats: Tensor<B, 2>,
+        column_class: Option<Tensor<B, 1, Int>>,
+    ) -> Tensor<B, 2> {
+        let b = feats.dims()[0];
+        // [batch, features, channels]: reductions over features then read whole channel rows.
+        let x = self.conv_one_channel(feats);
+        let c = x.dims()[2];
         if self.classes == 0 {
-            return x.max_dim(2).squeeze_dim(2);
+            return x.max_dim(1).reshape([b, c]);
         }
-        let c = x.dims()[1];
-        match class_sum {
-            Some(m) => x
-                .reshape([b * c, f])
-                .matmul(m)
-                .reshape([b, c * self.classes]),
-            None => x.reshape([b, c * f]),
-        }
+        let per_class = match column_class {
+            // Sum each class's columns: an index-add (its gradient is a gather).
+            Some(cc) => Tensor::zeros([b, self.classes, c], &x.device()).select_assign(
+                1,
+                cc,
+                x,
+                IndexingUpdateOp::Add,
+            ),
+            None => x,
+        };
+        // Channel-major, as a Conv1d's [batch, channels, classes] output flattens.
+        let k = per_class.dims()[1];
+        per_class.swap_dims(1, 2).reshape([b, c * k])
     }
 }
 
-/// A rule-branch input: the features and, for per-class pooling, the column-to-class
-/// matrix (rules are many per class; LLM features are one column per class and need none).
+impl<B: Backend> CnnBranch<B> {
+    /// ReLU(Conv1d(same)) of a 1-channel input `[batch, features]` -> `[batch, features,
+    /// channels]`, computed as one matmul of the input's k shifted copies with the kernel.
+    /// Same result as `Conv1d::forward` (cross-correlation, zero padding), but burn's
+    /// general conv runs several times slower on long 1-channel inputs such as thousands of
+    /// rule columns, and the input needs no gradient, so unfolding it is cheap.
+    fn conv_one_channel(&self, feats: Tensor<B, 2>) -> Tensor<B, 3> {
+        let [b, f] = feats.dims();
+        let w = self.conv.weight.val();
+        let [channels, _, k] = w.dims();
+        let pad = (k - 1) / 2;
+        let device = feats.device();
+        let padded = if pad > 0 {
+            let z = || Tensor::<B, 2>::zeros([b, pad], &device);
+            Tensor::cat(vec![z(), feats, z()], 1)
+        } else {
+            feats
+        };
+        let shifted: Vec<Tensor<B, 3>> = (0..k)
+            .map(|j| padded.clone().slice([0..b, j..j + f]).reshape([b, f, 1]))
+            .collect();
+        let unfolded = Tensor::cat(shifted, 2).reshape([b * f, k]);
+        let mut y = unfolded.matmul(w.reshape([channels, k]).transpose());
+        if let Some(bias) = &self.conv.bias {
+            y = y + bias.val().reshape([1, channels]);
+        }
+        relu(y).reshape([b, f, channels])
+    }
+}
+
+/// A rule-branch input: the features and, for per-class pooling, the class of every column
+/// (rules are many per class; LLM features are one column per class and need none).
 #[derive(Debug, Clone)]
 pub struct BranchInput<B: Backend> {
     pub feats: Tensor<B, 2>,
-    pub class_sum: Option<Tensor<B, 2>>,
+    pub column_class: Option<Tensor<B, 1, Int>>,
 }
 
 /// Models 1-4: encoder pooled output (+ optional CNN branches) -> 3-layer head.
@@ -219,7 +260,7 @@ impl<B: Backend> Classifier<B> {
             parts.push(branch.forward(f, None));
         }
         if let (Some(branch), Some(f)) = (&self.rules, rules) {
-            parts.push(branch.forward(f.feats, f.class_sum));
+            parts.push(branch.forward(f.feats, f.column_class));
         }
         let x = if parts.len() == 1 {
             parts.pop().expect("one part")

@@ -259,11 +259,10 @@ fn static_len(device: &str, max_len: usize) -> Option<usize> {
     matches!(parse_device(device), Ok(crate::backend::Device::Cuda(_))).then_some(max_len)
 }
 
-/// A branch's input: the matrix and, for per-class pooling of rules, the `[cols, classes]`
-/// column-to-class matrix (row-major, 1 where the column's rule belongs to the class).
+/// A branch's input: the matrix and, for per-class pooling of rules, each column's class.
 struct FeatInput<'a> {
     matrix: &'a FeatureMatrix,
-    class_sum: Option<Vec<f32>>,
+    column_class: Option<Vec<i64>>,
 }
 
 struct Feats<'a> {
@@ -271,17 +270,20 @@ struct Feats<'a> {
     rules: Option<FeatInput<'a>>,
 }
 
-fn class_sum_matrix(column_class: &[u32], classes: usize) -> Result<Vec<f32>, TrainError> {
-    let mut m = vec![0.0f32; column_class.len() * classes];
-    for (col, &c) in column_class.iter().enumerate() {
-        if c as usize >= classes {
-            return Err(TrainError::Input(format!(
-                "rule feature column {col} belongs to class {c}, but there are {classes} classes"
-            )));
-        }
-        m[col * classes + c as usize] = 1.0;
-    }
-    Ok(m)
+fn column_classes(column_class: &[u32], classes: usize) -> Result<Vec<i64>, TrainError> {
+    column_class
+        .iter()
+        .enumerate()
+        .map(|(col, &c)| {
+            if (c as usize) < classes {
+                Ok(i64::from(c))
+            } else {
+                Err(TrainError::Input(format!(
+                    "rule feature column {col} belongs to class {c}, but there are {classes} classes"
+                )))
+            }
+        })
+        .collect()
 }
 
 /// Pair the matrices with what their branches' pooling needs.
@@ -301,7 +303,7 @@ fn feats<'a>(
         }
         m => m.map(|matrix| FeatInput {
             matrix,
-            class_sum: None,
+            column_class: None,
         }),
     };
     let rules = match rules.filter(|_| shape.rules) {
@@ -320,12 +322,12 @@ fn feats<'a>(
             }
             Some(FeatInput {
                 matrix,
-                class_sum: Some(class_sum_matrix(classes, shape.classes)?),
+                column_class: Some(column_classes(classes, shape.classes)?),
             })
         }
         m => m.map(|matrix| FeatInput {
             matrix,
-            class_sum: None,
+            column_class: None,
         }),
     };
     Ok(Feats { llm, rules })
@@ -381,10 +383,10 @@ fn make_batch<B: Backend>(
             .map(|f| feat_tensor(f.matrix, &rows, device)),
         rules: feats.rules.as_ref().map(|f| BranchInput {
             feats: feat_tensor(f.matrix, &rows, device),
-            class_sum: f.class_sum.as_ref().map(|m| {
-                let shape = [f.matrix.cols, m.len() / f.matrix.cols];
-                Tensor::from_data(TensorData::new(m.clone(), shape), device)
-            }),
+            column_class: f
+                .column_class
+                .as_ref()
+                .map(|c| Tensor::from_data(TensorData::new(c.clone(), [c.len()]), device)),
         }),
         labels: Tensor::from_data(TensorData::new(labels, [idx.len()]), device),
     }
@@ -1154,6 +1156,13 @@ mod tests {
     fn seeds_differ_by_purpose_and_index() {
         assert_ne!(derive_seed(1, P_EPOCH, 0), derive_seed(1, P_EPOCH, 1));
         assert_ne!(derive_seed(1, P_EPOCH, 0), derive_seed(1, P_SHUFFLE, 0));
+    }
+
+    #[test]
+    fn column_classes_are_checked_against_the_class_count() {
+        assert_eq!(column_classes(&[2, 0, 1], 3).unwrap(), vec![2, 0, 1]);
+        let e = column_classes(&[0, 5], 2).err().unwrap().to_string();
+        assert!(e.contains("column 1 belongs to class 5"), "{e}");
     }
 
     #[test]

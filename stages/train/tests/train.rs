@@ -422,19 +422,19 @@ fn per_class_pooling_keeps_which_class_fired() {
     for r in &mut ds.rows {
         r.question = "show the name of all items".into();
     }
+    // Columns 0-3: "class c fired"; 4-7: noise of class c. Not in class order, so the
+    // training stage has to regroup them.
     let mut data = Vec::new();
     for (i, r) in ds.rows.iter().enumerate() {
-        for c in 0..4u32 {
-            data.push(u8::from(r.label == c));
-            data.push(u8::from((i * 5 + c as usize).is_multiple_of(3)));
-        }
+        data.extend((0..4u32).map(|c| u8::from(r.label == c)));
+        data.extend((0..4usize).map(|c| u8::from((i * 5 + c).is_multiple_of(3))));
     }
     let feats = FeatureMatrix {
         rows: ds.rows.len(),
         cols: 8,
         data,
     };
-    let classes: Vec<u32> = vec![0, 0, 1, 1, 2, 2, 3, 3];
+    let classes: Vec<u32> = vec![0, 1, 2, 3, 0, 1, 2, 3];
     let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
     let s = spec(false, true, OptimizerKind::AdamW, 3e-3);
     let data = TrainData {
@@ -443,16 +443,17 @@ fn per_class_pooling_keeps_which_class_fired() {
         rule_features: Some(&feats),
         rule_classes: Some(&classes),
     };
-    let mut per_class = cfg(8);
+    let mut per_class = cfg(12);
     per_class.branch_pool = BranchPool::PerClass;
     let pc = train_candidate(data, &enc, &s, &per_class, None, &mut |_, _| {}).unwrap();
-    let gm = train_candidate(data, &enc, &s, &cfg(8), None, &mut |_, _| {}).unwrap();
-    assert!(pc.best_valid_acc >= 0.95, "per-class {pc:?}");
+    let gm = train_candidate(data, &enc, &s, &cfg(12), None, &mut |_, _| {}).unwrap();
+    let curve = |o: &TrainOutcome| o.curve.iter().map(|e| e.valid_acc).collect::<Vec<_>>();
+    assert!(pc.best_valid_acc >= 0.9, "per-class {:?}", curve(&pc));
     assert!(
         pc.best_valid_acc > gm.best_valid_acc + 0.2,
-        "per-class {} vs global max {}",
-        pc.best_valid_acc,
-        gm.best_valid_acc
+        "per-class {:?} vs global max {:?}",
+        curve(&pc),
+        curve(&gm)
     );
     // The weights remember their pooling: evaluate and predict rebuild the same model.
     let acc = evaluate(&enc, &s, &pc.best_weights, data, &ds.test, "cpu").unwrap();
@@ -461,7 +462,7 @@ fn per_class_pooling_keeps_which_class_fired() {
     let one = FeatureMatrix {
         rows: 1,
         cols: 8,
-        data: vec![0, 1, 0, 0, 1, 0, 0, 1],
+        data: vec![0, 0, 1, 0, 1, 0, 0, 1],
     };
     let p = predict(
         &enc,
