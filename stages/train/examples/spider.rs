@@ -77,7 +77,6 @@ fn main() {
             Ok("global-max") => BranchPool::GlobalMax,
             _ => BranchPool::PerClass,
         },
-        ..TrainConfig::default()
     };
     let models = std::env::var("MODELS").unwrap_or_else(|_| "1,4".into());
     for m in models
