@@ -5,13 +5,13 @@
 //! `HHNAS_SPIDER_DIR` [/work/shared/datasets/spider], `EPOCHS` [5], `MAX_TRAIN_ROWS` [all],
 //! `HIDDEN`/`LAYERS`/`HEADS`/`INTERMEDIATE`/`VOCAB`/`MAX_LEN` [64/1/2/128/2000/24: the demo
 //! profile's encoder], `LR` [1e-3], `DEVICE` [cpu], `MODELS` [1,4], `BRANCH_POOL`
-//! [per-class; or global-max].
+//! [per-class; or global-max], `MERGE` [overlap 0.8; or none].
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use hhnas_features::{judge_lexical, rule_features, schema_rules, Bm25Ranker};
-use hhnas_spider::{build_dataset, read_spider_dir, DataParams};
+use hhnas_spider::{build_dataset, read_spider_dir, DataParams, MergeRule};
 use hhnas_train::*;
 
 fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
@@ -27,7 +27,14 @@ fn main() {
     );
     let t = Instant::now();
     let src = read_spider_dir(&dir).expect("spider dir");
-    let ds = build_dataset(&src, &DataParams::default()).expect("dataset");
+    let params = DataParams {
+        merge: match std::env::var("MERGE").as_deref() {
+            Ok("none") => MergeRule::None,
+            _ => DataParams::default().merge,
+        },
+        ..DataParams::default()
+    };
+    let ds = build_dataset(&src, &params).expect("dataset");
     println!(
         "Spider: {} rows, {} classes ({}), train/valid/test {}/{}/{} ({:.1}s)",
         ds.rows.len(),

@@ -87,9 +87,9 @@ pub enum BranchPool {
     /// *where*, so the branch cannot say which class its features point to.
     #[default]
     GlobalMax,
-    /// Sum over each class's feature columns -> `channels * classes` values, so the head
-    /// sees per-class evidence (e.g. how many of a class's rules fired). LLM features have
-    /// one column per class and are kept as they are.
+    /// Mean over each class's feature columns -> `channels * classes` values, so the head
+    /// sees per-class evidence (e.g. what share of a class's rules fired). LLM features
+    /// have one column per class and are kept as they are.
     PerClass,
 }
 
@@ -119,7 +119,7 @@ impl<B: Backend> CnnBranch<B> {
 
     /// `[batch, features]` -> `[batch, channels]` (global max) or `[batch, channels *
     /// classes]` (per class). With `column_class` (the class of every column) each class's
-    /// columns are summed; without, the columns are the classes.
+    /// columns are averaged; without, the columns are the classes.
     pub fn forward(
         &self,
         feats: Tensor<B, 2>,
@@ -133,13 +133,26 @@ impl<B: Backend> CnnBranch<B> {
             return x.max_dim(1).reshape([b, c]);
         }
         let per_class = match column_class {
-            // Sum each class's columns: an index-add (its gradient is a gather).
-            Some(cc) => Tensor::zeros([b, self.classes, c], &x.device()).select_assign(
-                1,
-                cc,
-                x,
-                IndexingUpdateOp::Add,
-            ),
+            // Mean of each class's columns: an index-add (its gradient is a gather), then
+            // a division by the class's column count. Sums would grow with the number of
+            // rules a class has and swamp the head.
+            Some(cc) => {
+                let device = x.device();
+                let f = x.dims()[1];
+                let counts = Tensor::<B, 1>::zeros([self.classes], &device).select_assign(
+                    0,
+                    cc.clone(),
+                    Tensor::ones([f], &device),
+                    IndexingUpdateOp::Add,
+                );
+                let scale = counts.clamp_min(1.0).recip().reshape([1, self.classes, 1]);
+                Tensor::zeros([b, self.classes, c], &device).select_assign(
+                    1,
+                    cc,
+                    x,
+                    IndexingUpdateOp::Add,
+                ) * scale
+            }
             None => x,
         };
         // Channel-major, as a Conv1d's [batch, channels, classes] output flattens.
