@@ -351,12 +351,7 @@ fn eval_predict_and_gc_work_on_a_finished_run() {
     let ws = Workspace::new(2);
     let out = ws.run(&["run", "--config", ws.config().to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
-    let run_id = ws
-        .run_dir()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .to_string();
+    let run_id = ws.run_id();
 
     let out = ws.run(&["eval", &run_id]);
     assert!(out.status.success(), "{}", text(&out));
@@ -423,12 +418,7 @@ fn per_class_pooling_runs_evaluates_and_predicts() {
         "train.branch_pool=per-class",
     ]);
     assert!(out.status.success(), "{}", text(&out));
-    let run_id = ws
-        .run_dir()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .to_string();
+    let run_id = ws.run_id();
     let out = ws.run(&["eval", &run_id]);
     assert!(out.status.success(), "{}", text(&out));
     let out = ws.run(&["predict", &run_id, "How many singers are there?"]);

@@ -233,6 +233,15 @@ impl Workspace {
         runs.pop().expect("a run directory")
     }
 
+    /// Id of the newest run (its directory name).
+    pub fn run_id(&self) -> String {
+        self.run_dir()
+            .file_name()
+            .expect("run directory name")
+            .to_string_lossy()
+            .to_string()
+    }
+
     pub fn journal_lines(&self) -> Vec<serde_json::Value> {
         let path = self.run_dir().join("journal.jsonl");
         std::fs::read_to_string(path)

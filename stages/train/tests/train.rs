@@ -464,45 +464,25 @@ fn per_class_pooling_keeps_which_class_fired() {
         cols: 8,
         data: vec![0, 0, 1, 0, 1, 0, 0, 1],
     };
-    let p = predict(
-        &enc,
-        &s,
-        4,
-        &pc.best_weights,
-        &texts,
-        None,
-        Some(&one),
-        Some(&classes),
-        "cpu",
-    )
-    .unwrap();
+    let predict_one = |classes: Option<&[u32]>| {
+        predict(
+            &enc,
+            &s,
+            4,
+            &pc.best_weights,
+            &texts,
+            None,
+            Some(&one),
+            classes,
+            "cpu",
+        )
+    };
+    let p = predict_one(Some(&classes)).unwrap();
     let arg = (0..4).max_by(|&a, &b| p[0][a].total_cmp(&p[0][b])).unwrap();
     assert_eq!(arg, 2, "{p:?}");
     // Without the rule classes the layout is unknown: a clear error, not a guess.
-    let e = predict(
-        &enc,
-        &s,
-        4,
-        &pc.best_weights,
-        &texts,
-        None,
-        Some(&one),
-        None,
-        "cpu",
-    )
-    .unwrap_err();
+    let e = predict_one(None).unwrap_err();
     assert!(e.to_string().contains("rule_classes"), "{e}");
-    let e = predict(
-        &enc,
-        &s,
-        4,
-        &pc.best_weights,
-        &texts,
-        None,
-        Some(&one),
-        Some(&[0, 1, 2]),
-        "cpu",
-    )
-    .unwrap_err();
+    let e = predict_one(Some(&[0, 1, 2])).unwrap_err();
     assert!(e.to_string().contains("3 rule classes"), "{e}");
 }
