@@ -907,6 +907,8 @@ pub fn cmd_run(
     // absolute path, so a resume from cron reads the same files.
     let dir = spider_dir(&base);
     base.data.spider_dir = std::path::absolute(&dir).unwrap_or(dir);
+    // A run that cannot read its data is not worth a run directory `resume` would retry.
+    hhnas_spider::check_spider_dir(&base.data.spider_dir).map_err(user)?;
     let seeds: Vec<u64> = if seeds.is_empty() {
         vec![base.run.seed]
     } else {

@@ -264,6 +264,8 @@ fn bad_inputs_exit_2_with_file_field_and_fix() {
         "data.spider_dir=\"/nonexistent/spider\"",
     ]);
     assert_user_error(&out, &["/nonexistent/spider", "Fix"]);
+    // Refused before a run directory exists: nothing is left for `resume` to retry.
+    assert!(!run_exists(&ws));
 
     // Unknown config key.
     let out = ws.run(&["run", "--config", cfg_s, "--set", "train.epochz=3"]);

@@ -71,15 +71,31 @@ fn read_optional(dir: &Path, name: &str) -> Result<Option<SourceFile>, DataError
     }
 }
 
-/// Reads the bytes of `train_spider.json` and `tables.json` (required) and of
-/// `train_others.json` and `dev.json` (when present) from `dir`.
-pub fn read_spider_dir(dir: &Path) -> Result<SpiderSource, DataError> {
+/// Checks that `dir` exists and holds the required files, without reading them (a cheap
+/// check before work that depends on them is set up).
+pub fn check_spider_dir(dir: &Path) -> Result<(), DataError> {
     if !dir.is_dir() {
         return Err(DataError::MissingDir {
             dir: dir.to_path_buf(),
             fix: SPIDER_DIR_FIX.to_string(),
         });
     }
+    for name in ["train_spider.json", "tables.json"] {
+        let file = dir.join(name);
+        if !file.is_file() {
+            return Err(DataError::MissingFile {
+                file,
+                fix: SPIDER_DIR_FIX.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads the bytes of `train_spider.json` and `tables.json` (required) and of
+/// `train_others.json` and `dev.json` (when present) from `dir`.
+pub fn read_spider_dir(dir: &Path) -> Result<SpiderSource, DataError> {
+    check_spider_dir(dir)?;
     Ok(SpiderSource {
         train: read_required(dir, "train_spider.json")?,
         others: read_optional(dir, "train_others.json")?,
