@@ -189,7 +189,7 @@ pub fn prepare_encoder(cfg: &EncoderConfig, data: &Dataset) -> Result<EncoderAss
         }
         EncoderSource::Dir(dir) => read_hf_dir(dir, cfg),
         EncoderSource::Hf(id) => {
-            let dir = hf_download(id, &HubOptions::from_env())?;
+            let dir = hf_download(id, &HubOptions::default())?;
             Ok(EncoderAssets {
                 source: format!("hf:{id}"),
                 ..read_hf_dir(&dir, cfg)?
@@ -206,13 +206,6 @@ pub struct HubOptions {
     /// Download cache (default: `HF_HOME`/hub, else ~/.cache/huggingface/hub), shared with
     /// Python's huggingface_hub.
     pub cache_dir: Option<PathBuf>,
-}
-
-impl HubOptions {
-    /// The Hugging Face defaults: `HF_ENDPOINT`, `HF_HOME` (read by hf-hub itself).
-    pub fn from_env() -> Self {
-        Self::default()
-    }
 }
 
 /// The files an `hf:` model must have, in download order (small ones first, so a wrong id

@@ -159,9 +159,7 @@ impl<B: Backend> CnnBranch<B> {
         let k = per_class.dims()[1];
         per_class.swap_dims(1, 2).reshape([b, c * k])
     }
-}
 
-impl<B: Backend> CnnBranch<B> {
     /// ReLU(Conv1d(same)) of a 1-channel input `[batch, features]` -> `[batch, features,
     /// channels]`, computed as one matmul of the input's k shifted copies with the kernel.
     /// Same result as `Conv1d::forward` (cross-correlation, zero padding), but burn's

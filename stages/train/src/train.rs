@@ -259,15 +259,16 @@ fn static_len(device: &str, max_len: usize) -> Option<usize> {
     matches!(parse_device(device), Ok(crate::backend::Device::Cuda(_))).then_some(max_len)
 }
 
-/// A branch's input: the matrix and, for per-class pooling of rules, each column's class.
-struct FeatInput<'a> {
+/// The rule branch's input: the matrix and, for per-class pooling, each column's class.
+struct RuleInput<'a> {
     matrix: &'a FeatureMatrix,
     column_class: Option<Vec<i64>>,
 }
 
+/// Branch inputs; LLM-feature columns are the classes themselves, so they need no map.
 struct Feats<'a> {
-    llm: Option<FeatInput<'a>>,
-    rules: Option<FeatInput<'a>>,
+    llm: Option<&'a FeatureMatrix>,
+    rules: Option<RuleInput<'a>>,
 }
 
 fn column_classes(column_class: &[u32], classes: usize) -> Result<Vec<i64>, TrainError> {
@@ -294,18 +295,13 @@ fn feats<'a>(
     shape: &ClassifierShape,
 ) -> Result<Feats<'a>, TrainError> {
     let per_class = shape.pool == BranchPool::PerClass;
-    let llm = match llm.filter(|_| shape.llm) {
-        Some(m) if per_class && m.cols != shape.classes => {
-            return Err(TrainError::Input(format!(
-                "per-class pooling needs one LLM-feature column per class: the matrix has {} columns for {} classes",
-                m.cols, shape.classes
-            )))
-        }
-        m => m.map(|matrix| FeatInput {
-            matrix,
-            column_class: None,
-        }),
-    };
+    let llm = llm.filter(|_| shape.llm);
+    if let Some(m) = llm.filter(|m| per_class && m.cols != shape.classes) {
+        return Err(TrainError::Input(format!(
+            "per-class pooling needs one LLM-feature column per class: the matrix has {} columns for {} classes",
+            m.cols, shape.classes
+        )));
+    }
     let rules = match rules.filter(|_| shape.rules) {
         Some(matrix) if per_class => {
             let classes = rule_classes.ok_or_else(|| {
@@ -320,12 +316,12 @@ fn feats<'a>(
                     matrix.cols
                 )));
             }
-            Some(FeatInput {
+            Some(RuleInput {
                 matrix,
                 column_class: Some(column_classes(classes, shape.classes)?),
             })
         }
-        m => m.map(|matrix| FeatInput {
+        m => m.map(|matrix| RuleInput {
             matrix,
             column_class: None,
         }),
@@ -377,10 +373,7 @@ fn make_batch<B: Backend>(
     Batch {
         ids: Tensor::from_data(TensorData::new(ids, [idx.len(), len]), device),
         mask: Tensor::from_data(TensorData::new(mask, [idx.len(), len]), device),
-        llm: feats
-            .llm
-            .as_ref()
-            .map(|f| feat_tensor(f.matrix, &rows, device)),
+        llm: feats.llm.map(|m| feat_tensor(m, &rows, device)),
         rules: feats.rules.as_ref().map(|f| BranchInput {
             feats: feat_tensor(f.matrix, &rows, device),
             column_class: f
