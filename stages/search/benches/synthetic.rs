@@ -115,6 +115,13 @@ fn main() {
     let variants: Vec<(&str, SearchConfig)> = vec![
         ("hhnas (distance, greedy)", base.clone()),
         (
+            "hhnas (distance-literal, greedy)",
+            SearchConfig {
+                variance_rule: VarianceRule::DistanceLiteral,
+                ..base.clone()
+            },
+        ),
+        (
             "hhnas (moment, greedy)",
             SearchConfig {
                 variance_rule: VarianceRule::Moment,

@@ -5,11 +5,9 @@ use serde::{Deserialize, Serialize};
 /// One point of the search space: the two mutable macro bits and the six micro parameters.
 ///
 /// p1 (the RoBERTa encoder) is fixed on by the method and therefore not stored; [`Candidate::bits`]
-/// reports it as 1. Bit order: p2 = `rule_branch`, p3 = `llm_branch`, so that
-/// Model = 2*p2 + p3 + 1 gives the paper's numbering (Model 2 adds the LLM-feature CNN,
-/// Model 3 the rule-feature CNN). SPEC §3 names p2 the LLM bit, which with that formula makes
-/// the LLM-only model "Model 3"; the paper's model numbering wins, since reports compare
-/// models by number.
+/// reports it as 1. Bit order (SPEC §3): p2 = `rule_branch` (CNN over rule features),
+/// p3 = `llm_branch` (CNN over LLM features), so Model = 2*p2 + p3 + 1 gives the paper's
+/// numbering: Model 2 adds the LLM-feature CNN, Model 3 the rule-feature CNN.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Candidate {
     /// p3: CNN branch over LLM-judge features (Model 2's branch).
@@ -26,7 +24,7 @@ pub struct Candidate {
     pub layer_size2: usize,
     /// Dropout after each hidden head layer.
     pub dropout_rate: f64,
-    /// Conv1d kernel size of the CNN branches.
+    /// Conv1d kernel size of the CNN branches (unused, and kept as is, by Model 1).
     pub kernel_size: usize,
 }
 
@@ -45,6 +43,18 @@ impl Candidate {
     /// Model number 1..=4: 1 RoBERTa alone, 2 + LLM-feature CNN, 3 + rule-feature CNN, 4 both.
     pub fn model_number(&self) -> u8 {
         self.arch_index() + 1
+    }
+
+    /// Whether `p` is one of this candidate's own mutable parameters (SPEC §3: "each model
+    /// mutates only its own parameters"). The macro bits and the five head / optimizer
+    /// parameters belong to every model; `kernel_size` belongs to the CNN branches, so only
+    /// to Models 2-4. A parameter a model does not have is neither mutated nor credited in the
+    /// Q-table while the candidate is that model; its stored value is kept unchanged.
+    pub fn has_param(&self, p: Param) -> bool {
+        match p {
+            Param::KernelSize => self.llm_branch || self.rule_branch,
+            _ => true,
+        }
     }
 
     /// Human-readable name of the optimizer selected by `criterion_num`.

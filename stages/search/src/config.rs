@@ -36,8 +36,9 @@ pub enum Strategy {
     /// Uniform random sampling over the space (iteration 0 still evaluates `initial`).
     Random,
     /// Regularized (aging) evolution: random until the population is full, then tournament
-    /// selection of `sample_size` members, mutation of one random parameter of the winner, and
-    /// removal of the oldest member.
+    /// selection of `sample_size` members, mutation of one random parameter of the winner
+    /// (one its model has: never `kernel_size` of a Model 1 winner), and removal of the
+    /// oldest member.
     Evolution {
         /// Number of members kept alive.
         population: usize,
@@ -49,13 +50,21 @@ pub enum Strategy {
     Fixed,
 }
 
-/// How the variance of a continuous parameter is updated (paper, "Variance Update").
+/// How the variance of a continuous parameter is updated (paper, "Variance Update"; SPEC §5).
+/// Configuration spellings: `"distance"`, `"distance-literal"` (also `"distance_literal"`),
+/// `"moment"`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum VarianceRule {
-    /// Distance-based (heuristic) rule, two cases inside/outside (mu - sigma, mu + sigma).
+    /// Distance-based (heuristic) rule as the paper's prose describes it, with z = (s - mu) /
+    /// sigma: outside (mu - sigma, mu + sigma) var += k (|z| - 1)(p - p_bar); inside
+    /// var -= k (1 - |z|)(p - p_bar), so a good sample near the mean narrows the search.
     #[default]
     Distance,
+    /// The distance rule's formulas exactly as the paper prints them (case 2 adds
+    /// k (1 - |z|)(p - p_bar), widening on a good sample near the mean); for ablation.
+    #[serde(rename = "distance-literal", alias = "distance_literal")]
+    DistanceLiteral,
     /// Statistical moment rule: var += k ((s - mu)^2 - var) / var * (p - p_bar).
     Moment,
 }

@@ -22,6 +22,9 @@ pub fn plus_probability(q_plus: f64, q_minus: f64) -> f64 {
 }
 
 /// Q(s,a) <- max(q_min, Q(s,a) + alpha * (r - r_parent)).
+///
+/// A bit's flip (stored as Q(s,+) = Q(s,-)) applies this with alpha / 2 to each half, so
+/// Q(s) = Q(s,+) + Q(s,-) moves by alpha * (r - r_parent), as for a micro move (SPEC §5).
 pub fn q_update(q: f64, alpha: f64, reward: f64, parent_reward: f64, q_min: f64) -> f64 {
     let next = q + alpha * (reward - parent_reward);
     if next.is_finite() {
@@ -48,17 +51,35 @@ pub fn mean_update(mu: f64, k: f64, s: f64, p: f64, p_bar: f64) -> f64 {
     mu + k * sign(s - mu) * (p - p_bar)
 }
 
-/// Distance-based variance rule, exactly as the paper writes it (before clamping):
+/// Distance-based variance rule as SPEC §5 reads the paper's prose (before clamping):
 /// with d = |(s - mu) / sigma_old|, outside (mu - sigma, mu + sigma) (d >= 1):
-/// var + k (d - 1)(p - p_bar); inside (d < 1): var + k (1 - d)(p - p_bar).
+/// var + k (d - 1)(p - p_bar) (a good sample far out widens the search); inside (d < 1):
+/// var - k (1 - d)(p - p_bar) (a good sample near the mean narrows it: "narrower focus when
+/// optimal values are close to the mean").
 pub fn variance_distance(var: f64, k: f64, s: f64, mu: f64, p: f64, p_bar: f64) -> f64 {
-    let sigma = var.sqrt();
-    let d = ((s - mu) / sigma).abs();
+    let d = distance(var, s, mu);
+    if d >= 1.0 {
+        var + k * (d - 1.0) * (p - p_bar)
+    } else {
+        var - k * (1.0 - d) * (p - p_bar)
+    }
+}
+
+/// Distance-based variance rule exactly as the paper prints it (before clamping), kept for
+/// ablation (`distance-literal`): as [`variance_distance`] outside, but inside (d < 1)
+/// var + k (1 - d)(p - p_bar), the sign the paper's prose contradicts.
+pub fn variance_distance_literal(var: f64, k: f64, s: f64, mu: f64, p: f64, p_bar: f64) -> f64 {
+    let d = distance(var, s, mu);
     if d >= 1.0 {
         var + k * (d - 1.0) * (p - p_bar)
     } else {
         var + k * (1.0 - d) * (p - p_bar)
     }
+}
+
+/// |(s - mu) / sigma| with sigma = sqrt(var).
+fn distance(var: f64, s: f64, mu: f64) -> f64 {
+    ((s - mu) / var.sqrt()).abs()
 }
 
 /// Moment-based variance rule, exactly as the paper writes it (before clamping):

@@ -8,8 +8,19 @@
 //! proposes exactly what an uninterrupted one would.
 //!
 //! Readings where the paper and SPEC leave room (each documented at its item):
-//! - Bits: p2 = `rule_branch`, p3 = `llm_branch`, so Model = 2*p2 + p3 + 1 matches the paper's
-//!   model names (Model 2 = LLM-feature CNN, Model 3 = rule-feature CNN).
+//! - Bits (SPEC §3): p2 = `rule_branch` (rule-feature CNN), p3 = `llm_branch` (LLM-feature
+//!   CNN), so Model = 2*p2 + p3 + 1 matches the paper's model names (Model 2 = LLM-feature
+//!   CNN, Model 3 = rule-feature CNN).
+//! - Each model mutates only its own parameters (SPEC §3): `kernel_size` belongs to the CNN
+//!   branches, so a Model 1 candidate neither mutates it nor credits or blames it in the
+//!   Q-table. "The model" is the child's architecture after this iteration's macro flips
+//!   ("once an architecture is selected, micro-level mutation is applied"): bits mutate
+//!   first, then the micro parameters the resulting architecture has. The at-least-one
+//!   fallback only forces a parameter of the (unchanged) parent's model.
+//! - A flip updates both halves of a bit's Q(s,+) = Q(s,-) by half of alpha (r - r_parent),
+//!   so Q(s) moves as much as a micro parameter's (SPEC §5).
+//! - Variance: `distance` follows the paper's prose (case 2, inside one sigma, subtracts);
+//!   `distance-literal` is the printed formula, kept for ablation.
 //! - Every strategy evaluates `initial` first; HHNAS-AM then mutates its parent.
 //! - A drawn mutation that changes nothing (a grid step off the end, a clipped continuous
 //!   value equal to the old one) is dropped, not recorded, and gets no Q update; the

@@ -74,8 +74,12 @@ fn hhnas_probabilities(state: &SearchState, cfg: &SearchConfig) -> Vec<(Param, f
 
 /// Probability that each parameter changes in the next proposal, in [`Param::ALL`] order.
 ///
-/// HHNAS-AM: P(s) = Q(s) / max Q * max_prob (SPEC §5; before the at-least-one rule).
-/// Evolution: 1/8 each (one uniformly chosen parameter). Random: 1 each (everything is
+/// HHNAS-AM: P(s) = Q(s) / max Q * max_prob over the whole Q-table (SPEC §5; before the
+/// at-least-one rule). P(s) applies only where the child's model has the parameter
+/// ([`Candidate::has_param`]): `kernel_size` never changes while the child is Model 1.
+/// Evolution: 1/8 each (one uniformly chosen parameter of the winner's model; for a Model 1
+/// winner that is 1/7 each and 0 for `kernel_size`, which this summary does not know about).
+/// Random: 1 each (everything is
 /// redrawn). Fixed: 0 each.
 pub fn mutation_probabilities(state: &SearchState, cfg: &SearchConfig) -> Vec<(Param, f64)> {
     match cfg.strategy {
@@ -101,9 +105,14 @@ fn start(cfg: &SearchConfig, iteration: u64) -> Proposal {
 /// Proposes the candidate for `iteration`.
 ///
 /// Every strategy evaluates `cfg.initial` first (while the state holds no evaluation).
-/// HHNAS-AM then mutates the state's parent: each parameter independently with P(s); if no
-/// value changed, the parameter with the largest P(s) (ties: first in [`Param::ALL`] order)
-/// that can change is mutated. Bits flip; discrete parameters take one grid step, + with
+/// HHNAS-AM then mutates the state's parent: first the macro bits, each independently with
+/// P(s) (a flip may add or remove a CNN branch); then, once the architecture is selected
+/// (SPEC §5), each micro parameter *of the child's architecture after those flips*
+/// ([`Candidate::has_param`]) independently with P(s), so a Model 1 child never mutates
+/// `kernel_size` and a child that just gained a branch may. If no value changed, the
+/// parameter of the parent's model with the largest P(s) (ties: first in [`Param::ALL`]
+/// order) that can change is mutated; a parameter the model does not have is never forced.
+/// Bits flip; discrete parameters take one grid step, + with
 /// probability Q(s,+)/(Q(s,+)+Q(s,-)), and a step off the end of the grid is no change;
 /// continuous parameters become mu +/- |x|, x ~ N(0, var), clipped to their range.
 /// Random draws every parameter uniformly (the learning rate log-uniformly). Evolution: see
@@ -138,7 +147,16 @@ fn sample_hhnas(state: &SearchState, cfg: &SearchConfig, seed: u64, iteration: u
     let probs = hhnas_probabilities(state, cfg);
     let mut cand = parent.candidate.clone();
     let mut mutations = Vec::new();
-    for &(p, prob) in &probs {
+    // Macro bits first, then the micro parameters the resulting architecture has. Each
+    // parameter draws from its own stream, so skipping one shifts no other draw.
+    let (bits, micro): (Vec<_>, Vec<_>) = probs
+        .iter()
+        .copied()
+        .partition(|&(p, _)| p.kind() == ParamKind::Bit);
+    for (p, prob) in bits.into_iter().chain(micro) {
+        if !cand.has_param(p) {
+            continue;
+        }
         let mut rng = rng_stream(seed, iteration, &format!("hhnas/mutate/{}", p.name()));
         let u: f64 = rng.random();
         if u < prob {
@@ -149,7 +167,11 @@ fn sample_hhnas(state: &SearchState, cfg: &SearchConfig, seed: u64, iteration: u
     }
     if mutations.is_empty() {
         // At least one mutation (SPEC §5): stable sort keeps Param order among equal P(s).
-        let mut order = probs;
+        // Nothing changed, so `cand` is still the parent: only its model's parameters.
+        let mut order: Vec<(Param, f64)> = probs
+            .into_iter()
+            .filter(|&(p, _)| cand.has_param(p))
+            .collect();
         order.sort_by(|a, b| b.1.total_cmp(&a.1));
         for (p, _) in order {
             let mut rng = rng_stream(seed, iteration, &format!("hhnas/fallback/{}", p.name()));
@@ -309,8 +331,11 @@ fn sample_evolution(
     let parent = pop[winner.min(pop.len() - 1)].candidate.clone();
     let mut cand = parent.clone();
     let mut rng = rng_stream(seed, iteration, "evolution/mutate");
+    // Only parameters the winner's model has (SPEC §3), so a Model 1 winner is never
+    // "mutated" into the same network with another kernel_size.
     let changeable: Vec<Param> = Param::ALL
         .into_iter()
+        .filter(|&p| parent.has_param(p))
         .filter(|&p| match p.kind() {
             ParamKind::Bit => true,
             ParamKind::Discrete => grid(&cfg.space, p).len() >= 2,

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::candidate::{Action, Candidate, Param, ParamKind};
 use crate::config::{SearchConfig, Select, Strategy, VarianceRule};
-use crate::formulas::{clamp, mean_update, q_update, variance_distance, variance_moment};
+use crate::formulas::{
+    clamp, mean_update, q_update, variance_distance, variance_distance_literal, variance_moment,
+};
 use crate::sample::Proposal;
 use crate::space::{range, search_value};
 
@@ -119,8 +121,12 @@ pub fn sanitize_accuracy(accuracy: f64) -> f64 {
 
 /// The state after `proposal` (sampled from `state`) was evaluated with `accuracy`.
 ///
-/// HHNAS-AM: for each mutated parameter Q(s,a) <- max(q_min, Q(s,a) + alpha (r - r_parent))
-/// (a flip updates + and - alike); for each mutated continuous parameter the mean rule and the
+/// HHNAS-AM: for each mutated parameter Q(s,a) <- max(q_min, Q(s,a) + alpha (r - r_parent));
+/// a flip adds half of alpha (r - r_parent) to each of Q(s,+) = Q(s,-) (each floored at
+/// q_min), so Q(s) moves as much as for a micro move (SPEC §5). A listed mutation of a
+/// parameter the candidate's model does not have ([`Candidate::has_param`]; `sample` never
+/// makes one) is ignored: neither credited nor blamed. For each mutated continuous
+/// parameter the mean rule and the
 /// configured variance rule with p_bar = the running average *before* this accuracy is added
 /// and mu = the mean the sample was drawn around (both updates use the old mean); mean clipped
 /// to the range, variance to [var_min, var_max]; then SelectFeatures. Every strategy updates
@@ -144,16 +150,23 @@ pub fn update(
         Strategy::Hhnas => {
             if let Some(parent) = &state.parent {
                 for m in &proposal.mutations {
+                    if !proposal.candidate.has_param(m.param) {
+                        continue;
+                    }
                     let q = next.q.entry(m.param).or_insert(QPair {
                         plus: cfg.q_init,
                         minus: cfg.q_init,
                     });
                     let upd = |v: f64| q_update(v, cfg.alpha, r, parent.accuracy, cfg.q_min);
                     match m.action {
-                        // Bits have one action; keeping Q(s,+) = Q(s,-) per SPEC §5.
+                        // Bits have one action, stored as Q(s,+) = Q(s,-); half the step to
+                        // each half so Q(s) moves by alpha (r - r_parent) (SPEC §5).
                         Action::Flip => {
-                            q.plus = upd(q.plus);
-                            q.minus = upd(q.minus);
+                            let half = |v: f64| {
+                                q_update(v, cfg.alpha / 2.0, r, parent.accuracy, cfg.q_min)
+                            };
+                            q.plus = half(q.plus);
+                            q.minus = half(q.minus);
                         }
                         Action::Plus => q.plus = upd(q.plus),
                         Action::Minus => q.minus = upd(q.minus),
@@ -213,6 +226,9 @@ fn update_moments(
     let var = match cfg.variance_rule {
         VarianceRule::Distance => {
             variance_distance(old.variance, setting.k_var, s, old.mean, r, p_bar)
+        }
+        VarianceRule::DistanceLiteral => {
+            variance_distance_literal(old.variance, setting.k_var, s, old.mean, r, p_bar)
         }
         VarianceRule::Moment => variance_moment(old.variance, setting.k_var, s, old.mean, r, p_bar),
     };

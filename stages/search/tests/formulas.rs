@@ -2,7 +2,7 @@
 
 use hhnas_search::formulas::{
     mean_update, mutation_probability, plus_probability, q_update, variance_distance,
-    variance_moment,
+    variance_distance_literal, variance_moment,
 };
 use hhnas_search::{
     arch_index_3bit, arch_index_restricted, init_state, update, Action, Candidate, Mutation, Param,
@@ -94,17 +94,42 @@ fn mean_rule_both_directions() {
     close(mean_update(-4.0, 1.0, -4.0, 0.9, 0.1), -4.0);
 }
 
-/// Distance rule, var = 0.25 (sigma 0.5), mu = -4, k = 0.5, p - p_bar = 0.2 or -0.1.
+/// Distance rule as SPEC §5 reads the prose, var = 0.25 (sigma 0.5), mu = -4, k = 0.5,
+/// p - p_bar = 0.2 or -0.1. Case 2 (inside) subtracts: a good sample near the mean narrows.
 #[test]
 fn variance_distance_both_cases() {
     // outside: s = -3, d = 2 -> 0.25 + 0.5 * (2 - 1) * 0.2
     close(variance_distance(0.25, 0.5, -3.0, -4.0, 0.8, 0.6), 0.35);
-    // inside: s = -3.75, d = 0.5 -> 0.25 + 0.5 * (1 - 0.5) * 0.2
-    close(variance_distance(0.25, 0.5, -3.75, -4.0, 0.8, 0.6), 0.30);
-    // inside, worse than average -> 0.25 + 0.5 * 0.5 * (-0.1)
-    close(variance_distance(0.25, 0.5, -3.75, -4.0, 0.5, 0.6), 0.225);
+    // inside: s = -3.75, d = 0.5 -> 0.25 - 0.5 * (1 - 0.5) * 0.2
+    close(variance_distance(0.25, 0.5, -3.75, -4.0, 0.8, 0.6), 0.20);
+    // inside, worse than average -> 0.25 - 0.5 * 0.5 * (-0.1)
+    close(variance_distance(0.25, 0.5, -3.75, -4.0, 0.5, 0.6), 0.275);
     // outside, worse than average: s = -5, d = 2 -> 0.25 + 0.5 * 1 * (-0.1)
     close(variance_distance(0.25, 0.5, -5.0, -4.0, 0.5, 0.6), 0.20);
+}
+
+/// The paper's printed distance formula (`distance-literal`): case 2 adds.
+#[test]
+fn variance_distance_literal_both_cases() {
+    // outside: as the prose rule
+    close(
+        variance_distance_literal(0.25, 0.5, -3.0, -4.0, 0.8, 0.6),
+        0.35,
+    );
+    close(
+        variance_distance_literal(0.25, 0.5, -5.0, -4.0, 0.5, 0.6),
+        0.20,
+    );
+    // inside: s = -3.75, d = 0.5 -> 0.25 + 0.5 * (1 - 0.5) * 0.2
+    close(
+        variance_distance_literal(0.25, 0.5, -3.75, -4.0, 0.8, 0.6),
+        0.30,
+    );
+    // inside, worse than average -> 0.25 + 0.5 * 0.5 * (-0.1)
+    close(
+        variance_distance_literal(0.25, 0.5, -3.75, -4.0, 0.5, 0.6),
+        0.225,
+    );
 }
 
 /// Moment rule: var + k ((s - mu)^2 - var)/var (p - p_bar).
@@ -122,6 +147,7 @@ fn update_applies_formulas_and_clamps() {
     for (rule, expected_var) in [
         // d = |(-3.5 - log10 2e-5) / 0.5|, var = 0.25 + 0.5 (d - 1) 0.2
         (VarianceRule::Distance, None),
+        (VarianceRule::DistanceLiteral, None),
         (VarianceRule::Moment, Some(())),
     ] {
         let cfg = SearchConfig {
@@ -179,7 +205,7 @@ fn update_applies_formulas_and_clamps() {
     }
 }
 
-/// A flip updates Q(s,+) and Q(s,-) alike.
+/// A flip updates Q(s,+) and Q(s,-) alike, each by half of alpha (r - r_parent) (SPEC §5).
 #[test]
 fn flip_updates_both_sides() {
     let cfg = SearchConfig::default();
@@ -204,9 +230,10 @@ fn flip_updates_both_sides() {
     };
     let s2 = update(&s1, &cfg, &prop, 0.75);
     let q = s2.q[&Param::RuleBranch];
-    close(q.plus, 1.25);
-    close(q.minus, 1.25);
+    // r - r_parent = 0.25: each half + 0.125, Q(s) = 2.25 (+ 0.25, as a micro move's Q(s)).
+    close(q.plus, 1.125);
+    close(q.minus, 1.125);
     let p = hhnas_search::mutation_probabilities(&s2, &cfg);
     assert_eq!(p[1], (Param::RuleBranch, 0.5));
-    close(p[0].1, 2.0 / 2.5 * 0.5);
+    close(p[0].1, 2.0 / 2.25 * 0.5);
 }

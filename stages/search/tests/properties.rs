@@ -7,7 +7,7 @@ use hhnas_search::{
 use proptest::prelude::*;
 use proptest::strategy::Strategy as _;
 
-fn strategy_cfg(which: u8, rule: bool, always: bool) -> SearchConfig {
+fn strategy_cfg(which: u8, rule: u8, always: bool) -> SearchConfig {
     let strategy = match which {
         0 | 1 => Strategy::Hhnas,
         2 => Strategy::Random,
@@ -18,10 +18,10 @@ fn strategy_cfg(which: u8, rule: bool, always: bool) -> SearchConfig {
     };
     SearchConfig {
         strategy,
-        variance_rule: if rule {
-            VarianceRule::Moment
-        } else {
-            VarianceRule::Distance
+        variance_rule: match rule {
+            0 => VarianceRule::Distance,
+            1 => VarianceRule::DistanceLiteral,
+            _ => VarianceRule::Moment,
         },
         select: if always {
             Select::Always
@@ -48,7 +48,7 @@ proptest! {
     fn runs_keep_invariants(
         seed in any::<u64>(),
         which in 0u8..4,
-        rule in any::<bool>(),
+        rule in 0u8..3,
         always in any::<bool>(),
         accs in proptest::collection::vec(accuracy(), 1..30),
     ) {
@@ -73,6 +73,10 @@ proptest! {
                 // At least one mutation, and it really changed the candidate.
                 prop_assert!(!p.mutations.is_empty());
                 prop_assert!(p.candidate != parent);
+                // Each model mutates only its own parameters (SPEC §3).
+                for m in &p.mutations {
+                    prop_assert!(p.candidate.has_param(m.param), "{}", m.param);
+                }
             }
             // Mutations list exactly the parameters that differ from the parent.
             if let Some(parent) = &p.parent {
