@@ -1,12 +1,16 @@
 //! hhnas-pipe's engine: configuration, content-addressed store, run journal, run lock,
-//! the pipeline runner and status. It wires the stage crates together and knows no ML.
+//! the DAG's nodes and their execution, the commands and status. It wires the stage
+//! crates together and knows no ML.
 
+pub mod commands;
 pub mod config;
 pub mod error;
+pub mod exec;
 pub mod journal;
 pub mod lock;
-pub mod pipeline;
+pub mod nodes;
 pub mod progress;
+pub mod run;
 pub mod runs;
 pub mod status;
 pub mod store;

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use hhnas_pipe::error::{exit_code, EXIT_FAILURE};
-use hhnas_pipe::pipeline::{self, Outcome};
+use hhnas_pipe::commands;
+use hhnas_pipe::error::{exit_code, render, EXIT_FAILURE};
 use hhnas_pipe::progress::init_logging;
+use hhnas_pipe::run::{self, Outcome};
 
 #[derive(Parser)]
 #[command(
@@ -123,7 +124,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Ok(outcome)) => ExitCode::from(outcome.exit_code() as u8),
         Ok(Err(err)) => {
-            eprintln!("hhnas-pipe: error: {err:#}");
+            eprintln!("hhnas-pipe: error: {}", render(&err));
             ExitCode::from(exit_code(&err) as u8)
         }
         Err(_) => {
@@ -144,32 +145,32 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     let cache = cli.cache_dir;
     match cli.command {
-        Command::Run { cfg, seeds } => pipeline::cmd_run(
+        Command::Run { cfg, seeds } => run::cmd_run(
             &cache,
             cfg.config.as_deref(),
             cfg.profile.as_deref(),
             &cfg.sets,
             &seeds,
         ),
-        Command::Resume { run } => pipeline::cmd_resume(&cache, run.as_deref()),
+        Command::Resume { run } => run::cmd_resume(&cache, run.as_deref()),
         Command::Status { run, json, all } => {
-            pipeline::cmd_status(&cache, run.as_deref(), json, all)
+            commands::cmd_status(&cache, run.as_deref(), json, all)
         }
-        Command::Gc { dry_run } => pipeline::cmd_gc(&cache, dry_run),
+        Command::Gc { dry_run } => commands::cmd_gc(&cache, dry_run),
         Command::DataStats { cfg } => {
-            pipeline::cmd_data_stats(cfg.config.as_deref(), cfg.profile.as_deref(), &cfg.sets)
+            commands::cmd_data_stats(cfg.config.as_deref(), cfg.profile.as_deref(), &cfg.sets)
         }
         Command::FetchData { dest, base_url } => {
-            pipeline::cmd_fetch_data(dest.as_deref(), base_url.as_deref())
+            commands::cmd_fetch_data(dest.as_deref(), base_url.as_deref())
         }
         Command::Eval {
             run,
             candidate,
             input,
-        } => pipeline::cmd_eval(&cache, &run, candidate.as_deref(), input.as_deref()),
+        } => commands::cmd_eval(&cache, &run, candidate.as_deref(), input.as_deref()),
         Command::Predict { run, question, top } => {
-            pipeline::cmd_predict(&cache, &run, &question, top)
+            commands::cmd_predict(&cache, &run, &question, top)
         }
-        Command::Report { runs, out } => pipeline::cmd_report(&cache, &runs, out.as_deref()),
+        Command::Report { runs, out } => commands::cmd_report(&cache, &runs, out.as_deref()),
     }
 }

@@ -8,8 +8,10 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::journal::{now, Event};
+use crate::exec::Stage;
+use crate::journal::{now, Event, StageRecord};
 use crate::lock;
+use crate::nodes::{iterations, SampleMetrics, TrainMetrics, UpdateMetrics};
 use crate::runs::{timestamp_human, RunDir};
 
 /// A heartbeat older than this means the holder is gone even if its pid was reused.
@@ -45,7 +47,7 @@ pub struct Status {
     pub q_table: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct IterationRow {
     pub iteration: u64,
     pub model: Option<u64>,
@@ -61,82 +63,97 @@ pub struct IterationRow {
     pub note: Option<String>,
 }
 
+/// What a run's journal says, folded event by event.
+#[derive(Default)]
+struct Journaled {
+    rows: BTreeMap<u64, IterationRow>,
+    /// The one-off stages' metrics, by stage.
+    stages: BTreeMap<String, serde_json::Value>,
+    finished: bool,
+    last_error: Option<String>,
+    probs: serde_json::Value,
+    q_table: serde_json::Value,
+    last_node: Option<(String, Option<u64>)>,
+}
+
+impl Journaled {
+    fn read(events: &[Event]) -> Self {
+        let mut j = Journaled::default();
+        for event in events {
+            match event {
+                Event::Stage(rec) => j.stage(rec),
+                Event::Failed {
+                    stage,
+                    iteration,
+                    message,
+                    ..
+                } => {
+                    j.last_error = Some(match iteration {
+                        Some(i) => format!("{stage} (iteration {i}): {message}"),
+                        None => format!("{stage}: {message}"),
+                    })
+                }
+                Event::Finished { .. } => j.finished = true,
+                Event::Session { .. } => {}
+            }
+        }
+        j
+    }
+
+    fn stage(&mut self, rec: &StageRecord) {
+        self.last_node = Some((rec.stage.clone(), rec.iteration));
+        self.last_error = None;
+        let Some(it) = rec.iteration else {
+            self.stages.insert(rec.stage.clone(), rec.metrics.clone());
+            return;
+        };
+        let row = self.rows.entry(it).or_insert_with(|| IterationRow {
+            iteration: it,
+            ..IterationRow::default()
+        });
+        row.wall_secs += rec.wall_secs;
+        let m = &rec.metrics;
+        match Stage::from_name(&rec.stage) {
+            Some(Stage::Sample) => {
+                let m = SampleMetrics::read(m);
+                row.model = m.model;
+                row.params = to_json(m.params);
+                row.mutations = to_json(m.mutations);
+            }
+            Some(Stage::Train) => {
+                let m = TrainMetrics::read(m);
+                row.valid_acc = m.valid_acc;
+                row.test_acc = m.test_acc;
+                row.cached = rec.cache_hit;
+                row.train_key = Some(rec.key.clone());
+                row.note = m
+                    .failed
+                    .map(|s| format!("failed: {s}"))
+                    .or_else(|| m.stopped_early.then(|| "early stop".to_string()));
+            }
+            Some(Stage::Update) => {
+                let m = UpdateMetrics::read(m);
+                self.probs = to_json(m.probabilities);
+                self.q_table = m.q_table.unwrap_or_default();
+            }
+            _ => {}
+        }
+    }
+}
+
 pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
     let meta = run.meta()?;
     let config = run.config()?;
     let contents = run.journal().read()?;
-    let mut rows: BTreeMap<u64, IterationRow> = BTreeMap::new();
-    let mut stages = BTreeMap::new();
-    let mut finished = false;
-    let mut last_error = None;
-    let mut probs = serde_json::Value::Null;
-    let mut q_table = serde_json::Value::Null;
-    let mut last_node: Option<(String, Option<u64>)> = None;
-    for event in &contents.events {
-        match event {
-            Event::Stage(rec) => {
-                last_node = Some((rec.stage.clone(), rec.iteration));
-                last_error = None;
-                let Some(it) = rec.iteration else {
-                    stages.insert(rec.stage.clone(), rec.metrics.clone());
-                    continue;
-                };
-                let row = rows.entry(it).or_insert_with(|| IterationRow {
-                    iteration: it,
-                    model: None,
-                    params: serde_json::Value::Null,
-                    mutations: serde_json::Value::Null,
-                    valid_acc: None,
-                    test_acc: None,
-                    wall_secs: 0.0,
-                    cached: false,
-                    train_key: None,
-                    note: None,
-                });
-                row.wall_secs += rec.wall_secs;
-                let m = &rec.metrics;
-                match rec.stage.as_str() {
-                    "sample" => {
-                        row.model = m.get("model").and_then(|v| v.as_u64());
-                        row.params = m.get("params").cloned().unwrap_or_default();
-                        row.mutations = m.get("mutations").cloned().unwrap_or_default();
-                    }
-                    "train" => {
-                        row.valid_acc = m.get("valid_acc").and_then(|v| v.as_f64());
-                        row.test_acc = m.get("test_acc").and_then(|v| v.as_f64());
-                        row.cached = rec.cache_hit;
-                        row.train_key = Some(rec.key.clone());
-                        row.note = m
-                            .get("failed")
-                            .and_then(|v| v.as_str())
-                            .map(|s| format!("failed: {s}"))
-                            .or_else(|| {
-                                (m.get("stopped_early").and_then(|v| v.as_bool()) == Some(true))
-                                    .then(|| "early stop".to_string())
-                            });
-                    }
-                    "update" => {
-                        probs = m.get("probabilities").cloned().unwrap_or_default();
-                        q_table = m.get("q_table").cloned().unwrap_or_default();
-                    }
-                    _ => {}
-                }
-            }
-            Event::Failed {
-                stage,
-                iteration,
-                message,
-                ..
-            } => {
-                last_error = Some(match iteration {
-                    Some(i) => format!("{stage} (iteration {i}): {message}"),
-                    None => format!("{stage}: {message}"),
-                })
-            }
-            Event::Finished { .. } => finished = true,
-            Event::Session { .. } => {}
-        }
-    }
+    let Journaled {
+        rows,
+        stages,
+        finished,
+        last_error,
+        probs,
+        q_table,
+        last_node,
+    } = Journaled::read(&contents.events);
     let done: Vec<&IterationRow> = rows.values().filter(|r| r.valid_acc.is_some()).collect();
     let iterations_done = rows
         .values()
@@ -172,10 +189,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
     let current = if finished {
         None
     } else {
-        Some(next_node(
-            last_node.as_ref(),
-            crate::pipeline::iterations(&config),
-        ))
+        Some(next_node(last_node.as_ref(), iterations(&config)))
     };
     // ETA from the mean wall time of iterations computed (not replayed) so far.
     let trained: Vec<f64> = done
@@ -183,7 +197,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         .filter(|r| !r.cached)
         .map(|r| r.wall_secs)
         .collect();
-    let total = crate::pipeline::iterations(&config);
+    let total = iterations(&config);
     let remaining = total.saturating_sub(iterations_done);
     let eta_secs = (!finished && !trained.is_empty())
         .then(|| trained.iter().sum::<f64>() / trained.len() as f64 * remaining as f64);
@@ -203,7 +217,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         heartbeat_age_secs: holder.filter(|_| alive).map(|h| now() - h.heartbeat),
         strategy: strategy_name(&config.search.strategy),
         seed: config.run.seed,
-        iterations_total: crate::pipeline::iterations(&config),
+        iterations_total: iterations(&config),
         iterations_done,
         current,
         training: (!finished).then(|| run.training()).flatten(),
@@ -217,6 +231,12 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         mutation_probabilities: probs,
         q_table,
     })
+}
+
+/// A journal field as JSON; absent is null.
+fn to_json<T: Serialize>(v: Option<T>) -> serde_json::Value {
+    v.and_then(|v| serde_json::to_value(v).ok())
+        .unwrap_or_default()
 }
 
 /// The strategy as pipeline.toml spells it ("hhnas", "random", "evolution(10, 3)", ...).
@@ -235,16 +255,18 @@ pub fn strategy_name(s: &hhnas_search::Strategy) -> String {
 
 /// The node after the last completed one.
 fn next_node(last: Option<&(String, Option<u64>)>, total: u64) -> String {
-    match last {
-        None => "spider".to_string(),
-        Some((stage, None)) => format!("after {stage}"),
-        Some((stage, Some(i))) => match stage.as_str() {
-            "sample" => format!("train (iteration {i})"),
-            "train" => format!("update (iteration {i})"),
-            "update" if i + 1 < total => format!("sample (iteration {})", i + 1),
-            "update" => "report".to_string(),
-            other => format!("after {other} (iteration {i})"),
-        },
+    let Some((stage, iteration)) = last else {
+        return Stage::Spider.name().to_string();
+    };
+    let Some(i) = *iteration else {
+        return format!("after {stage}");
+    };
+    match Stage::from_name(stage) {
+        Some(Stage::Sample) => format!("{} (iteration {i})", Stage::Train),
+        Some(Stage::Train) => format!("{} (iteration {i})", Stage::Update),
+        Some(Stage::Update) if i + 1 < total => format!("{} (iteration {})", Stage::Sample, i + 1),
+        Some(Stage::Update) => "report".to_string(),
+        _ => format!("after {stage} (iteration {i})"),
     }
 }
 

@@ -1,0 +1,283 @@
+//! `hhnas-pipe eval` and `predict`: a trained candidate of a run, loaded from the store,
+//! applied to the test split, a question file or one question.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use hhnas_features::FeatureMatrix;
+use hhnas_spider::Dataset;
+
+use crate::config::PipelineConfig;
+use crate::error::ExitClass;
+use crate::exec::{load_stored, Stage, WEIGHTS};
+use crate::journal::{stage_records, Event};
+use crate::nodes::{features, Inputs, TrainSummary};
+use crate::run::Outcome;
+use crate::runs::{self, RunDir};
+use crate::status;
+use crate::store::{Key, Lookup, Store};
+use crate::user_error;
+
+/// The stored pieces of a run that evaluation and prediction need.
+struct Trained {
+    store: Store,
+    cfg: PipelineConfig,
+    inputs: Inputs,
+    summary: TrainSummary,
+    weights: Vec<u8>,
+}
+
+/// The train key of `candidate` (a unique key prefix), or of the run's best candidate
+/// exactly as `status` and the report name it.
+fn chosen_train_key(run: &RunDir, events: &[Event], candidate: Option<&str>) -> Result<String> {
+    let Some(c) = candidate else {
+        return status::collect(run, None)?
+            .best
+            .and_then(|b| b.train_key)
+            .ok_or_else(|| missing_stage(run, Stage::Train));
+    };
+    let matches: HashSet<&str> = stage_records(events)
+        .filter(|r| r.stage == Stage::Train.name() && !c.is_empty() && r.key.starts_with(c))
+        .map(|r| r.key.as_str())
+        .collect();
+    match matches.len() {
+        1 => Ok(matches.into_iter().next().unwrap_or_default().to_string()),
+        0 => Err(user_error!(
+            "run {}: no trained candidate with key {c}. Fix: copy a key from \
+             `hhnas-pipe status --json`",
+            run.id
+        )),
+        n => Err(user_error!(
+            "run {}: {n} candidates' keys start with `{c}`. Fix: give more digits",
+            run.id
+        )),
+    }
+}
+
+fn missing_stage(run: &RunDir, stage: Stage) -> anyhow::Error {
+    user_error!(
+        "run {}: no `{stage}` stage in its journal yet. Fix: let the run progress, then retry",
+        run.id
+    )
+}
+
+/// The shared inputs as the run's journal names them, read back from the store.
+fn stored_inputs(run: &RunDir, store: &Store, events: &[Event]) -> Result<Inputs> {
+    let stage_key = |stage: Stage| {
+        stage_records(events)
+            .filter(|r| r.stage == stage.name())
+            .last()
+            .map(|r| r.key.clone())
+    };
+    let required = |stage: Stage| stage_key(stage).ok_or_else(|| missing_stage(run, stage));
+    let parse = |k: &str| Key::parse(k).with_context(|| format!("bad key {k}"));
+    let ds_key = required(Stage::Spider)?;
+    let enc_key = required(Stage::Encoder)?;
+    Ok(Inputs {
+        ds_key: parse(&ds_key)?,
+        ds: load_stored(store, Stage::Spider, &ds_key)?,
+        rules: match stage_key(Stage::Rules) {
+            Some(k) => Some((parse(&k)?, load_stored(store, Stage::Rules, &k)?)),
+            None => None,
+        },
+        judge: match stage_key(Stage::LlmJudge) {
+            Some(k) => Some((parse(&k)?, load_stored(store, Stage::LlmJudge, &k)?)),
+            None => None,
+        },
+        enc_key: parse(&enc_key)?,
+        enc: load_stored(store, Stage::Encoder, &enc_key)?,
+    })
+}
+
+fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result<Trained> {
+    let run = runs::find(cache, Some(run_name), false)?.context("run not found")?;
+    let cfg = run.config()?;
+    let store = Store::new(cache);
+    let events = run.journal().read()?.events;
+    let inputs = stored_inputs(&run, &store, &events)?;
+    let chosen = chosen_train_key(&run, &events, candidate)?;
+    if !stage_records(&events).any(|r| r.stage == Stage::Train.name() && r.key == chosen) {
+        return Err(missing_stage(&run, Stage::Train));
+    }
+    let summary: TrainSummary = load_stored(&store, Stage::Train, &chosen)?;
+    let weights = match store.get_bytes(WEIGHTS, &Key::parse(&chosen).context("bad key")?)? {
+        Lookup::Hit(w) => w,
+        _ => {
+            return Err(user_error!(
+                "weights of candidate {chosen} are missing or damaged. Fix: `hhnas-pipe \
+                 resume` retrains only that candidate"
+            ))
+        }
+    };
+    Ok(Trained {
+        store,
+        cfg,
+        inputs,
+        summary,
+        weights,
+    })
+}
+
+/// Feature rows for new texts, computed the way the run computed them.
+fn features_for(
+    t: &Trained,
+    texts: &[&str],
+) -> Result<(Option<FeatureMatrix>, Option<FeatureMatrix>)> {
+    let spec = &t.summary.spec;
+    let rules = match (&t.inputs.rules, spec.rule_branch) {
+        (Some((_, r)), true) => Some(hhnas_features::rule_features(&r.rules, texts)),
+        _ => None,
+    };
+    let judge = if spec.llm_branch {
+        Some(features::judge_texts(
+            &t.cfg,
+            &t.store,
+            &t.inputs.ds,
+            texts,
+        )?)
+    } else {
+        None
+    };
+    Ok((judge, rules))
+}
+
+fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let (judge, rules) = features_for(t, &refs)?;
+    hhnas_train::predict(
+        &t.inputs.enc,
+        &t.summary.spec,
+        t.inputs.ds.classes.len(),
+        &t.weights,
+        texts,
+        judge.as_ref(),
+        rules.as_ref(),
+        t.inputs
+            .rules
+            .as_ref()
+            .map(|(_, r)| r.rules.column_classes())
+            .as_deref(),
+        &t.cfg.train.device,
+    )
+    .map_err(ExitClass::classified)
+}
+
+pub fn cmd_eval(
+    cache: &Path,
+    run: &str,
+    candidate: Option<&str>,
+    input: Option<&Path>,
+) -> Result<Outcome> {
+    let t = load_trained(cache, run, candidate)?;
+    let (texts, labels): (Vec<String>, Vec<Option<usize>>) = match input {
+        None => t
+            .inputs
+            .ds
+            .test
+            .iter()
+            .map(|&i| {
+                (
+                    t.inputs.ds.rows[i].question.clone(),
+                    Some(t.inputs.ds.rows[i].label as usize),
+                )
+            })
+            .unzip(),
+        Some(path) => read_question_file(path, &t.inputs.ds)?,
+    };
+    let probs = probabilities(&t, &texts)?;
+    let mut correct = 0usize;
+    let mut known = 0usize;
+    for (p, label) in probs.iter().zip(&labels) {
+        if let Some(l) = label {
+            known += 1;
+            if argmax(p) == *l {
+                correct += 1;
+            }
+        }
+    }
+    let accuracy = if known == 0 {
+        "n/a (no question names a database of this run)".to_string()
+    } else {
+        format!("{:.2}%", 100.0 * correct as f64 / known as f64)
+    };
+    println!(
+        "{} questions, {known} with a known class: accuracy {accuracy} (validation accuracy \
+         at training {:.2}%)",
+        texts.len(),
+        t.summary.outcome.best_valid_acc * 100.0
+    );
+    Ok(Outcome::Done)
+}
+
+/// A Spider-format question file: `[{"db_id": ..., "question": ...}]`; a db_id outside the
+/// run's classes counts as unknown.
+fn read_question_file(path: &Path, ds: &Dataset) -> Result<(Vec<String>, Vec<Option<usize>>)> {
+    #[derive(Deserialize)]
+    struct Q {
+        question: Option<String>,
+        #[serde(rename = "SpiderQuestion")]
+        spider_question: Option<String>,
+        db_id: Option<String>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        user_error!(
+            "{}: cannot read ({e}). Fix: pass an existing file",
+            path.display()
+        )
+    })?;
+    let rows: Vec<Q> = serde_json::from_str(&text).map_err(|e| {
+        user_error!(
+            "{}: not a JSON list of questions ({e}). Fix: use Spider's format \
+             [{{\"db_id\", \"question\"}}]",
+            path.display()
+        )
+    })?;
+    let mut class_of: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, c) in ds.classes.iter().enumerate() {
+        for m in &c.members {
+            class_of.insert(m, i);
+        }
+    }
+    let mut texts = Vec::new();
+    let mut labels = Vec::new();
+    for (i, r) in rows.into_iter().enumerate() {
+        let q = r.question.or(r.spider_question).ok_or_else(|| {
+            user_error!(
+                "{}: row {i}: no `question` field. Fix: add the question text",
+                path.display()
+            )
+        })?;
+        texts.push(q);
+        labels.push(r.db_id.as_deref().and_then(|d| class_of.get(d).copied()));
+    }
+    Ok((texts, labels))
+}
+
+fn argmax(p: &[f32]) -> usize {
+    p.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.partial_cmp(b.1).unwrap_or(std::cmp::Ordering::Equal))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
+}
+
+pub fn cmd_predict(cache: &Path, run: &str, question: &str, top: usize) -> Result<Outcome> {
+    let t = load_trained(cache, run, None)?;
+    let probs = probabilities(&t, &[question.to_string()])?;
+    let row = probs.first().context("the model returned no prediction")?;
+    let mut ranked: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));
+    for (class, p) in ranked.into_iter().take(top) {
+        let name = t
+            .inputs
+            .ds
+            .classes
+            .get(class)
+            .map_or("?", |c| c.name.as_str());
+        println!("{:>6.2}%  {name}", p * 100.0);
+    }
+    Ok(Outcome::Done)
+}

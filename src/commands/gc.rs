@@ -1,0 +1,87 @@
+//! `hhnas-pipe gc`: removes store entries that no run journal references.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::exec::{Stage, LLM_ANSWERS, WEIGHTS};
+use crate::journal::Event;
+use crate::lock::{self, Acquire};
+use crate::run::Outcome;
+use crate::runs;
+use crate::store::Store;
+
+/// Store entries referenced by any journal, plus those never collected (LLM answers are a
+/// paid-for cache of their own; weights follow their train entries).
+pub fn cmd_gc(cache: &Path, dry_run: bool) -> Result<Outcome> {
+    // A live run has entries it stored but not yet journaled: hold every run's lock for
+    // the whole collection, and do nothing while any run is live.
+    let mut held = Vec::new();
+    for run in runs::list(cache)? {
+        match lock::acquire(&run.path)? {
+            Acquire::Held(lock, _) => held.push(lock),
+            Acquire::Busy(holder) => {
+                println!(
+                    "run {} is running{}; gc skipped (run it when no run is live)",
+                    run.id,
+                    holder
+                        .map(|h| format!(" (pid {})", h.pid))
+                        .unwrap_or_default()
+                );
+                return Ok(Outcome::AlreadyRunning(None));
+            }
+        }
+    }
+    let live = live_entries(cache)?;
+    let store = Store::new(cache);
+    let (mut removed, mut bytes) = (0usize, 0u64);
+    for entry in walkdir::WalkDir::new(store.root())
+        .min_depth(2)
+        .max_depth(2)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+    {
+        let stage = entry
+            .path()
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if stage == LLM_ANSWERS || live.contains(&(stage.clone(), name.clone())) {
+            continue;
+        }
+        bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        removed += 1;
+        if dry_run {
+            println!("would remove {}", entry.path().display());
+        } else {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("removing {}", entry.path().display()))?;
+        }
+    }
+    println!(
+        "{} {removed} entries ({:.1} MB)",
+        if dry_run { "would remove" } else { "removed" },
+        bytes as f64 / 1e6
+    );
+    Ok(Outcome::Done)
+}
+
+/// (store folder, key) of every entry a journal names, weights with their train entries.
+fn live_entries(cache: &Path) -> Result<HashSet<(String, String)>> {
+    let mut live = HashSet::new();
+    for run in runs::list(cache)? {
+        for e in run.journal().read()?.events {
+            if let Event::Stage(r) = e {
+                if r.stage == Stage::Train.name() {
+                    live.insert((WEIGHTS.into(), r.key.clone()));
+                }
+                live.insert((r.stage, r.key));
+            }
+        }
+    }
+    Ok(live)
+}

@@ -1,0 +1,64 @@
+//! `hhnas-pipe status`: one run in full, or every run on a line. What is shown is
+//! collected and rendered by [`crate::status`].
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::run::Outcome;
+use crate::runs;
+use crate::status;
+
+pub fn cmd_status(cache: &Path, name: Option<&str>, json_out: bool, all: bool) -> Result<Outcome> {
+    if all {
+        return status_all(cache, json_out);
+    }
+    let Some(run) = runs::find(cache, name, false)? else {
+        println!(
+            "no runs under {}; start one with `hhnas-pipe run`",
+            runs::runs_root(cache).display()
+        );
+        return Ok(Outcome::NothingToDo);
+    };
+    let s = status::collect(&run, Some(cache))?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print!("{}", status::render(&s));
+    }
+    Ok(Outcome::Done)
+}
+
+/// `status --all`: every run, one line each.
+fn status_all(cache: &Path, json_out: bool) -> Result<Outcome> {
+    let runs = runs::list(cache)?;
+    let mut statuses: Vec<status::Status> = Vec::new();
+    for r in &runs {
+        match status::collect(r, None) {
+            Ok(s) => statuses.push(s),
+            // An unreadable run is named, not silently left out of the list.
+            Err(e) => eprintln!("run {}: unreadable: {e:#}", r.id),
+        }
+    }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&statuses)?);
+    } else if statuses.is_empty() {
+        println!("no runs under {}", runs::runs_root(cache).display());
+    } else {
+        for s in statuses {
+            println!(
+                "{:<40} {:<12} {:>4}/{:<4} best {}",
+                s.run_id,
+                s.state,
+                s.iterations_done,
+                s.iterations_total,
+                s.best
+                    .as_ref()
+                    .and_then(|b| b.valid_acc)
+                    .map(|a| format!("{:.2}%", a * 100.0))
+                    .unwrap_or("-".into())
+            );
+        }
+    }
+    Ok(Outcome::Done)
+}

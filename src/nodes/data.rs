@@ -1,0 +1,98 @@
+//! The `spider` node: the Spider files, merged into classes and split. Its key hashes the
+//! bytes of every file read, so a changed file is a changed dataset.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use hhnas_spider::Dataset;
+
+use crate::config::{self, PipelineConfig};
+use crate::error::ExitClass;
+use crate::exec::{Exec, Stage};
+use crate::store::Key;
+
+/// The Spider directory for a new run or a one-off command: `HHNAS_SPIDER_DIR` wins over
+/// `[data] spider_dir`. A run freezes the result (absolute) in its config, so a resume
+/// from cron, without the variable, reads the same files.
+pub fn spider_dir(cfg: &PipelineConfig) -> PathBuf {
+    std::env::var_os("HHNAS_SPIDER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cfg.data.spider_dir.clone())
+}
+
+/// The data stage's parameters; `merge = map` reads its map file here.
+pub fn data_params(cfg: &PipelineConfig) -> Result<hhnas_spider::DataParams> {
+    use hhnas_spider::MergeRule;
+    let merge = match cfg.data.merge.as_str() {
+        "none" => MergeRule::None,
+        "overlap" => MergeRule::Overlap {
+            threshold: cfg.data.overlap_threshold,
+        },
+        _ => MergeRule::Map(config::read_map_file(
+            cfg.data.map_file.as_deref().unwrap_or(Path::new("")),
+        )?),
+    };
+    Ok(hhnas_spider::DataParams {
+        merge,
+        split_seed: cfg.data.split_seed,
+        ratios: cfg.data.ratios,
+        include_others: cfg.data.include_others,
+    })
+}
+
+/// The journal line of the `spider` node.
+#[derive(Serialize)]
+struct SpiderMetrics {
+    summary: String,
+    rows: usize,
+    classes: usize,
+    merge: String,
+}
+
+impl SpiderMetrics {
+    fn of(ds: &Dataset) -> Self {
+        let summary = format!(
+            "{} rows, {} classes ({}), split {}/{}/{}",
+            ds.rows.len(),
+            ds.classes.len(),
+            ds.merge,
+            ds.train.len(),
+            ds.valid.len(),
+            ds.test.len()
+        );
+        SpiderMetrics {
+            summary,
+            rows: ds.rows.len(),
+            classes: ds.classes.len(),
+            merge: ds.merge.clone(),
+        }
+    }
+}
+
+/// Loads the dataset through the `spider` node.
+pub(crate) fn dataset_node(exec: &mut Exec, cfg: &PipelineConfig) -> Result<(Key, Dataset)> {
+    let params = data_params(cfg)?;
+    let src = hhnas_spider::read_spider_dir(&cfg.data.spider_dir).map_err(ExitClass::classified)?;
+    let mut kb = Stage::Spider.key();
+    kb.param(&params);
+    for file in src.files() {
+        kb.bytes(&file.bytes);
+    }
+    let key = kb.finish();
+    exec.expect_unchanged(
+        Stage::Spider,
+        key,
+        &format!(
+            "the Spider files under {} (or data.map_file)",
+            cfg.data.spider_dir.display()
+        ),
+    )?;
+    let ds = exec.node(Stage::Spider, None, key, |_| {
+        let ds = hhnas_spider::build_dataset(&src, &params).map_err(ExitClass::classified)?;
+        let metrics = SpiderMetrics::of(&ds);
+        Ok((ds, metrics))
+    })?;
+    Ok((key, ds))
+}

@@ -1,0 +1,234 @@
+//! The feature nodes: `rules` (a rule set and its 0/1 matrix over every question) and
+//! `llm_judge` (one column per class: does the judge think the question belongs there),
+//! plus the LLM client both share, whose answers live in the store.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use hhnas_features::{FeatureMatrix, LlmStats, RuleSet};
+use hhnas_spider::Dataset;
+
+use crate::config::PipelineConfig;
+use crate::error::ExitClass;
+use crate::exec::{Exec, Stage, LLM_ANSWERS};
+use crate::store::{Key, KeyBuilder, Lookup, Store};
+
+/// Answers of the LLM, kept in the store so no question is paid for twice.
+struct StoreAnswerCache(Store);
+
+impl hhnas_features::AnswerCache for StoreAnswerCache {
+    fn get(&self, key: &[u8; 32]) -> Option<String> {
+        match self.0.get::<String>(LLM_ANSWERS, &Key(*key)) {
+            Ok(Lookup::Hit(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn put(&self, key: &[u8; 32], answer: &str) {
+        if let Err(e) = self.0.put(LLM_ANSWERS, &Key(*key), &answer.to_string()) {
+            tracing::warn!("could not cache an LLM answer: {e:#}");
+        }
+    }
+}
+
+/// The configured LLM client, answering from the store where it can.
+pub(crate) fn llm_client(cfg: &PipelineConfig, store: &Store) -> Result<hhnas_features::LlmClient> {
+    let l = &cfg.features.llm;
+    let llm_cfg = hhnas_features::LlmConfig {
+        base_url: l.base_url.clone(),
+        model: l.model.clone(),
+        api_key_env: (!l.api_key_env.is_empty()).then(|| l.api_key_env.clone()),
+        timeout_secs: l.timeout_secs,
+        max_concurrency: l.max_concurrency,
+        max_retries: l.max_retries,
+        backoff_ms: l.backoff_ms,
+        max_requests: (l.max_requests > 0).then_some(l.max_requests),
+        temperature: 0.0,
+        max_tokens: l.max_tokens,
+        max_schema_chars: l.max_schema_chars,
+    };
+    let cache = Arc::new(StoreAnswerCache(store.clone()));
+    hhnas_features::LlmClient::new(llm_cfg, cache).map_err(ExitClass::classified)
+}
+
+/// The LLM settings that change answers (or, through the budget, fallbacks); timeouts and
+/// concurrency do not.
+fn llm_key_params(kb: &mut KeyBuilder, cfg: &PipelineConfig) {
+    let l = &cfg.features.llm;
+    kb.param(&(
+        &l.base_url,
+        &l.model,
+        l.max_tokens,
+        l.max_schema_chars,
+        l.max_requests,
+    ));
+}
+
+/// The output of the `rules` node: the rules and their matrix over every row.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RuleOutput {
+    pub rules: RuleSet,
+    pub matrix: FeatureMatrix,
+}
+
+/// The journal line of the `rules` node.
+#[derive(Serialize)]
+struct RulesMetrics {
+    summary: String,
+    rules: usize,
+    llm: Option<LlmStats>,
+}
+
+fn rules_key(cfg: &PipelineConfig, ds_key: Key) -> Key {
+    let f = &cfg.features;
+    let mut kb = Stage::Rules.key();
+    kb.input(&ds_key).param(&f.rules);
+    if f.rules == "llm" {
+        llm_key_params(&mut kb, cfg);
+        kb.param(&(f.llm_questions_per_class, f.llm_rule_retries));
+    }
+    kb.finish()
+}
+
+fn compute_rules(
+    cfg: &PipelineConfig,
+    store: &Store,
+    ds: &Dataset,
+) -> Result<(RuleOutput, RulesMetrics)> {
+    let f = &cfg.features;
+    let (rules, stats) = if f.rules == "llm" {
+        let client = llm_client(cfg, store)?;
+        client.check_reachable().map_err(ExitClass::classified)?;
+        let params = hhnas_features::LlmRulesParams {
+            questions_per_class: f.llm_questions_per_class,
+            max_retries: f.llm_rule_retries,
+        };
+        let (rules, stats) =
+            hhnas_features::llm_rules(ds, &client, &params).map_err(ExitClass::classified)?;
+        (rules, Some(stats))
+    } else {
+        (hhnas_features::schema_rules(ds), None)
+    };
+    let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
+    let matrix = hhnas_features::rule_features(&rules, &texts);
+    let summary = format!(
+        "{} {} rules, {:.1} fired per question{}",
+        rules.rules.len(),
+        f.rules,
+        matrix.ones() as f64 / matrix.rows.max(1) as f64,
+        stats
+            .as_ref()
+            .map(|s| format!(", LLM {s:?}"))
+            .unwrap_or_default()
+    );
+    let metrics = RulesMetrics {
+        summary,
+        rules: rules.rules.len(),
+        llm: stats,
+    };
+    Ok((RuleOutput { rules, matrix }, metrics))
+}
+
+pub(crate) fn rules_node(
+    exec: &mut Exec,
+    cfg: &PipelineConfig,
+    ds_key: Key,
+    ds: &Dataset,
+) -> Result<(Key, RuleOutput)> {
+    let key = rules_key(cfg, ds_key);
+    let out = exec.node(Stage::Rules, None, key, |exec| {
+        compute_rules(cfg, &exec.store, ds)
+    })?;
+    Ok((key, out))
+}
+
+/// The journal line of the `llm_judge` node.
+#[derive(Serialize)]
+struct JudgeMetrics {
+    summary: String,
+    backend: String,
+    llm: Option<LlmStats>,
+}
+
+fn judge_key(cfg: &PipelineConfig, ds_key: Key) -> Key {
+    let f = &cfg.features;
+    let mut kb = Stage::LlmJudge.key();
+    kb.input(&ds_key)
+        .param(&(&f.judge, f.shortlist_k, f.lexical_true_m));
+    if f.judge == "llm" {
+        llm_key_params(&mut kb, cfg);
+    }
+    kb.finish()
+}
+
+fn compute_judge(
+    cfg: &PipelineConfig,
+    store: &Store,
+    ds: &Dataset,
+) -> Result<(FeatureMatrix, JudgeMetrics)> {
+    let f = &cfg.features;
+    let ranker = hhnas_features::Bm25Ranker::build(ds);
+    let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
+    let (matrix, stats) = if f.judge == "llm" {
+        let client = llm_client(cfg, store)?;
+        client.check_reachable().map_err(ExitClass::classified)?;
+        let (m, s) = hhnas_features::judge_llm(&ranker, ds, &texts, f.shortlist_k, &client)
+            .map_err(ExitClass::classified)?;
+        (m, Some(s))
+    } else {
+        (
+            hhnas_features::judge_lexical(&ranker, &texts, f.shortlist_k, f.lexical_true_m),
+            None,
+        )
+    };
+    let backend = if f.judge == "llm" {
+        format!("LLM {}", f.llm.model)
+    } else {
+        "lexical stand-in (no LLM)".to_string()
+    };
+    let summary = format!(
+        "{backend}: {:.2} true per question over a shortlist of {}",
+        matrix.ones() as f64 / matrix.rows.max(1) as f64,
+        f.shortlist_k
+    );
+    let metrics = JudgeMetrics {
+        summary,
+        backend,
+        llm: stats,
+    };
+    Ok((matrix, metrics))
+}
+
+pub(crate) fn judge_node(
+    exec: &mut Exec,
+    cfg: &PipelineConfig,
+    ds_key: Key,
+    ds: &Dataset,
+) -> Result<(Key, FeatureMatrix)> {
+    let key = judge_key(cfg, ds_key);
+    let matrix = exec.node(Stage::LlmJudge, None, key, |exec| {
+        compute_judge(cfg, &exec.store, ds)
+    })?;
+    Ok((key, matrix))
+}
+
+/// Judge features of new texts (eval, predict), computed as the run computed them.
+pub(crate) fn judge_texts(
+    cfg: &PipelineConfig,
+    store: &Store,
+    ds: &Dataset,
+    texts: &[&str],
+) -> Result<FeatureMatrix> {
+    let f = &cfg.features;
+    let ranker = hhnas_features::Bm25Ranker::build(ds);
+    Ok(if f.judge == "llm" {
+        let client = llm_client(cfg, store)?;
+        hhnas_features::judge_llm(&ranker, ds, texts, f.shortlist_k, &client)
+            .map_err(ExitClass::classified)?
+            .0
+    } else {
+        hhnas_features::judge_lexical(&ranker, texts, f.shortlist_k, f.lexical_true_m)
+    })
+}

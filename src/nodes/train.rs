@@ -1,0 +1,346 @@
+//! The `train` node: one candidate trained to its best validation accuracy. The result
+//! (curve, accuracies, spec) is the node's output; the best epoch's weights are stored
+//! apart, under the same key. A checkpoint after every epoch lets a killed run continue
+//! mid-candidate.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use hhnas_search::Proposal;
+use hhnas_train::{Checkpoint, EpochReport, ModelSpec, TrainConfig, TrainOutcome};
+
+use super::Inputs;
+use crate::config::PipelineConfig;
+use crate::error::ExitClass;
+use crate::exec::{Exec, Stage, WEIGHTS};
+use crate::progress::Progress;
+use crate::runs::TrainingProgress;
+use crate::store::{write_atomic, Key, Lookup};
+
+/// The micro and macro parameters of a candidate as the training crate takes them.
+pub fn model_spec(c: &hhnas_search::Candidate) -> ModelSpec {
+    ModelSpec {
+        llm_branch: c.llm_branch,
+        rule_branch: c.rule_branch,
+        learning_rate: c.learning_rate,
+        optimizer: match c.criterion_num {
+            0 => hhnas_train::OptimizerKind::AdamW,
+            1 => hhnas_train::OptimizerKind::SgdMomentum,
+            _ => hhnas_train::OptimizerKind::RmsProp,
+        },
+        layer_size1: c.layer_size1,
+        layer_size2: c.layer_size2,
+        dropout: c.dropout_rate,
+        kernel_size: c.kernel_size,
+    }
+}
+
+/// `[train]` (and the run's seed) as the training crate takes it.
+pub fn train_config(cfg: &PipelineConfig) -> TrainConfig {
+    let t = &cfg.train;
+    TrainConfig {
+        epochs: t.epochs,
+        batch_size: t.batch_size,
+        seed: cfg.run.seed,
+        device: t.device.clone(),
+        patience: (t.patience > 0).then_some(t.patience),
+        max_train_rows: (t.max_train_rows > 0).then_some(t.max_train_rows),
+        sort_by_length: t.sort_by_length,
+        cnn_channels: t.cnn_channels,
+        branch_pool: t.branch_pool,
+    }
+}
+
+/// The training result without its weights (stored apart, under the same key).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct TrainSummary {
+    pub outcome: TrainOutcome,
+    pub spec: ModelSpec,
+}
+
+/// The journal line of the `train` node, written here and read by `status` and the
+/// report. Reading is lenient: a missing field is its default, and a null where a number
+/// belongs (serde_json writes NaN as null) is `None` or NaN, never an unreadable line.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
+pub struct TrainMetrics {
+    pub summary: String,
+    /// Best validation accuracy (0..1).
+    pub valid_acc: Option<f64>,
+    /// Test accuracy of the best epoch's weights (0..1).
+    pub test_acc: Option<f64>,
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    /// Validation accuracy after each epoch.
+    #[serde(deserialize_with = "floats_or_null")]
+    pub curve: Vec<f64>,
+    #[serde(deserialize_with = "floats_or_null")]
+    pub epoch_secs: Vec<f64>,
+    pub stopped_early: bool,
+    /// Why training diverged, when it did.
+    pub failed: Option<String>,
+    pub examples_per_sec: Option<f64>,
+    /// Wall time of the computation; a replay reports this, not its own.
+    pub compute_secs: Option<f64>,
+}
+
+impl TrainMetrics {
+    fn of(outcome: &TrainOutcome, model: u8, compute_secs: f64) -> Self {
+        let summary = format!(
+            "model {model} valid {:.2}% test {:.2}% ({} epochs{}{})",
+            outcome.best_valid_acc * 100.0,
+            outcome.test_acc * 100.0,
+            outcome.curve.len(),
+            if outcome.stopped_early {
+                ", early stop"
+            } else {
+                ""
+            },
+            outcome
+                .failed
+                .as_ref()
+                .map(|f| format!(", FAILED: {f}"))
+                .unwrap_or_default()
+        );
+        TrainMetrics {
+            summary,
+            valid_acc: Some(outcome.best_valid_acc),
+            test_acc: Some(outcome.test_acc),
+            best_epoch: outcome.best_epoch,
+            epochs_run: outcome.curve.len(),
+            curve: outcome.curve.iter().map(|e| e.valid_acc).collect(),
+            epoch_secs: outcome.curve.iter().map(|e| e.secs).collect(),
+            stopped_early: outcome.stopped_early,
+            failed: outcome.failed.clone(),
+            examples_per_sec: Some(outcome.examples_per_sec),
+            compute_secs: Some(compute_secs),
+        }
+    }
+
+    /// The metrics of a journal line; an unreadable one reads as empty.
+    pub fn read(metrics: &serde_json::Value) -> Self {
+        Self::deserialize(metrics).unwrap_or_default()
+    }
+}
+
+/// A list of numbers in which null stands for NaN.
+fn floats_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    let v = Vec::<Option<f64>>::deserialize(d)?;
+    Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+}
+
+pub(crate) fn train_key(inputs: &Inputs, spec: &ModelSpec, tcfg: &TrainConfig) -> Key {
+    let mut kb = Stage::Train.key();
+    // The device is not part of the key: a candidate trained on one GPU is not retrained
+    // because the run moved to another.
+    let mut keyed = tcfg.clone();
+    keyed.device = String::new();
+    kb.input(&inputs.ds_key)
+        .input(&inputs.enc_key)
+        .param(spec)
+        .param(&keyed);
+    // Feature inputs only matter to models that use them, so Model 1 stays cached when
+    // only the feature configuration changes.
+    if spec.llm_branch {
+        kb.input(&inputs.judge.as_ref().expect("judge computed").0);
+    }
+    if spec.rule_branch {
+        kb.input(&inputs.rules.as_ref().expect("rules computed").0);
+    }
+    kb.finish()
+}
+
+fn checkpoint_path(scratch: &Path, key: &Key) -> PathBuf {
+    scratch
+        .join("checkpoints")
+        .join(format!("{}.ckpt", key.hex()))
+}
+
+/// The checkpoint a killed run left for this candidate, if it is readable.
+fn read_checkpoint(path: &Path, progress: &Progress, iteration: u64) -> Option<Checkpoint> {
+    let bytes = std::fs::read(path).ok()?;
+    match crate::store::decode::<Checkpoint>(&bytes) {
+        Ok(c) => {
+            progress.line(&format!(
+                "train (iteration {iteration}): resuming after epoch {}",
+                c.epoch
+            ));
+            Some(c)
+        }
+        Err(e) => {
+            tracing::warn!("ignoring unreadable checkpoint {}: {e:#}", path.display());
+            None
+        }
+    }
+}
+
+/// What happens after every epoch: the checkpoint and `training.json` are written (a
+/// failure to write them only costs a longer resume) and the progress line moves.
+struct EpochSink<'a> {
+    progress: &'a Progress,
+    training_file: PathBuf,
+    checkpoint: PathBuf,
+    iteration: u64,
+    model: u8,
+    epochs: usize,
+}
+
+impl EpochSink<'_> {
+    fn on_epoch(&self, ckpt: &Checkpoint, report: &EpochReport) {
+        let (iteration, epochs) = (self.iteration, self.epochs);
+        let state = TrainingProgress {
+            iteration,
+            model: self.model,
+            epoch: report.epoch,
+            epochs,
+            valid_acc: report.valid_acc,
+            best_valid_acc: ckpt.best_valid_acc,
+            train_loss: report.train_loss,
+            epoch_secs: report.secs,
+        };
+        if let Err(e) = serde_json::to_vec(&state)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| write_atomic(&self.training_file, &bytes))
+        {
+            tracing::warn!("could not write {}: {e:#}", self.training_file.display());
+        }
+        match crate::store::encode(ckpt) {
+            Ok(bytes) => {
+                if let Err(e) = write_atomic(&self.checkpoint, &bytes) {
+                    tracing::warn!("could not write checkpoint: {e:#}");
+                }
+            }
+            Err(e) => tracing::warn!("could not encode checkpoint: {e:#}"),
+        }
+        self.progress.message(&format!(
+            "train (iteration {iteration}): epoch {}/{epochs} valid {:.2}% loss {:.4}",
+            report.epoch,
+            report.valid_acc * 100.0,
+            report.train_loss
+        ));
+    }
+}
+
+/// A result without its weights is incomplete: drop it, so the candidate is retrained
+/// rather than kept as a model that eval and predict cannot load.
+fn drop_result_without_weights(exec: &Exec, key: &Key) -> Result<()> {
+    if !exec.store.contains(Stage::Train.name(), key) {
+        return Ok(());
+    }
+    let weights_ok = match exec.store.get_bytes(WEIGHTS, key)? {
+        Lookup::Hit(_) => true,
+        Lookup::Corrupt(warning) => {
+            tracing::warn!("{warning}");
+            false
+        }
+        Lookup::Miss => false,
+    };
+    if !weights_ok {
+        tracing::warn!(
+            "weights of candidate {} are missing or damaged; retraining it",
+            key.short()
+        );
+        let _ = std::fs::remove_file(exec.store.path(Stage::Train.name(), key));
+    }
+    Ok(())
+}
+
+/// Trains the candidate (from its checkpoint, if any), stores its weights and returns
+/// the summary with its metrics.
+fn compute_train(
+    exec: &mut Exec,
+    inputs: &Inputs,
+    key: Key,
+    spec: &ModelSpec,
+    tcfg: &TrainConfig,
+    iteration: u64,
+    model: u8,
+) -> Result<(TrainSummary, TrainMetrics)> {
+    let checkpoint = checkpoint_path(&exec.scratch, &key);
+    let resume = read_checkpoint(&checkpoint, exec.progress, iteration);
+    let rule_classes = inputs.rules.as_ref().map(|(_, r)| r.rules.column_classes());
+    let data = hhnas_train::TrainData {
+        dataset: &inputs.ds,
+        llm_features: inputs
+            .judge
+            .as_ref()
+            .map(|(_, m)| m)
+            .filter(|_| spec.llm_branch),
+        rule_features: inputs
+            .rules
+            .as_ref()
+            .map(|(_, r)| &r.matrix)
+            .filter(|_| spec.rule_branch),
+        rule_classes: rule_classes.as_deref(),
+    };
+    let sink = EpochSink {
+        progress: exec.progress,
+        training_file: exec.training_file.clone(),
+        checkpoint,
+        iteration,
+        model,
+        epochs: tcfg.epochs,
+    };
+    let started = Instant::now();
+    let mut outcome = hhnas_train::train_candidate(
+        data,
+        &inputs.enc,
+        spec,
+        tcfg,
+        resume,
+        &mut |c: &Checkpoint, r: &EpochReport| sink.on_epoch(c, r),
+    )
+    .map_err(ExitClass::classified)?;
+    let weights = std::mem::take(&mut outcome.best_weights);
+    exec.store.put_bytes(WEIGHTS, &key, &weights)?;
+    let metrics = TrainMetrics::of(&outcome, model, started.elapsed().as_secs_f64());
+    let summary = TrainSummary {
+        outcome,
+        spec: spec.clone(),
+    };
+    Ok((summary, metrics))
+}
+
+pub(crate) fn train_node(
+    exec: &mut Exec,
+    cfg: &PipelineConfig,
+    inputs: &Inputs,
+    iteration: u64,
+    proposal: &Proposal,
+) -> Result<(Key, TrainSummary)> {
+    let spec = model_spec(&proposal.candidate);
+    let tcfg = train_config(cfg);
+    let key = train_key(inputs, &spec, &tcfg);
+    drop_result_without_weights(exec, &key)?;
+    let model = proposal.candidate.model_number();
+    let summary = exec.node(Stage::Train, Some(iteration), key, |exec| {
+        compute_train(exec, inputs, key, &spec, &tcfg, iteration, model)
+    })?;
+    // Only once the result is stored is the checkpoint of no further use.
+    let _ = std::fs::remove_file(checkpoint_path(&exec.scratch, &key));
+    let _ = std::fs::remove_file(&exec.training_file);
+    Ok((key, summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn train_metrics_read_partial_and_null_fields() {
+        let m = TrainMetrics::read(&serde_json::json!({
+            "valid_acc": 0.5, "curve": [0.1, null], "failed": null
+        }));
+        assert_eq!(m.valid_acc, Some(0.5));
+        assert_eq!(m.test_acc, None);
+        assert_eq!(m.curve.len(), 2);
+        assert!(m.curve[1].is_nan());
+        assert_eq!(
+            TrainMetrics::read(&serde_json::json!("x")),
+            TrainMetrics::default()
+        );
+    }
+}

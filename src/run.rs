@@ -1,0 +1,265 @@
+//! `run` and `resume`: a run's lock, its nodes in DAG order, and its journal of sessions,
+//! failures and the end.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::commands::report::write_run_report;
+use crate::config::{self, PipelineConfig};
+use crate::error::{ExitClass, EXIT_OK};
+use crate::exec::{Exec, RUN};
+use crate::journal::{now, stage_records, Event};
+use crate::lock::{self, Acquire};
+use crate::nodes::search::{self, Update};
+use crate::nodes::{self, train, Inputs};
+use crate::progress::Progress;
+use crate::runs::{self, RunDir};
+use crate::store::Store;
+
+/// What a command achieved; errors travel as `anyhow::Error` instead.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done,
+    NothingToDo,
+    AlreadyRunning(Option<u32>),
+}
+
+impl Outcome {
+    pub fn exit_code(&self) -> i32 {
+        EXIT_OK
+    }
+}
+
+/// Runs (or continues) one run to the end. The caller holds its lock.
+fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
+    let cache_dir = run
+        .path
+        .parent()
+        .and_then(Path::parent)
+        .context("run directory is not inside a cache")?;
+    let journal = run.journal();
+    let contents = journal.read()?;
+    if contents.torn_tail {
+        tracing::warn!(
+            "{}: last line was cut mid-write; ignoring it and resuming",
+            journal.path().display()
+        );
+    }
+    let recorded = stage_records(&contents.events)
+        .map(|r| (r.stage.clone(), r.iteration, r.key.clone()))
+        .collect();
+    let total = nodes::iterations(cfg);
+    let progress = Progress::new(total);
+    let mut exec = Exec {
+        store: Store::new(cache_dir),
+        journal,
+        recorded,
+        progress: &progress,
+        scratch: cache_dir.join("scratch"),
+        training_file: run.training_file(),
+    };
+
+    let inputs = Inputs::compute(&mut exec, cfg)?;
+    let mut state_key = search::init_key(&cfg.search);
+    let mut state = hhnas_search::init_state(&cfg.search);
+    for iteration in 0..total {
+        progress.set_position(iteration);
+        let (sample_key, proposal) =
+            search::sample_node(&mut exec, cfg, &state, state_key, iteration)?;
+        let (train_key, summary) =
+            train::train_node(&mut exec, cfg, &inputs, iteration, &proposal)?;
+        let update = Update {
+            state: &state,
+            state_key,
+            sample_key,
+            proposal: &proposal,
+            train_key,
+            accuracy: summary.outcome.best_valid_acc,
+        };
+        (state_key, state) = search::update_node(&mut exec, cfg, iteration, update)?;
+    }
+    progress.set_position(total);
+    progress.finish();
+    let report_paths = write_run_report(std::slice::from_ref(run), &run.report_dir())?;
+    exec.journal.append(&Event::Finished { ts: now() })?;
+    println!(
+        "run {} finished; report: {}",
+        run.id,
+        report_paths
+            .first()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Takes the run's lock and executes it; a live holder means "already running".
+fn run_locked(run: &RunDir, cfg: &PipelineConfig, command: &str) -> Result<Outcome> {
+    let _lock = match lock::acquire(&run.path)? {
+        Acquire::Busy(holder) => {
+            let pid = holder.map(|h| h.pid);
+            println!(
+                "run {} already running{}",
+                run.id,
+                pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+            );
+            return Ok(Outcome::AlreadyRunning(pid));
+        }
+        Acquire::Held(lock, stale) => {
+            // Another resume may have finished the run while we waited for the lock.
+            if run.is_finished() {
+                println!("nothing to do: run {} has finished", run.id);
+                return Ok(Outcome::NothingToDo);
+            }
+            if let Some(pid) = stale {
+                tracing::warn!(
+                    "taking over the lock of run {} from dead process {pid}",
+                    run.id
+                );
+            }
+            lock
+        }
+    };
+    let journal = run.journal();
+    journal.append(&Event::Session {
+        ts: now(),
+        pid: std::process::id(),
+        command: command.to_string(),
+    })?;
+    let result = execute(run, cfg);
+    if let Err(e) = &result {
+        // Stage failures are journaled by the node; anything else (unreadable data, an
+        // unreachable server) is journaled here so status can show it.
+        let last_failed = journal
+            .read()
+            .map(|c| matches!(c.events.last(), Some(Event::Failed { .. })))
+            .unwrap_or(false);
+        if !last_failed {
+            journal.append(&Event::Failed {
+                ts: now(),
+                stage: RUN.into(),
+                iteration: None,
+                message: crate::error::render(e),
+            })?;
+        }
+    }
+    result.map(|()| Outcome::Done)
+}
+
+pub fn cmd_run(
+    cache: &Path,
+    config_path: Option<&Path>,
+    profile: Option<&str>,
+    sets: &[String],
+    seeds: &[u64],
+) -> Result<Outcome> {
+    let loaded = config::load(config_path, profile, sets)?;
+    let mut base = loaded.config.clone();
+    // Freeze the data location as this shell sees it (HHNAS_SPIDER_DIR included), as an
+    // absolute path, so a resume from cron reads the same files.
+    let dir = nodes::spider_dir(&base);
+    base.data.spider_dir = std::path::absolute(&dir).unwrap_or(dir);
+    // A run that cannot read its data is not worth a run directory `resume` would retry.
+    hhnas_spider::check_spider_dir(&base.data.spider_dir).map_err(ExitClass::classified)?;
+    let seeds: Vec<u64> = if seeds.is_empty() {
+        vec![base.run.seed]
+    } else {
+        seeds.to_vec()
+    };
+    // Every run directory exists before the first trains, so a kill during seed 0 leaves
+    // the later seeds for `resume` too.
+    let mut created = Vec::new();
+    for seed in seeds {
+        let mut cfg = base.clone();
+        cfg.run.seed = seed;
+        let run = runs::create(cache, &cfg, &loaded.profile, &loaded.source, sets)?;
+        println!(
+            "run {} created ({}, profile {})",
+            run.id, loaded.source, loaded.profile
+        );
+        created.push((run, cfg));
+    }
+    for (run, cfg) in &created {
+        run_locked(run, cfg, "run")?;
+    }
+    Ok(Outcome::Done)
+}
+
+/// `resume RUN` continues that run; `resume` alone continues every unfinished run, oldest
+/// first, skipping those another process holds and going on past one that fails.
+pub fn cmd_resume(cache: &Path, name: Option<&str>) -> Result<Outcome> {
+    if let Some(n) = name {
+        let run = runs::find(cache, Some(n), false)?.context("run not found")?;
+        if run.is_finished() {
+            println!("nothing to do: run {} has finished", run.id);
+            return Ok(Outcome::NothingToDo);
+        }
+        let cfg = run.config()?;
+        warn_if_config_changed(&run, &cfg);
+        return run_locked(&run, &cfg, "resume");
+    }
+    let pending: Vec<RunDir> = runs::list(cache)?
+        .into_iter()
+        .filter(|r| !r.is_finished())
+        .collect();
+    if pending.is_empty() {
+        println!(
+            "nothing to do: no unfinished run under {} (start one with `hhnas-pipe run`)",
+            runs::runs_root(cache).display()
+        );
+        return Ok(Outcome::NothingToDo);
+    }
+    let mut first_error = None;
+    let mut outcome = Outcome::NothingToDo;
+    for run in pending {
+        let result = run.config().and_then(|cfg| {
+            warn_if_config_changed(&run, &cfg);
+            run_locked(&run, &cfg, "resume")
+        });
+        match result {
+            Ok(Outcome::Done) => outcome = Outcome::Done,
+            Ok(other) => {
+                if outcome == Outcome::NothingToDo {
+                    outcome = other;
+                }
+            }
+            Err(e) => {
+                eprintln!(
+                    "hhnas-pipe: run {} failed: {}",
+                    run.id,
+                    crate::error::render(&e)
+                );
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(outcome),
+    }
+}
+
+/// A changed pipeline.toml is a new run, never a silent edit of this one.
+fn warn_if_config_changed(run: &RunDir, frozen: &PipelineConfig) {
+    let Ok(meta) = run.meta() else { return };
+    let path = Path::new(&meta.config_source);
+    if !path.is_file() {
+        return;
+    }
+    if let Ok(loaded) = config::load(Some(path), Some(&meta.profile), &meta.sets) {
+        let mut current = loaded.config;
+        // What `run` itself fixed at creation is not a change of the file.
+        current.run.seed = frozen.run.seed;
+        current.data.spider_dir = frozen.data.spider_dir.clone();
+        if &current != frozen {
+            println!(
+                "note: {} changed since run {} started; resuming with the run's frozen config \
+                 ({}). Start a new run to use the new one.",
+                path.display(),
+                run.id,
+                run.path.join("config.toml").display()
+            );
+        }
+    }
+}
