@@ -2,6 +2,9 @@
 //! the DAG's nodes and their execution, the commands and status. It wires the stage
 //! crates together and knows no ML.
 
+// Output goes through `out!`/`outln!`/`errln!`, which survive a closed pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod commands;
 pub mod config;
 pub mod error;
@@ -9,6 +12,7 @@ pub mod exec;
 pub mod journal;
 pub mod lock;
 pub mod nodes;
+pub mod out;
 pub mod progress;
 pub mod run;
 pub mod runs;

@@ -1,4 +1,5 @@
 //! The `hhnas-pipe` command line.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use hhnas_pipe::commands;
+use hhnas_pipe::errln;
 use hhnas_pipe::error::{exit_code, render, EXIT_FAILURE};
 use hhnas_pipe::progress::init_logging;
 use hhnas_pipe::run::{self, Outcome};
@@ -76,7 +78,8 @@ enum Command {
         /// Destination directory. Default: [data] spider_dir of the config.
         #[arg(long)]
         dest: Option<PathBuf>,
-        /// Base URL of the mirror (for testing or a local mirror).
+        /// Base URL of a mirror. Default: $HHNAS_SPIDER_BASE_URL, else Spider-Syn's copies at
+        /// a pinned commit (`run` fetches from there too when the Spider directory is missing).
         #[arg(long)]
         base_url: Option<String>,
     },
@@ -124,7 +127,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Ok(outcome)) => ExitCode::from(outcome.exit_code() as u8),
         Ok(Err(err)) => {
-            eprintln!("hhnas-pipe: error: {}", render(&err));
+            errln!("hhnas-pipe: error: {}", render(&err));
             ExitCode::from(exit_code(&err) as u8)
         }
         Err(_) => {
@@ -133,7 +136,7 @@ fn main() -> ExitCode {
                 .ok()
                 .and_then(|mut m| m.take())
                 .unwrap_or_else(|| "unknown panic".into());
-            eprintln!(
+            errln!(
                 "hhnas-pipe: internal error: {msg}\nFinished work is safe in the cache; \
                  `hhnas-pipe resume` continues. Please report this."
             );

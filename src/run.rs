@@ -7,15 +7,16 @@ use anyhow::{Context, Result};
 
 use crate::commands::report::write_run_report;
 use crate::config::{self, PipelineConfig};
-use crate::error::{ExitClass, EXIT_OK};
+use crate::error::EXIT_OK;
 use crate::exec::{Exec, RUN};
 use crate::journal::{now, stage_records, Event};
 use crate::lock::{self, Acquire};
 use crate::nodes::search::{self, Update};
-use crate::nodes::{self, train, Inputs};
+use crate::nodes::{self, data, train, Inputs};
 use crate::progress::Progress;
 use crate::runs::{self, RunDir};
 use crate::store::Store;
+use crate::{errln, outln};
 
 /// What a command achieved; errors travel as `anyhow::Error` instead.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +34,8 @@ impl Outcome {
 
 /// Runs (or continues) one run to the end. The caller holds its lock.
 fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
+    // A resume on another machine (a CPU-only build) fails here, not after the data stages.
+    train::check_device(&cfg.train.device)?;
     let cache_dir = run
         .path
         .parent()
@@ -83,7 +86,7 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
     progress.finish();
     let report_paths = write_run_report(std::slice::from_ref(run), &run.report_dir())?;
     exec.journal.append(&Event::Finished { ts: now() })?;
-    println!(
+    outln!(
         "run {} finished; report: {}",
         run.id,
         report_paths
@@ -99,7 +102,7 @@ fn run_locked(run: &RunDir, cfg: &PipelineConfig, command: &str) -> Result<Outco
     let _lock = match lock::acquire(&run.path)? {
         Acquire::Busy(holder) => {
             let pid = holder.map(|h| h.pid);
-            println!(
+            outln!(
                 "run {} already running{}",
                 run.id,
                 pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
@@ -109,7 +112,7 @@ fn run_locked(run: &RunDir, cfg: &PipelineConfig, command: &str) -> Result<Outco
         Acquire::Held(lock, stale) => {
             // Another resume may have finished the run while we waited for the lock.
             if run.is_finished() {
-                println!("nothing to do: run {} has finished", run.id);
+                outln!("nothing to do: run {} has finished", run.id);
                 return Ok(Outcome::NothingToDo);
             }
             if let Some(pid) = stale {
@@ -160,8 +163,10 @@ pub fn cmd_run(
     // absolute path, so a resume from cron reads the same files.
     let dir = nodes::spider_dir(&base);
     base.data.spider_dir = std::path::absolute(&dir).unwrap_or(dir);
-    // A run that cannot read its data is not worth a run directory `resume` would retry.
-    hhnas_spider::check_spider_dir(&base.data.spider_dir).map_err(ExitClass::classified)?;
+    // A run that cannot train or read its data is not worth a run directory `resume`
+    // would retry. The device first: a bad one should not cost a download.
+    train::check_device(&base.train.device)?;
+    data::ensure_spider_dir(&base.data.spider_dir)?;
     let seeds: Vec<u64> = if seeds.is_empty() {
         vec![base.run.seed]
     } else {
@@ -174,9 +179,11 @@ pub fn cmd_run(
         let mut cfg = base.clone();
         cfg.run.seed = seed;
         let run = runs::create(cache, &cfg, &loaded.profile, &loaded.source, sets)?;
-        println!(
+        outln!(
             "run {} created ({}, profile {})",
-            run.id, loaded.source, loaded.profile
+            run.id,
+            loaded.source,
+            loaded.profile
         );
         created.push((run, cfg));
     }
@@ -192,7 +199,7 @@ pub fn cmd_resume(cache: &Path, name: Option<&str>) -> Result<Outcome> {
     if let Some(n) = name {
         let run = runs::find(cache, Some(n), false)?.context("run not found")?;
         if run.is_finished() {
-            println!("nothing to do: run {} has finished", run.id);
+            outln!("nothing to do: run {} has finished", run.id);
             return Ok(Outcome::NothingToDo);
         }
         let cfg = run.config()?;
@@ -204,7 +211,7 @@ pub fn cmd_resume(cache: &Path, name: Option<&str>) -> Result<Outcome> {
         .filter(|r| !r.is_finished())
         .collect();
     if pending.is_empty() {
-        println!(
+        outln!(
             "nothing to do: no unfinished run under {} (start one with `hhnas-pipe run`)",
             runs::runs_root(cache).display()
         );
@@ -225,7 +232,7 @@ pub fn cmd_resume(cache: &Path, name: Option<&str>) -> Result<Outcome> {
                 }
             }
             Err(e) => {
-                eprintln!(
+                errln!(
                     "hhnas-pipe: run {} failed: {}",
                     run.id,
                     crate::error::render(&e)
@@ -253,7 +260,7 @@ fn warn_if_config_changed(run: &RunDir, frozen: &PipelineConfig) {
         current.run.seed = frozen.run.seed;
         current.data.spider_dir = frozen.data.spider_dir.clone();
         if &current != frozen {
-            println!(
+            outln!(
                 "note: {} changed since run {} started; resuming with the run's frozen config \
                  ({}). Start a new run to use the new one.",
                 path.display(),

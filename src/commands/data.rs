@@ -6,8 +6,10 @@ use anyhow::Result;
 
 use crate::config;
 use crate::error::ExitClass;
+use crate::nodes::data::spider_base_url;
 use crate::nodes::{data_params, spider_dir};
 use crate::run::Outcome;
+use crate::{out, outln};
 
 pub fn cmd_data_stats(
     config_path: Option<&Path>,
@@ -19,7 +21,7 @@ pub fn cmd_data_stats(
     let src = hhnas_spider::read_spider_dir(&spider_dir(cfg)).map_err(ExitClass::classified)?;
     let ds =
         hhnas_spider::build_dataset(&src, &data_params(cfg)?).map_err(ExitClass::classified)?;
-    print!("{}", hhnas_spider::dataset_stats(&ds));
+    out!("{}", hhnas_spider::dataset_stats(&ds));
     Ok(Outcome::Done)
 }
 
@@ -28,8 +30,8 @@ pub fn cmd_fetch_data(dest: Option<&Path>, base_url: Option<&str>) -> Result<Out
         Some(d) => d.to_path_buf(),
         None => spider_dir(&config::load(None, None, &[])?.config),
     };
-    let base = base_url.unwrap_or(hhnas_spider::fetch::DEFAULT_BASE_URL);
-    let report = hhnas_spider::fetch::fetch_spider(base, &dest).map_err(ExitClass::classified)?;
-    println!("{report}");
+    let base = base_url.map_or_else(spider_base_url, str::to_string);
+    let report = hhnas_spider::fetch::fetch_spider(&base, &dest).map_err(ExitClass::classified)?;
+    outln!("{report}");
     Ok(Outcome::Done)
 }

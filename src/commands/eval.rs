@@ -15,6 +15,7 @@ use crate::error::ExitClass;
 use crate::exec::{load_stored, Stage, WEIGHTS};
 use crate::journal::{stage_records, Event};
 use crate::nodes::{features, Inputs, TrainSummary};
+use crate::outln;
 use crate::run::Outcome;
 use crate::runs::{self, RunDir};
 use crate::status;
@@ -203,7 +204,7 @@ pub fn cmd_eval(
     } else {
         format!("{:.2}%", 100.0 * correct as f64 / known as f64)
     };
-    println!(
+    outln!(
         "{} questions, {known} with a known class: accuracy {accuracy} (validation accuracy \
          at training {:.2}%)",
         texts.len(),
@@ -277,7 +278,7 @@ pub fn cmd_predict(cache: &Path, run: &str, question: &str, top: usize) -> Resul
             .classes
             .get(class)
             .map_or("?", |c| c.name.as_str());
-        println!("{:>6.2}%  {name}", p * 100.0);
+        outln!("{:>6.2}%  {name}", p * 100.0);
     }
     Ok(Outcome::Done)
 }

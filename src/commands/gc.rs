@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use crate::exec::{Stage, LLM_ANSWERS, WEIGHTS};
 use crate::journal::Event;
 use crate::lock::{self, Acquire};
+use crate::outln;
 use crate::run::Outcome;
 use crate::runs;
 use crate::store::Store;
@@ -22,7 +23,7 @@ pub fn cmd_gc(cache: &Path, dry_run: bool) -> Result<Outcome> {
         match lock::acquire(&run.path)? {
             Acquire::Held(lock, _) => held.push(lock),
             Acquire::Busy(holder) => {
-                println!(
+                outln!(
                     "run {} is running{}; gc skipped (run it when no run is live)",
                     run.id,
                     holder
@@ -56,13 +57,13 @@ pub fn cmd_gc(cache: &Path, dry_run: bool) -> Result<Outcome> {
         bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
         removed += 1;
         if dry_run {
-            println!("would remove {}", entry.path().display());
+            outln!("would remove {}", entry.path().display());
         } else {
             std::fs::remove_file(entry.path())
                 .with_context(|| format!("removing {}", entry.path().display()))?;
         }
     }
-    println!(
+    outln!(
         "{} {removed} entries ({:.1} MB)",
         if dry_run { "would remove" } else { "removed" },
         bytes as f64 / 1e6

@@ -13,6 +13,7 @@ use crate::run::Outcome;
 use crate::runs::{self, RunDir};
 use crate::status;
 use crate::user_error;
+use crate::{out, outln};
 
 /// P(s) per iteration, in the order of `names`, from each update's journal line.
 fn probabilities_by_iteration(run: &RunDir, names: &[String]) -> Result<BTreeMap<u64, Vec<f64>>> {
@@ -120,9 +121,9 @@ pub fn cmd_report(cache: &Path, names: &[String], out: Option<&Path>) -> Result<
         .iter()
         .find(|p| p.extension().is_some_and(|e| e == "md"));
     if let Some(md) = md {
-        print!("{}", std::fs::read_to_string(md).unwrap_or_default());
+        out!("{}", std::fs::read_to_string(md).unwrap_or_default());
     }
-    println!(
+    outln!(
         "\nwrote {}",
         paths
             .iter()

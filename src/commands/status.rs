@@ -8,13 +8,14 @@ use anyhow::Result;
 use crate::run::Outcome;
 use crate::runs;
 use crate::status;
+use crate::{errln, out, outln};
 
 pub fn cmd_status(cache: &Path, name: Option<&str>, json_out: bool, all: bool) -> Result<Outcome> {
     if all {
         return status_all(cache, json_out);
     }
     let Some(run) = runs::find(cache, name, false)? else {
-        println!(
+        outln!(
             "no runs under {}; start one with `hhnas-pipe run`",
             runs::runs_root(cache).display()
         );
@@ -22,9 +23,9 @@ pub fn cmd_status(cache: &Path, name: Option<&str>, json_out: bool, all: bool) -
     };
     let s = status::collect(&run, Some(cache))?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        outln!("{}", serde_json::to_string_pretty(&s)?);
     } else {
-        print!("{}", status::render(&s));
+        out!("{}", status::render(&s));
     }
     Ok(Outcome::Done)
 }
@@ -37,16 +38,16 @@ fn status_all(cache: &Path, json_out: bool) -> Result<Outcome> {
         match status::collect(r, None) {
             Ok(s) => statuses.push(s),
             // An unreadable run is named, not silently left out of the list.
-            Err(e) => eprintln!("run {}: unreadable: {e:#}", r.id),
+            Err(e) => errln!("run {}: unreadable: {e:#}", r.id),
         }
     }
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&statuses)?);
+        outln!("{}", serde_json::to_string_pretty(&statuses)?);
     } else if statuses.is_empty() {
-        println!("no runs under {}", runs::runs_root(cache).display());
+        outln!("no runs under {}", runs::runs_root(cache).display());
     } else {
         for s in statuses {
-            println!(
+            outln!(
                 "{:<40} {:<12} {:>4}/{:<4} best {}",
                 s.run_id,
                 s.state,

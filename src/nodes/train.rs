@@ -54,6 +54,19 @@ pub fn train_config(cfg: &PipelineConfig) -> TrainConfig {
     }
 }
 
+/// `[train] device` must be one this binary can use: `cuda:N` needs a build with the
+/// `cuda` feature. The syntax is checked with the config; this is the capability.
+pub fn check_device(device: &str) -> Result<()> {
+    let parsed = hhnas_train::parse_device(device).map_err(ExitClass::classified)?;
+    if matches!(parsed, hhnas_train::Device::Cuda(_)) && !cfg!(feature = "cuda") {
+        let e = hhnas_train::TrainError::NoCuda {
+            given: device.to_string(),
+        };
+        return Err(e.classified());
+    }
+    Ok(())
+}
+
 /// The training result without its weights (stored apart, under the same key).
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct TrainSummary {

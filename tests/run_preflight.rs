@@ -1,0 +1,97 @@
+//! What `run` checks and provides before it creates a run directory: a device this build
+//! can use, and the Spider directory (fetched when it does not exist at all).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+use common::*;
+
+#[test]
+fn cuda_on_a_cpu_build_is_refused_before_any_run_directory() {
+    if cfg!(feature = "cuda") {
+        eprintln!("skipped: this build has CUDA");
+        return;
+    }
+    let ws = Workspace::new(1);
+    let out = ws.run(&[
+        "run",
+        "--config",
+        ws.config().to_str().unwrap(),
+        "--set",
+        "train.device=\"cuda:0\"",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cuda:0") && err.contains("without CUDA"),
+        "{err}"
+    );
+    assert!(!run_exists(&ws), "a run directory was created");
+    // Nothing ran: no stage wrote to the store.
+    assert!(!ws.cache().join("store").exists());
+}
+
+/// A mirror that answers 404 to everything.
+fn not_found_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    format!("http://{addr}/")
+}
+
+#[test]
+fn a_missing_spider_directory_is_fetched_and_a_failed_fetch_says_why() {
+    let ws = Workspace::new(1);
+    let absent = ws.path().join("absent-spider");
+    let out = ws
+        .cmd(&[
+            "run",
+            "--config",
+            ws.config().to_str().unwrap(),
+            "--set",
+            &format!("data.spider_dir=\"{}\"", absent.display()),
+        ])
+        .env("HHNAS_SPIDER_BASE_URL", not_found_server())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("fetching it from"), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in ["absent-spider", "Fix", "fetching Spider", "404"] {
+        assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    }
+    // Nothing half-fetched is left to pass for Spider, and no run was created.
+    assert!(!absent.exists());
+    assert!(!run_exists(&ws));
+}
+
+#[test]
+fn a_missing_spider_directory_under_a_missing_parent_is_not_fetched() {
+    let ws = Workspace::new(1);
+    let out = ws
+        .cmd(&[
+            "run",
+            "--config",
+            ws.config().to_str().unwrap(),
+            "--set",
+            "data.spider_dir=\"/nonexistent/spider\"",
+        ])
+        .env("HHNAS_SPIDER_BASE_URL", not_found_server())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("fetching"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/spider"));
+    assert!(!std::path::Path::new("/nonexistent").exists());
+}
