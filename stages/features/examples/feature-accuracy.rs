@@ -4,17 +4,39 @@
 //!
 //!   cargo run -p hhnas-features --release --example feature-accuracy [-- SPIDER_DIR]
 //!
-//! SPIDER_DIR defaults to $HHNAS_SPIDER_DIR, then ../shared/datasets/spider.
+//! SPIDER_DIR (relative to the working directory) defaults to $HHNAS_SPIDER_DIR, then
+//! ../shared/datasets/spider; those two, when relative, are taken from the workspace root.
 //! SHARE, PAIRS (0/1) and COLW override `SchemaRuleParams` (max_class_share, pair_rules,
 //! column_word_max_share) for exploration.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hhnas_features::{
     rule_features, rule_votes, schema_rules_with, Bm25Ranker, Dataset, SchemaRuleParams,
 };
 use hhnas_spider::{build_dataset, read_spider_dir, DataParams, MergeRule};
+
+/// A path from `HHNAS_SPIDER_DIR` (or a default): a relative one is taken from the workspace
+/// root (the nearest folder above this crate holding Cargo.lock or a `[workspace]`
+/// Cargo.toml), not from the working directory, which cargo sets to the crate's folder for
+/// tests and benches. So `HHNAS_SPIDER_DIR=../shared/datasets/spider cargo test` works from
+/// the repository root as the README writes it.
+fn from_workspace_root(dir: &Path) -> PathBuf {
+    if dir.is_absolute() {
+        return dir.to_path_buf();
+    }
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = crate_dir
+        .ancestors()
+        .find(|a| {
+            a.join("Cargo.lock").is_file()
+                || std::fs::read_to_string(a.join("Cargo.toml"))
+                    .is_ok_and(|t| t.contains("[workspace]"))
+        })
+        .unwrap_or(crate_dir);
+    root.join(dir)
+}
 
 fn env_f64(name: &str) -> Option<f64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
@@ -101,9 +123,12 @@ fn report(ds: &Dataset, split_name: &str, idx: &[usize]) {
 fn main() {
     let dir = std::env::args()
         .nth(1)
-        .or_else(|| std::env::var("HHNAS_SPIDER_DIR").ok())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/datasets/spider"));
+        .unwrap_or_else(|| {
+            let d = std::env::var("HHNAS_SPIDER_DIR")
+                .unwrap_or_else(|_| "../shared/datasets/spider".into());
+            from_workspace_root(Path::new(&d))
+        });
     let src = match read_spider_dir(&dir) {
         Ok(s) => s,
         Err(e) => {

@@ -11,11 +11,12 @@
 //!
 //! Options (defaults): --base-url http://127.0.0.1:8087, --model gemma3-270m, --n 200,
 //! --k 3, --rule-classes 3, --cache-dir .dev/llm-cache, --spider-dir $HHNAS_SPIDER_DIR or
-//! ../shared/datasets/spider, --concurrency 2, --timeout 300, --judge-max-tokens 8,
+//! ../shared/datasets/spider (either, when relative, from the workspace root; a
+//! --spider-dir given from the working directory), --concurrency 2, --timeout 300, --judge-max-tokens 8,
 //! --rules-max-tokens 192, --max-schema-chars 1500.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -104,12 +105,33 @@ fn show(stage: &str, run: usize, secs: f64, s: &LlmStats) {
     );
 }
 
+/// A path from `HHNAS_SPIDER_DIR` (or a default): a relative one is taken from the workspace
+/// root (the nearest folder above this crate holding Cargo.lock or a `[workspace]`
+/// Cargo.toml), not from the working directory, which cargo sets to the crate's folder for
+/// tests and benches. So `HHNAS_SPIDER_DIR=../shared/datasets/spider cargo test` works from
+/// the repository root as the README writes it.
+fn from_workspace_root(dir: &Path) -> PathBuf {
+    if dir.is_absolute() {
+        return dir.to_path_buf();
+    }
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = crate_dir
+        .ancestors()
+        .find(|a| {
+            a.join("Cargo.lock").is_file()
+                || std::fs::read_to_string(a.join("Cargo.toml"))
+                    .is_ok_and(|t| t.contains("[workspace]"))
+        })
+        .unwrap_or(crate_dir);
+    root.join(dir)
+}
+
 fn main() {
     let args = Args::parse();
-    let spider = args.str(
-        "spider-dir",
+    let default_spider = from_workspace_root(Path::new(
         &std::env::var("HHNAS_SPIDER_DIR").unwrap_or_else(|_| "../shared/datasets/spider".into()),
-    );
+    ));
+    let spider = args.str("spider-dir", &default_spider.to_string_lossy());
     let src = read_spider_dir(&PathBuf::from(&spider)).unwrap_or_else(|e| fail(e));
     let ds = build_dataset(&src, &DataParams::default()).unwrap_or_else(|e| fail(e));
     let n: usize = args.num("n", 200);

@@ -3,6 +3,8 @@
 //! 86-class overlap merge and for merge none (140 classes). Prints the numbers; asserts
 //! loose floors only.
 
+mod common;
+
 use hhnas_features::{rule_features, rule_votes, schema_rules, Bm25Ranker, Dataset};
 use hhnas_spider::{build_dataset, read_spider_dir, DataParams, MergeRule};
 
@@ -38,7 +40,9 @@ fn feature_accuracy_on_spider() {
         );
         return;
     };
-    let src = read_spider_dir(std::path::Path::new(&dir)).expect("readable Spider dir");
+    // A relative value names a folder from the workspace root, not from this crate's folder.
+    let dir = common::from_workspace_root(std::path::Path::new(&dir));
+    let src = read_spider_dir(&dir).expect("readable Spider dir");
     for params in [
         DataParams::default(),
         DataParams {

@@ -11,6 +11,8 @@ use std::time::Duration;
 use hhnas_spider::fetch::{fetch_files, FetchError, FetchOptions, RemoteFile};
 use sha2::{Digest, Sha256};
 
+mod common;
+
 fn sha(b: &[u8]) -> String {
     Sha256::digest(b)
         .iter()
@@ -250,11 +252,10 @@ fn default_file_list_is_pinned() {
 /// corrupted copy): the verified download builds the same 86-class dataset.
 #[test]
 fn real_spider_copies_download_verify_and_build() {
-    let Some(dir) = std::env::var_os("HHNAS_SPIDER_DIR") else {
+    let Some(dir) = common::spider_dir() else {
         eprintln!("HHNAS_SPIDER_DIR unset: skipping the real-Spider fetch test");
         return;
     };
-    let dir = std::path::PathBuf::from(dir);
     let names = ["train_spider.json", "dev.json", "tables.json"];
     let bodies: Vec<Vec<u8>> = names
         .iter()
