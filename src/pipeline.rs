@@ -32,11 +32,12 @@ use crate::user_error;
 mod version {
     pub const SPIDER: u32 = 1;
     pub const RULES: u32 = 1;
-    pub const JUDGE: u32 = 1;
+    pub const JUDGE: u32 = 2;
     pub const ENCODER: u32 = 1;
+    pub const ENCODE: u32 = 1;
     pub const SEARCH_INIT: u32 = 1;
     pub const SAMPLE: u32 = 1;
-    pub const TRAIN: u32 = 1;
+    pub const TRAIN: u32 = 2;
     pub const UPDATE: u32 = 1;
 }
 
@@ -355,37 +356,50 @@ fn judge_node(
     let f = &cfg.features;
     let mut kb = KeyBuilder::new("llm_judge", version::JUDGE);
     kb.input(&ds_key)
-        .param(&(&f.judge, f.shortlist_k, f.lexical_true_m));
+        .param(&(&f.judge, f.shortlist_k, f.lexical_true_m, f.leave_one_out));
     if f.judge == "llm" {
         llm_key_params(&mut kb, cfg);
     }
     let key = kb.finish();
     let matrix = exec.node("llm_judge", None, key, |exec| {
         let ranker = hhnas_features::Bm25Ranker::build(ds);
-        let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
+        let queries = if f.leave_one_out {
+            hhnas_features::Queries::dataset(ds)
+        } else {
+            let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
+            hhnas_features::Queries::new(&texts)
+        };
         let (matrix, stats) = if f.judge == "llm" {
             let client = llm_client(cfg, &exec.store)?;
             client.check_reachable().map_err(user)?;
-            let (m, s) = hhnas_features::judge_llm(&ranker, ds, &texts, f.shortlist_k, &client)
-                .map_err(user)?;
+            let (m, s) =
+                hhnas_features::judge_llm(&ranker, ds, &queries, f.shortlist_k, &client)
+                    .map_err(user)?;
             (m, Some(s))
         } else {
             (
-                hhnas_features::judge_lexical(&ranker, &texts, f.shortlist_k, f.lexical_true_m),
+                hhnas_features::judge_lexical(&ranker, &queries, f.shortlist_k, f.lexical_true_m),
                 None,
             )
         };
+        // Much stronger on training rows than on test rows = the feature leaks the label.
+        let top1_train = hhnas_features::top1_accuracy(&matrix, ds, &ds.train);
+        let top1_test = hhnas_features::top1_accuracy(&matrix, ds, &ds.test);
         let backend = if f.judge == "llm" {
             format!("LLM {}", f.llm.model)
         } else {
             "lexical stand-in (no LLM)".to_string()
         };
         let summary = format!(
-            "{backend}: {:.2} true per question over a shortlist of {}",
+            "{backend}: {:.2} true per question over a shortlist of {}; first true class right on {:.1}% of training rows, {:.1}% of test rows{}",
             matrix.ones() as f64 / matrix.rows.max(1) as f64,
-            f.shortlist_k
+            f.shortlist_k,
+            top1_train * 100.0,
+            top1_test * 100.0,
+            if f.leave_one_out { " (leave-one-out)" } else { " (rows inside their own class document)" }
         );
-        let metrics = json!({"summary": summary, "backend": backend, "llm": stats});
+        let metrics = json!({"summary": summary, "backend": backend, "llm": stats,
+            "top1_train": top1_train, "top1_test": top1_test});
         Ok((matrix, metrics))
     })?;
     Ok((key, matrix))
@@ -397,6 +411,8 @@ fn encoder_config(cfg: &PipelineConfig) -> hhnas_train::EncoderConfig {
         hhnas_train::EncoderSource::Dir(PathBuf::from(p))
     } else if let Some(name) = e.source.strip_prefix("hf:") {
         hhnas_train::EncoderSource::Hf(name.to_string())
+    } else if let Some(spec) = e.source.strip_prefix("pypi:") {
+        hhnas_train::EncoderSource::Pypi(spec.to_string())
     } else {
         hhnas_train::EncoderSource::Scratch {
             hidden: e.hidden,
@@ -422,13 +438,16 @@ fn encoder_node(
     let enc = encoder_config(cfg);
     let mut kb = KeyBuilder::new("encoder", version::ENCODER);
     kb.input(&ds_key);
-    // A model directory is part of the key through its files' bytes, not its path, so
-    // moving it keeps every trained candidate.
-    if let hhnas_train::EncoderSource::Dir(dir) = &enc.source {
+    // A pretrained model is part of the key through its files' bytes, not its path or
+    // hub id, so moving it keeps every trained candidate and a moved hub branch is seen.
+    // `dir:` keys exactly as before (its path blanked); `hf:` and `pypi:` download first.
+    if let Some(dir) = enc.source.model_dir().map_err(train_error)? {
         let mut keyed = enc.clone();
-        keyed.source = hhnas_train::EncoderSource::Dir(PathBuf::new());
+        if matches!(keyed.source, hhnas_train::EncoderSource::Dir(_)) {
+            keyed.source = hhnas_train::EncoderSource::Dir(PathBuf::new());
+        }
         kb.param(&keyed);
-        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
             .max_depth(1)
             .into_iter()
             .filter_map(|e| e.ok())
@@ -472,6 +491,49 @@ fn encoder_node(
         Ok((assets, metrics))
     })?;
     Ok((key, assets))
+}
+
+/// The encode stage (frozen encoder): the encoder run once over every question, one
+/// vector per row, keyed by the encoder, the pooling and the dataset.
+fn encode_node(
+    exec: &mut Exec,
+    cfg: &PipelineConfig,
+    ds_key: Key,
+    ds: &Dataset,
+    enc_key: Key,
+    enc: &EncoderAssets,
+) -> Result<(Key, hhnas_train::Embeddings)> {
+    let pooling = cfg.encoder.pooling;
+    let key = KeyBuilder::new("encode", version::ENCODE)
+        .input(&ds_key)
+        .input(&enc_key)
+        .param(&pooling)
+        .finish();
+    let progress = exec.progress;
+    let emb = exec.node("encode", None, key, |_| {
+        let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
+        let started = Instant::now();
+        let mut last = Instant::now();
+        let emb = hhnas_train::embed(enc, &texts, pooling, &cfg.train.device, &mut |done, total| {
+            if done == total || last.elapsed().as_secs_f64() >= 5.0 {
+                last = Instant::now();
+                progress.message(&format!("encode: {done}/{total} questions"));
+            }
+        })
+        .map_err(train_error)?;
+        let secs = started.elapsed().as_secs_f64();
+        let rate = texts.len() as f64 / secs.max(1e-9);
+        let summary = format!(
+            "{} questions -> {} {}-pooled values each, {rate:.0} questions/s",
+            emb.rows,
+            emb.dim,
+            pooling.name()
+        );
+        let metrics = json!({"summary": summary, "rows": emb.rows, "dim": emb.dim,
+            "examples_per_sec": rate, "compute_secs": secs});
+        Ok((emb, metrics))
+    })?;
+    Ok((key, emb))
 }
 
 /// Input errors of the training crate are the user's (exit 2); the rest are failures.
@@ -530,6 +592,8 @@ struct Inputs {
     judge: Option<(Key, FeatureMatrix)>,
     enc_key: Key,
     enc: EncoderAssets,
+    /// Frozen encoder: the encode stage's vectors of every row.
+    encoded: Option<(Key, hhnas_train::Embeddings)>,
 }
 
 fn train_key(
@@ -553,6 +617,9 @@ fn train_key(
     }
     if spec.rule_branch {
         kb.input(&inputs.rules.as_ref().expect("rules computed").0);
+    }
+    if let Some((k, _)) = &inputs.encoded {
+        kb.input(k);
     }
     kb.finish()
 }
@@ -627,6 +694,7 @@ fn train_node(
                 .map(|(_, r)| &r.matrix)
                 .filter(|_| spec.rule_branch),
             rule_classes: rule_classes.as_deref(),
+            embeddings: inputs.encoded.as_ref().map(|(_, e)| e),
         };
         let progress = exec.progress;
         let total = tcfg.epochs;
@@ -681,11 +749,14 @@ fn train_node(
             } else {
                 ""
             },
-            outcome
-                .failed
-                .as_ref()
-                .map(|f| format!(", FAILED: {f}"))
-                .unwrap_or_default()
+            match (&outcome.failed, outcome.curve.last()) {
+                (Some(f), _) => format!(", FAILED: {f}"),
+                (None, Some(e)) if !e.train_loss.is_finite() => format!(
+                    ", diverged in epoch {}: kept epoch {}",
+                    e.epoch, outcome.best_epoch
+                ),
+                _ => String::new(),
+            }
         );
         let metrics = json!({
             "summary": summary,
@@ -766,6 +837,12 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
     let rules = Some(rules_node(&mut exec, cfg, ds_key, &ds)?);
     let judge = Some(judge_node(&mut exec, cfg, ds_key, &ds)?);
     let (enc_key, enc) = encoder_node(&mut exec, cfg, ds_key, &ds)?;
+    let encoded = match cfg.encoder.mode {
+        config::EncoderMode::Frozen => {
+            Some(encode_node(&mut exec, cfg, ds_key, &ds, enc_key, &enc)?)
+        }
+        config::EncoderMode::Finetune => None,
+    };
     let inputs = Inputs {
         ds_key,
         ds,
@@ -773,6 +850,7 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
         judge,
         enc_key,
         enc,
+        encoded,
     };
 
     let search_cfg = &cfg.search;
@@ -1190,6 +1268,7 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
     let enc_key = stage_key("encoder").ok_or_else(|| missing("encoder"))?;
     let rules_key = stage_key("rules");
     let judge_key = stage_key("llm_judge");
+    let encode_key = stage_key("encode");
     let chosen_key = match candidate {
         Some(c) => {
             let matches: HashSet<&str> = stage_records(&events)
@@ -1241,6 +1320,10 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
         },
         enc_key: parse(&enc_key)?,
         enc: load_stored(&store, "encoder", &enc_key)?,
+        encoded: match encode_key {
+            Some(k) => Some((parse(&k)?, load_stored(&store, "encode", &k)?)),
+            None => None,
+        },
     };
     Ok(Trained {
         store,
@@ -1264,13 +1347,14 @@ fn features_for(
     let judge = if spec.llm_branch {
         let f = &t.cfg.features;
         let ranker = hhnas_features::Bm25Ranker::build(&t.inputs.ds);
+        let queries = hhnas_features::Queries::new(texts);
         Some(if f.judge == "llm" {
             let client = llm_client(&t.cfg, &t.store)?;
-            hhnas_features::judge_llm(&ranker, &t.inputs.ds, texts, f.shortlist_k, &client)
+            hhnas_features::judge_llm(&ranker, &t.inputs.ds, &queries, f.shortlist_k, &client)
                 .map_err(user)?
                 .0
         } else {
-            hhnas_features::judge_lexical(&ranker, texts, f.shortlist_k, f.lexical_true_m)
+            hhnas_features::judge_lexical(&ranker, &queries, f.shortlist_k, f.lexical_true_m)
         })
     } else {
         None
@@ -1281,19 +1365,27 @@ fn features_for(
 fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let (judge, rules) = features_for(t, &refs)?;
+    // A frozen-encoder head reads the new questions' vectors, from the same encoder.
+    let embeddings = match &t.inputs.encoded {
+        Some((_, e)) => Some(
+            hhnas_train::embed(&t.inputs.enc, &refs, e.pooling, &t.cfg.train.device, &mut |_, _| {})
+                .map_err(train_error)?,
+        ),
+        None => None,
+    };
+    let rule_classes = t.inputs.rules.as_ref().map(|(_, r)| r.rules.column_classes());
     hhnas_train::predict(
         &t.inputs.enc,
         &t.summary.spec,
         t.inputs.ds.classes.len(),
         &t.weights,
-        texts,
-        judge.as_ref(),
-        rules.as_ref(),
-        t.inputs
-            .rules
-            .as_ref()
-            .map(|(_, r)| r.rules.column_classes())
-            .as_deref(),
+        hhnas_train::PredictInput {
+            texts,
+            embeddings: embeddings.as_ref(),
+            llm: judge.as_ref(),
+            rules: rules.as_ref(),
+            rule_classes: rule_classes.as_deref(),
+        },
         &t.cfg.train.device,
     )
     .map_err(train_error)

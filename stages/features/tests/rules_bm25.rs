@@ -4,7 +4,7 @@ mod common;
 
 use common::tiny_dataset;
 use hhnas_features::{
-    judge_lexical, rule_features, rule_votes, schema_rules, schema_rules_with, Bm25Ranker,
+    judge_lexical, rule_features, rule_votes, Queries, schema_rules, schema_rules_with, Bm25Ranker,
     FeatureMatrix, Rule, RuleKind, RuleSet, SchemaRuleParams,
 };
 
@@ -211,13 +211,13 @@ fn lexical_judge_marks_top_m_of_the_shortlist() {
         "singer pets memo",
         "zebra",
     ];
-    let m1 = judge_lexical(&r, &texts, 3, 1);
+    let m1 = judge_lexical(&r, &Queries::new(&texts), 3, 1);
     assert_eq!((m1.rows, m1.cols), (3, 3));
     assert_eq!(m1.row(0), &[0, 1, 0]);
     assert_eq!(m1.row(2), &[0, 0, 0]);
-    let m2 = judge_lexical(&r, &texts, 3, 2);
+    let m2 = judge_lexical(&r, &Queries::new(&texts), 3, 2);
     assert_eq!(m2.row(1).iter().map(|&v| v as usize).sum::<usize>(), 2);
     // m larger than k is capped at k.
-    let m3 = judge_lexical(&r, &texts, 1, 3);
+    let m3 = judge_lexical(&r, &Queries::new(&texts), 1, 3);
     assert_eq!(m3.row(1).iter().map(|&v| v as usize).sum::<usize>(), 1);
 }

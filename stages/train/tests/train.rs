@@ -26,6 +26,7 @@ fn run(
         llm_features: feats,
         rule_features: feats,
         rule_classes: None,
+        embeddings: None,
     };
     train_candidate(data, enc, spec, cfg, None, &mut |_, _| {}).expect("training runs")
 }
@@ -123,6 +124,7 @@ fn resume_from_checkpoint_equals_uninterrupted() {
             llm_features: None,
             rule_features: Some(&feats),
             rule_classes: None,
+            embeddings: None,
         };
         let mut cks = Vec::new();
         let full = train_candidate(data, &enc, &s, &cfg(3), None, &mut |ck, rep| {
@@ -239,6 +241,7 @@ fn run_err(ds: &Dataset, enc: &EncoderAssets, s: &ModelSpec, c: &TrainConfig) ->
         llm_features: None,
         rule_features: None,
         rule_classes: None,
+        embeddings: None,
     };
     train_candidate(data, enc, s, c, None, &mut |_, _| {}).unwrap_err()
 }
@@ -266,6 +269,7 @@ fn input_errors() {
         llm_features: Some(&bad),
         rule_features: None,
         rule_classes: None,
+        embeddings: None,
     };
     let e = train_candidate(
         data,
@@ -320,6 +324,7 @@ fn predict_and_evaluate_use_the_weights() {
         llm_features: None,
         rule_features: Some(&feats),
         rule_classes: None,
+        embeddings: None,
     };
     let out = train_candidate(data, &enc, &s, &cfg(6), None, &mut |_, _| {}).unwrap();
     let acc = evaluate(&enc, &s, &out.best_weights, data, &ds.test, "cpu").unwrap();
@@ -339,16 +344,13 @@ fn predict_and_evaluate_use_the_weights() {
             .collect(),
     };
     let p = predict(
-        &enc,
-        &s,
-        4,
-        &out.best_weights,
-        &texts,
-        None,
-        Some(&sub),
-        None,
-        "cpu",
-    )
+&enc,
+&s,
+4,
+&out.best_weights,
+PredictInput { texts: &texts, embeddings: None, llm: None, rules: Some(&sub), rule_classes: None },
+"cpu",
+)
     .unwrap();
     assert_eq!(p.len(), texts.len());
     let mut ok = 0;
@@ -365,29 +367,23 @@ fn predict_and_evaluate_use_the_weights() {
     let mut other = s.clone();
     other.layer_size1 = 64;
     let e = predict(
-        &enc,
-        &other,
-        4,
-        &out.best_weights,
-        &texts,
-        None,
-        Some(&sub),
-        None,
-        "cpu",
-    )
+&enc,
+&other,
+4,
+&out.best_weights,
+PredictInput { texts: &texts, embeddings: None, llm: None, rules: Some(&sub), rule_classes: None },
+"cpu",
+)
     .unwrap_err();
     assert!(e.to_string().contains("trained for"), "{e}");
     assert!(predict(
-        &enc,
-        &s,
-        4,
-        b"garbage",
-        &texts,
-        None,
-        Some(&sub),
-        None,
-        "cpu"
-    )
+&enc,
+&s,
+4,
+b"garbage",
+PredictInput { texts: &texts, embeddings: None, llm: None, rules: Some(&sub), rule_classes: None },
+"cpu",
+)
     .is_err());
 }
 
@@ -442,6 +438,7 @@ fn per_class_pooling_keeps_which_class_fired() {
         llm_features: None,
         rule_features: Some(&feats),
         rule_classes: Some(&classes),
+        embeddings: None,
     };
     let mut per_class = cfg(12);
     per_class.branch_pool = BranchPool::PerClass;
@@ -466,16 +463,13 @@ fn per_class_pooling_keeps_which_class_fired() {
     };
     let predict_one = |classes: Option<&[u32]>| {
         predict(
-            &enc,
-            &s,
-            4,
-            &pc.best_weights,
-            &texts,
-            None,
-            Some(&one),
-            classes,
-            "cpu",
-        )
+&enc,
+&s,
+4,
+&pc.best_weights,
+PredictInput { texts: &texts, embeddings: None, llm: None, rules: Some(&one), rule_classes: classes },
+"cpu",
+)
     };
     let p = predict_one(Some(&classes)).unwrap();
     let arg = (0..4).max_by(|&a, &b| p[0][a].total_cmp(&p[0][b])).unwrap();
