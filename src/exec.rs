@@ -25,6 +25,8 @@ pub enum Stage {
     Rules,
     LlmJudge,
     Encoder,
+    /// Frozen encoder: the encoder run once over every question.
+    Encode,
     /// Not stored: its key is the first search state's, the input of iteration 0.
     SearchInit,
     Sample,
@@ -33,11 +35,12 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Spider,
         Stage::Rules,
         Stage::LlmJudge,
         Stage::Encoder,
+        Stage::Encode,
         Stage::SearchInit,
         Stage::Sample,
         Stage::Train,
@@ -51,6 +54,7 @@ impl Stage {
             Stage::Rules => "rules",
             Stage::LlmJudge => "llm_judge",
             Stage::Encoder => "encoder",
+            Stage::Encode => "encode",
             Stage::SearchInit => "search_init",
             Stage::Sample => "sample",
             Stage::Train => "train",
@@ -62,12 +66,16 @@ impl Stage {
         match self {
             Stage::Spider => 1,
             Stage::Rules => 1,
-            Stage::LlmJudge => 1,
+            // 2: leave-one-out for training rows.
+            Stage::LlmJudge => 2,
             Stage::Encoder => 1,
+            Stage::Encode => 1,
             Stage::SearchInit => 1,
-            Stage::Sample => 1,
-            Stage::Train => 1,
-            Stage::Update => 1,
+            // 2: SPEC §3/§5 fidelity (own parameters only, prose variance rule, half flips).
+            Stage::Sample => 2,
+            Stage::Update => 2,
+            // 2: PyTorch's optimizer constants, a late divergence keeps the best epoch.
+            Stage::Train => 2,
         }
     }
 
@@ -277,16 +285,21 @@ mod tests {
                 "rules",
                 "llm_judge",
                 "encoder",
+                "encode",
                 "search_init",
                 "sample",
                 "train",
                 "update"
             ]
         );
-        assert!(Stage::ALL.iter().all(|s| s.version() == 1));
+        let versions: Vec<u32> = Stage::ALL.iter().map(|s| s.version()).collect();
+        assert_eq!(versions, [1, 1, 2, 1, 1, 1, 2, 2, 2]);
         for s in Stage::ALL {
             assert_eq!(Stage::from_name(s.name()), Some(s));
-            assert_eq!(s.key().finish(), KeyBuilder::new(s.name(), 1).finish());
+            assert_eq!(
+                s.key().finish(),
+                KeyBuilder::new(s.name(), s.version()).finish()
+            );
         }
         assert_eq!(Stage::from_name(WEIGHTS), None);
     }

@@ -90,6 +90,10 @@ fn stored_inputs(run: &RunDir, store: &Store, events: &[Event]) -> Result<Inputs
         },
         enc_key: parse(&enc_key)?,
         enc: load_stored(store, Stage::Encoder, &enc_key)?,
+        encoded: match stage_key(Stage::Encode) {
+            Some(k) => Some((parse(&k)?, load_stored(store, Stage::Encode, &k)?)),
+            None => None,
+        },
     })
 }
 
@@ -148,19 +152,37 @@ fn features_for(
 fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let (judge, rules) = features_for(t, &refs)?;
+    // A frozen-encoder head reads the new questions' vectors, from the run's encoder.
+    let embeddings = match &t.inputs.encoded {
+        Some((_, e)) => Some(
+            hhnas_train::embed(
+                &t.inputs.enc,
+                &refs,
+                e.pooling,
+                &t.cfg.train.device,
+                &mut |_, _| {},
+            )
+            .map_err(ExitClass::classified)?,
+        ),
+        None => None,
+    };
+    let rule_classes = t
+        .inputs
+        .rules
+        .as_ref()
+        .map(|(_, r)| r.rules.column_classes());
     hhnas_train::predict(
         &t.inputs.enc,
         &t.summary.spec,
         t.inputs.ds.classes.len(),
         &t.weights,
-        texts,
-        judge.as_ref(),
-        rules.as_ref(),
-        t.inputs
-            .rules
-            .as_ref()
-            .map(|(_, r)| r.rules.column_classes())
-            .as_deref(),
+        hhnas_train::PredictInput {
+            texts,
+            embeddings: embeddings.as_ref(),
+            llm: judge.as_ref(),
+            rules: rules.as_ref(),
+            rule_classes: rule_classes.as_deref(),
+        },
         &t.cfg.train.device,
     )
     .map_err(ExitClass::classified)

@@ -21,6 +21,8 @@ pub fn encoder_config(cfg: &PipelineConfig) -> EncoderConfig {
         EncoderSource::Dir(PathBuf::from(p))
     } else if let Some(name) = e.source.strip_prefix("hf:") {
         EncoderSource::Hf(name.to_string())
+    } else if let Some(spec) = e.source.strip_prefix("pypi:") {
+        EncoderSource::Pypi(spec.to_string())
     } else {
         EncoderSource::Scratch {
             hidden: e.hidden,
@@ -37,16 +39,19 @@ pub fn encoder_config(cfg: &PipelineConfig) -> EncoderConfig {
     }
 }
 
-/// A model directory is part of the key through its files' bytes, not its path, so moving
-/// it keeps every trained candidate.
+/// A pretrained model is part of the key through its files' bytes, not its path or hub
+/// id: moving a `dir:` keeps every trained candidate, and a hub branch that moved is seen.
+/// `dir:` keys exactly as before (path blanked); `hf:` and `pypi:` are downloaded first.
 fn encoder_key(enc: &EncoderConfig, ds_key: Key) -> Result<Key> {
     let mut kb = Stage::Encoder.key();
     kb.input(&ds_key);
-    if let EncoderSource::Dir(dir) = &enc.source {
+    if let Some(dir) = enc.source.model_dir().map_err(ExitClass::classified)? {
         let mut keyed = enc.clone();
-        keyed.source = EncoderSource::Dir(PathBuf::new());
+        if matches!(keyed.source, EncoderSource::Dir(_)) {
+            keyed.source = EncoderSource::Dir(PathBuf::new());
+        }
         kb.param(&keyed);
-        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
             .max_depth(1)
             .into_iter()
             .filter_map(|e| e.ok())

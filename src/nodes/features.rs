@@ -150,13 +150,17 @@ struct JudgeMetrics {
     summary: String,
     backend: String,
     llm: Option<LlmStats>,
+    /// Share of training / test rows whose own class the judge marked.
+    hit_train: f64,
+    hit_test: f64,
 }
 
 fn judge_key(cfg: &PipelineConfig, ds_key: Key) -> Key {
     let f = &cfg.features;
     let mut kb = Stage::LlmJudge.key();
     kb.input(&ds_key)
-        .param(&(&f.judge, f.shortlist_k, f.lexical_true_m));
+        .param(&(&f.judge, f.shortlist_k, f.lexical_true_m))
+        .param(&(f.leave_one_out, f.lexical_levels));
     if f.judge == "llm" {
         llm_key_params(&mut kb, cfg);
     }
@@ -170,33 +174,55 @@ fn compute_judge(
 ) -> Result<(FeatureMatrix, JudgeMetrics)> {
     let f = &cfg.features;
     let ranker = hhnas_features::Bm25Ranker::build(ds);
-    let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
+    let queries = if f.leave_one_out {
+        hhnas_features::Queries::dataset(ds)
+    } else {
+        let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
+        hhnas_features::Queries::new(&texts)
+    };
     let (matrix, stats) = if f.judge == "llm" {
         let client = llm_client(cfg, store)?;
         client.check_reachable().map_err(ExitClass::classified)?;
-        let (m, s) = hhnas_features::judge_llm(&ranker, ds, &texts, f.shortlist_k, &client)
+        let (m, s) = hhnas_features::judge_llm(&ranker, ds, &queries, f.shortlist_k, &client)
             .map_err(ExitClass::classified)?;
         (m, Some(s))
     } else {
-        (
-            hhnas_features::judge_lexical(&ranker, &texts, f.shortlist_k, f.lexical_true_m),
-            None,
-        )
+        let m = hhnas_features::judge_lexical(
+            &ranker,
+            &queries,
+            f.shortlist_k,
+            f.lexical_true_m,
+            f.lexical_levels,
+        );
+        (m, None)
     };
+    // Marked far more often on training rows than on test rows = the feature leaks.
+    let hit_train = hhnas_features::label_hit_rate(&matrix, ds, &ds.train);
+    let hit_test = hhnas_features::label_hit_rate(&matrix, ds, &ds.test);
     let backend = if f.judge == "llm" {
         format!("LLM {}", f.llm.model)
     } else {
         "lexical stand-in (no LLM)".to_string()
     };
     let summary = format!(
-        "{backend}: {:.2} true per question over a shortlist of {}",
+        "{backend}: {:.2} marked per question over a shortlist of {}; own class marked on \
+         {:.1}% of training rows, {:.1}% of test rows{}",
         matrix.ones() as f64 / matrix.rows.max(1) as f64,
-        f.shortlist_k
+        f.shortlist_k,
+        hit_train * 100.0,
+        hit_test * 100.0,
+        if f.leave_one_out {
+            " (leave-one-out)"
+        } else {
+            " (training rows inside their own class document)"
+        }
     );
     let metrics = JudgeMetrics {
         summary,
         backend,
         llm: stats,
+        hit_train,
+        hit_test,
     };
     Ok((matrix, metrics))
 }
@@ -223,12 +249,19 @@ pub(crate) fn judge_texts(
 ) -> Result<FeatureMatrix> {
     let f = &cfg.features;
     let ranker = hhnas_features::Bm25Ranker::build(ds);
+    let queries = hhnas_features::Queries::new(texts);
     Ok(if f.judge == "llm" {
         let client = llm_client(cfg, store)?;
-        hhnas_features::judge_llm(&ranker, ds, texts, f.shortlist_k, &client)
+        hhnas_features::judge_llm(&ranker, ds, &queries, f.shortlist_k, &client)
             .map_err(ExitClass::classified)?
             .0
     } else {
-        hhnas_features::judge_lexical(&ranker, texts, f.shortlist_k, f.lexical_true_m)
+        hhnas_features::judge_lexical(
+            &ranker,
+            &queries,
+            f.shortlist_k,
+            f.lexical_true_m,
+            f.lexical_levels,
+        )
     })
 }

@@ -4,12 +4,13 @@
 //! ```text
 //! spider ──► rules ─────────┐
 //!    │  └──► llm_judge ─────┤
-//!    └─────► encoder ───────┤
+//!    └─────► encoder ──► encode (frozen mode only)
 //!                           ▼
 //!  iteration t:  sample(state_t) ─► train(candidate_t) ─► update(state_t, acc) = state_{t+1}
 //! ```
 
 pub mod data;
+pub mod encode;
 pub mod encoder;
 pub mod features;
 pub mod search;
@@ -21,7 +22,7 @@ use hhnas_features::FeatureMatrix;
 use hhnas_spider::Dataset;
 use hhnas_train::EncoderAssets;
 
-use crate::config::PipelineConfig;
+use crate::config::{EncoderMode, PipelineConfig};
 use crate::exec::Exec;
 use crate::store::Key;
 
@@ -38,6 +39,8 @@ pub(crate) struct Inputs {
     pub judge: Option<(Key, FeatureMatrix)>,
     pub enc_key: Key,
     pub enc: EncoderAssets,
+    /// Frozen encoder: the encode stage's vectors of every row.
+    pub encoded: Option<(Key, hhnas_train::Embeddings)>,
 }
 
 impl Inputs {
@@ -48,6 +51,12 @@ impl Inputs {
         let rules = Some(features::rules_node(exec, cfg, ds_key, &ds)?);
         let judge = Some(features::judge_node(exec, cfg, ds_key, &ds)?);
         let (enc_key, enc) = encoder::encoder_node(exec, cfg, ds_key, &ds)?;
+        let encoded = match cfg.encoder.mode {
+            EncoderMode::Frozen => {
+                Some(encode::encode_node(exec, cfg, ds_key, &ds, enc_key, &enc)?)
+            }
+            EncoderMode::Finetune => None,
+        };
         Ok(Inputs {
             ds_key,
             ds,
@@ -55,6 +64,7 @@ impl Inputs {
             judge,
             enc_key,
             enc,
+            encoded,
         })
     }
 }

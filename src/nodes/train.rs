@@ -20,8 +20,11 @@ use crate::progress::Progress;
 use crate::runs::TrainingProgress;
 use crate::store::{write_atomic, Key, Lookup};
 
-/// The micro and macro parameters of a candidate as the training crate takes them.
+/// The micro and macro parameters of a candidate as the training crate takes them. A
+/// model without CNN branches has no kernel: it is fixed at 1 there, so two Model 1
+/// candidates that differ only in `kernel_size` are one network with one cache key.
 pub fn model_spec(c: &hhnas_search::Candidate) -> ModelSpec {
+    let has_branch = c.llm_branch || c.rule_branch;
     ModelSpec {
         llm_branch: c.llm_branch,
         rule_branch: c.rule_branch,
@@ -34,7 +37,7 @@ pub fn model_spec(c: &hhnas_search::Candidate) -> ModelSpec {
         layer_size1: c.layer_size1,
         layer_size2: c.layer_size2,
         dropout: c.dropout_rate,
-        kernel_size: c.kernel_size,
+        kernel_size: if has_branch { c.kernel_size } else { 1 },
     }
 }
 
@@ -112,11 +115,14 @@ impl TrainMetrics {
             } else {
                 ""
             },
-            outcome
-                .failed
-                .as_ref()
-                .map(|f| format!(", FAILED: {f}"))
-                .unwrap_or_default()
+            match (&outcome.failed, outcome.curve.last()) {
+                (Some(f), _) => format!(", FAILED: {f}"),
+                (None, Some(e)) if !e.train_loss.is_finite() => format!(
+                    ", diverged in epoch {}: kept epoch {}",
+                    e.epoch, outcome.best_epoch
+                ),
+                _ => String::new(),
+            }
         );
         TrainMetrics {
             summary,
@@ -162,6 +168,9 @@ pub(crate) fn train_key(inputs: &Inputs, spec: &ModelSpec, tcfg: &TrainConfig) -
     }
     if spec.rule_branch {
         kb.input(&inputs.rules.as_ref().expect("rules computed").0);
+    }
+    if let Some((k, _)) = &inputs.encoded {
+        kb.input(k);
     }
     kb.finish()
 }
@@ -288,6 +297,7 @@ fn compute_train(
             .map(|(_, r)| &r.matrix)
             .filter(|_| spec.rule_branch),
         rule_classes: rule_classes.as_deref(),
+        embeddings: inputs.encoded.as_ref().map(|(_, e)| e),
     };
     let sink = EpochSink {
         progress: exec.progress,

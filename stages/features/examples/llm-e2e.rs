@@ -206,8 +206,14 @@ fn main() {
     let mut first = None;
     for run in 1..=2 {
         let t0 = Instant::now();
-        let (m, stats) =
-            judge_llm(&ranker, &ds, &texts, k, &client(&judge_cfg)).unwrap_or_else(|e| fail(e));
+        let (m, stats) = judge_llm(
+            &ranker,
+            &ds,
+            &hhnas_features::Queries::new(&texts),
+            k,
+            &client(&judge_cfg),
+        )
+        .unwrap_or_else(|e| fail(e));
         show("judge_llm", run, t0.elapsed().as_secs_f64(), &stats);
         if let Some(prev) = &first {
             println!("  second run identical to the first: {}", prev == &m);

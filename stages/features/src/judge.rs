@@ -1,6 +1,6 @@
 //! The LLM judge: true/false per (question, shortlisted class).
 
-use crate::bm25::Bm25Ranker;
+use crate::bm25::{Bm25Ranker, Queries};
 use crate::error::FeatureError;
 use crate::llm::{Counters, LlmClient, LlmStats};
 use crate::llm_rules::cut_schema;
@@ -33,7 +33,8 @@ pub fn parse_judgement(answer: &str) -> Option<bool> {
     None
 }
 
-/// LLM features: for each text, its BM25 shortlist of `k` classes is judged one class at
+/// LLM features: for each text (a training row's shortlist leaves the row out of its
+/// class document, see [`Queries`]), its BM25 shortlist of `k` classes is judged one class at
 /// a time with [`judge_prompt`]; the `texts.len() x C` matrix has 1 where the answer was
 /// true. Classes off the shortlist are 0; unparseable answers count as false (counted in
 /// `LlmStats::unparseable`). A request that fails outright fails the stage (answers so far
@@ -41,7 +42,7 @@ pub fn parse_judgement(answer: &str) -> Option<bool> {
 pub fn judge_llm(
     ranker: &Bm25Ranker,
     ds: &Dataset,
-    texts: &[&str],
+    queries: &Queries,
     k: usize,
     client: &LlmClient,
 ) -> Result<(FeatureMatrix, LlmStats), FeatureError> {
@@ -59,8 +60,13 @@ pub fn judge_llm(
     let max_schema = client.config().max_schema_chars;
     let mut cells = Vec::new();
     let mut prompts = Vec::new();
-    for (i, t) in texts.iter().enumerate() {
-        for (class, _) in ranker.rank(t, k) {
+    for (i, (t, shortlist)) in queries
+        .texts
+        .iter()
+        .zip(queries.shortlists(ranker, k))
+        .enumerate()
+    {
+        for (class, _) in shortlist {
             cells.push((i, class as usize));
             prompts.push(judge_prompt(
                 &ds.classes[class as usize].schema_text,
@@ -71,7 +77,7 @@ pub fn judge_llm(
     }
     let counters = Counters::default();
     let answers = client.chat_many_counted(&prompts, Some(&counters));
-    let mut m = FeatureMatrix::zeros(texts.len(), c);
+    let mut m = FeatureMatrix::zeros(queries.len(), c);
     let mut unparseable = 0u64;
     for ((i, class), a) in cells.into_iter().zip(answers) {
         match parse_judgement(&a?) {

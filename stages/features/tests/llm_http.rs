@@ -90,7 +90,7 @@ fn judge_answers_are_parsed_into_the_matrix() {
     let ranker = Bm25Ranker::build(&ds);
     let texts = ds.texts(&ds.valid);
     let (c, _) = client(config(&server.url));
-    let (m, stats) = judge_llm(&ranker, &ds, &texts, 3, &c).unwrap();
+    let (m, stats) = judge_llm(&ranker, &ds, &hhnas_features::Queries::new(&texts), 3, &c).unwrap();
     assert_eq!((m.rows, m.cols), (3, 3));
     assert_eq!(
         m.row(1),
@@ -306,7 +306,7 @@ fn second_pass_is_all_cache_hits() {
     let run = || {
         let cache = Arc::new(DirAnswerCache::new(dir.path()).unwrap());
         let c = LlmClient::new(config(&server.url), cache).unwrap();
-        judge_llm(&ranker, &ds, &texts, 2, &c).unwrap()
+        judge_llm(&ranker, &ds, &hhnas_features::Queries::new(&texts), 2, &c).unwrap()
     };
     let (m1, s1) = run();
     let sent = server.count();

@@ -5,7 +5,7 @@ mod common;
 use common::tiny_dataset;
 use hhnas_features::{
     judge_lexical, rule_features, rule_votes, schema_rules, schema_rules_with, Bm25Ranker,
-    FeatureMatrix, Rule, RuleKind, RuleSet, SchemaRuleParams,
+    FeatureMatrix, Queries, Rule, RuleKind, RuleSet, SchemaRuleParams,
 };
 
 fn kinds(rs: &RuleSet, class: u32) -> Vec<RuleKind> {
@@ -211,13 +211,50 @@ fn lexical_judge_marks_top_m_of_the_shortlist() {
         "singer pets memo",
         "zebra",
     ];
-    let m1 = judge_lexical(&r, &texts, 3, 1);
+    let m1 = judge_lexical(&r, &Queries::new(&texts), 3, 1, 0);
     assert_eq!((m1.rows, m1.cols), (3, 3));
     assert_eq!(m1.row(0), &[0, 1, 0]);
     assert_eq!(m1.row(2), &[0, 0, 0]);
-    let m2 = judge_lexical(&r, &texts, 3, 2);
+    let m2 = judge_lexical(&r, &Queries::new(&texts), 3, 2, 0);
     assert_eq!(m2.row(1).iter().map(|&v| v as usize).sum::<usize>(), 2);
     // m larger than k is capped at k.
-    let m3 = judge_lexical(&r, &texts, 1, 3);
+    let m3 = judge_lexical(&r, &Queries::new(&texts), 1, 3, 0);
     assert_eq!(m3.row(1).iter().map(|&v| v as usize).sum::<usize>(), 1);
+}
+
+#[test]
+fn graded_judge_keeps_the_ranking() {
+    let ds = tiny_dataset();
+    let r = Bm25Ranker::build(&ds);
+    let texts = ["How many pets does each student have?", "zebra"];
+    let g = judge_lexical(&r, &Queries::new(&texts), 3, 1, 4);
+    // The best class gets the top grade; others a lower, nonzero one; no match, nothing.
+    assert_eq!(g.get(0, 1), 4);
+    assert!(g.row(0).iter().filter(|&&v| v > 0).all(|&v| v <= 4));
+    assert_eq!(g.row(1), &[0, 0, 0]);
+}
+
+/// A training question sits in its class's BM25 document; scored against that document it
+/// would find its own words. Left out, a word only it brought to the class scores nothing.
+#[test]
+fn leave_one_out_takes_a_training_row_out_of_its_own_document() {
+    let ds = tiny_dataset();
+    let r = Bm25Ranker::build(&ds);
+    // "memo ... budget meeting": row 6 of class 2 (notes, whose schema has no such words).
+    let i = 6;
+    let text = ds.rows[i].question.as_str();
+    let with = r.scores(text);
+    let without = r.scores_leaving_out(text, Some(2));
+    assert!(without[2] < with[2], "{with:?} vs {without:?}");
+    assert!(without[2] > 0.0, "other memo questions still share words");
+    assert_eq!(with[0], without[0]);
+    // Queries::dataset leaves exactly the training rows out.
+    let q = Queries::dataset(&ds);
+    for (row, own) in q.own_class.iter().enumerate() {
+        assert_eq!(own.is_some(), ds.train.contains(&row));
+    }
+    let loo = judge_lexical(&r, &q, 3, 3, 4);
+    let leak = judge_lexical(&r, &Queries::new(&q.texts), 3, 3, 4);
+    assert!(loo.get(i, 2) <= leak.get(i, 2));
+    assert!(hhnas_features::label_hit_rate(&loo, &ds, &ds.train) <= 1.0);
 }

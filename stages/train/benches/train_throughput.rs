@@ -246,6 +246,7 @@ fn sorted_batching(device: &str, quick: bool) {
             llm_features: None,
             rule_features: None,
             rule_classes: None,
+            embeddings: None,
         };
         let out = train_candidate(data, &enc, &spec, &cfg, None, &mut |_, _| {}).expect("trains");
         println!(

@@ -73,7 +73,13 @@ fn main() {
     let rule_set = schema_rules(&ds);
     let rules = rule_features(&rule_set, &texts);
     let rule_classes = rule_set.column_classes();
-    let llm = judge_lexical(&Bm25Ranker::build(&ds), &texts, 10, 3);
+    let llm = judge_lexical(
+        &Bm25Ranker::build(&ds),
+        &hhnas_features::Queries::dataset(&ds),
+        10,
+        3,
+        0,
+    );
     println!(
         "features: schema rules {} cols, lexical judge (BM25 stand-in for the LLM, top 3 of 10) {} cols ({:.1}s)",
         rules.cols,
@@ -128,6 +134,7 @@ fn main() {
             llm_features: Some(&llm),
             rule_features: Some(&rules),
             rule_classes: Some(&rule_classes),
+            embeddings: None,
         };
         let t = Instant::now();
         let out = train_candidate(data, &enc, &spec, &cfg, None, &mut |_, r| {

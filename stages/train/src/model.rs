@@ -118,24 +118,60 @@ impl<B: Backend> CnnBranch<B> {
     }
 
     /// `[batch, features]` -> `[batch, channels]` (global max) or `[batch, channels *
-    /// classes]` (per class). With `column_class` (the class of every column) each class's
-    /// columns are averaged; without, the columns are the classes.
-    pub fn forward(
+    /// classes]` (per class), from the sparse form of the input ([`SparseBranchBatch`]).
+    ///
+    /// A feature row has a handful of nonzero columns among thousands (about 14 of 4,018
+    /// schema rules fire per Spider question), so almost every position of the
+    /// convolution sees only zeros and outputs ReLU(bias). Only the positions within
+    /// `kernel / 2` of a nonzero column are computed; the rest enter the pooling as
+    /// ReLU(bias) times their count. Same values as [`Self::forward_dense`].
+    pub fn forward(&self, x: SparseBranchBatch<B>) -> Tensor<B, 2> {
+        let w = self.conv.weight.val();
+        let [channels, _, k] = w.dims();
+        let b = x.rows;
+        let mut y = x.windows.matmul(w.reshape([channels, k]).transpose());
+        let mut base = Tensor::<B, 2>::zeros([1, channels], &y.device());
+        if let Some(bias) = &self.conv.bias {
+            let bias = bias.val().reshape([1, channels]);
+            y = y + bias.clone();
+            base = relu(bias);
+        }
+        // Padding entries have all-zero windows; `valid` zeroes their ReLU(bias).
+        let y = relu(y) * x.valid;
+        if self.classes == 0 {
+            let covered = y
+                .reshape([b, x.positions, channels])
+                .max_dim(1)
+                .reshape([b, channels]);
+            // A zero from padding never wins: ReLU outputs are >= 0.
+            return covered.max_pair(x.uncovered * base);
+        }
+        let c = self.classes;
+        let device = y.device();
+        let sums = Tensor::<B, 2>::zeros([b * c, channels], &device)
+            .select_assign(0, x.target, y, IndexingUpdateOp::Add)
+            .reshape([b, c, channels]);
+        let sums = sums + x.uncovered.reshape([b, c, 1]) * base.reshape([1, 1, channels]);
+        let mean = sums * x.inv_count.reshape([1, c, 1]);
+        // Channel-major, as a Conv1d's [batch, channels, classes] output flattens.
+        mean.swap_dims(1, 2).reshape([b, channels * c])
+    }
+
+    /// The dense reference of [`Self::forward`]: `[batch, features]` with, for per-class
+    /// pooling, the class of every column (`None`: the columns are the classes). Kept for
+    /// the equality test and the benches.
+    pub fn forward_dense(
         &self,
         feats: Tensor<B, 2>,
         column_class: Option<Tensor<B, 1, Int>>,
     ) -> Tensor<B, 2> {
         let b = feats.dims()[0];
-        // [batch, features, channels]: reductions over features then read whole channel rows.
         let x = self.conv_one_channel(feats);
         let c = x.dims()[2];
         if self.classes == 0 {
             return x.max_dim(1).reshape([b, c]);
         }
         let per_class = match column_class {
-            // Mean of each class's columns: an index-add (its gradient is a gather), then
-            // a division by the class's column count. Sums would grow with the number of
-            // rules a class has and swamp the head.
             Some(cc) => {
                 let device = x.device();
                 let f = x.dims()[1];
@@ -155,16 +191,12 @@ impl<B: Backend> CnnBranch<B> {
             }
             None => x,
         };
-        // Channel-major, as a Conv1d's [batch, channels, classes] output flattens.
         let k = per_class.dims()[1];
         per_class.swap_dims(1, 2).reshape([b, c * k])
     }
 
     /// ReLU(Conv1d(same)) of a 1-channel input `[batch, features]` -> `[batch, features,
-    /// channels]`, computed as one matmul of the input's k shifted copies with the kernel.
-    /// Same result as `Conv1d::forward` (cross-correlation, zero padding), but burn's
-    /// general conv runs several times slower on long 1-channel inputs such as thousands of
-    /// rule columns, and the input needs no gradient, so unfolding it is cheap.
+    /// channels]`, as one matmul of the input's k shifted copies with the kernel.
     fn conv_one_channel(&self, feats: Tensor<B, 2>) -> Tensor<B, 3> {
         let [b, f] = feats.dims();
         let w = self.conv.weight.val();
@@ -189,24 +221,88 @@ impl<B: Backend> CnnBranch<B> {
     }
 }
 
-/// A rule-branch input: the features and, for per-class pooling, the class of every column
-/// (rules are many per class; LLM features are one column per class and need none).
+/// One batch of a CNN branch's input in sparse form: for every row, the convolution
+/// windows around its nonzero columns (`positions` per row, padded), built by
+/// `data::sparse_branch_batch`.
 #[derive(Debug, Clone)]
-pub struct BranchInput<B: Backend> {
-    pub feats: Tensor<B, 2>,
-    pub column_class: Option<Tensor<B, 1, Int>>,
+pub struct SparseBranchBatch<B: Backend> {
+    pub rows: usize,
+    pub positions: usize,
+    /// `[rows * positions, kernel]`: the input values each covered position sees.
+    pub windows: Tensor<B, 2>,
+    /// `[rows * positions, 1]`: 1 for a covered position, 0 for padding.
+    pub valid: Tensor<B, 2>,
+    /// `[rows * positions]`: `row * classes + class` of each position (per-class pooling;
+    /// 0 for global max).
+    pub target: Tensor<B, 1, Int>,
+    /// Positions no window covers: `[rows, classes]` per class (per-class pooling), or
+    /// `[rows, 1]` = 1 if the row has any (global max).
+    pub uncovered: Tensor<B, 2>,
+    /// `[classes]`: 1 / the number of columns of each class (per-class pooling; `[1]`
+    /// otherwise).
+    pub inv_count: Tensor<B, 1>,
 }
 
-/// Models 1-4: encoder pooled output (+ optional CNN branches) -> 3-layer head.
+/// The classification head of Models 1-4: the CNN branches and the three dense layers
+/// over `concat(encoder vector, branch outputs)`. With a frozen encoder it is the whole
+/// trained model; fine-tuning wraps it with the encoder in [`Classifier`].
 #[derive(Module, Debug)]
-pub struct Classifier<B: Backend> {
-    pub encoder: TextEncoder<B>,
+pub struct Head<B: Backend> {
     pub llm: Option<CnnBranch<B>>,
     pub rules: Option<CnnBranch<B>>,
     pub fc1: Linear<B>,
     pub fc2: Linear<B>,
     pub out: Linear<B>,
     pub dropout: Dropout,
+}
+
+impl<B: Backend> Head<B> {
+    pub fn new(input: usize, s: &ClassifierShape, device: &B::Device) -> Self {
+        let branches = usize::from(s.llm) + usize::from(s.rules);
+        let width = input + branches * s.branch_width();
+        let branch = || CnnBranch::new(s.channels, s.kernel, s.pooled_classes(), device);
+        Self {
+            llm: s.llm.then(branch),
+            rules: s.rules.then(branch),
+            fc1: LinearConfig::new(width, s.layer_size1).init(device),
+            fc2: LinearConfig::new(s.layer_size1, s.layer_size2).init(device),
+            out: LinearConfig::new(s.layer_size2, s.classes).init(device),
+            dropout: DropoutConfig::new(s.dropout).init(),
+        }
+    }
+
+    /// Logits `[batch, classes]` from the encoder vector `[batch, hidden]`.
+    pub fn forward(
+        &self,
+        pooled: Tensor<B, 2>,
+        llm: Option<SparseBranchBatch<B>>,
+        rules: Option<SparseBranchBatch<B>>,
+    ) -> Tensor<B, 2> {
+        let mut parts = vec![pooled];
+        if let (Some(branch), Some(f)) = (&self.llm, llm) {
+            parts.push(branch.forward(f));
+        }
+        if let (Some(branch), Some(f)) = (&self.rules, rules) {
+            parts.push(branch.forward(f));
+        }
+        let x = if parts.len() == 1 {
+            parts.pop().expect("one part")
+        } else {
+            Tensor::cat(parts, 1)
+        };
+        let x = self.dropout.forward(relu(self.fc1.forward(x)));
+        let x = self.dropout.forward(relu(self.fc2.forward(x)));
+        self.out.forward(x)
+    }
+}
+
+/// Models 1-4 with the encoder trained too: its first token's final state -> [`Head`].
+/// The record lists the encoder's parameters, then the head's, in the order of the
+/// earlier flat struct, so weights stored before the head was split out still load.
+#[derive(Module, Debug)]
+pub struct Classifier<B: Backend> {
+    pub encoder: TextEncoder<B>,
+    pub head: Head<B>,
 }
 
 /// Shape of the classifier (everything needed to rebuild it before loading weights).
@@ -232,7 +328,7 @@ impl ClassifierShape {
         }
     }
 
-    fn pooled_classes(&self) -> usize {
+    pub(crate) fn pooled_classes(&self) -> usize {
         match self.pool {
             BranchPool::GlobalMax => 0,
             BranchPool::PerClass => self.classes,
@@ -242,17 +338,9 @@ impl ClassifierShape {
 
 impl<B: Backend> Classifier<B> {
     pub fn new(arch: &EncoderArch, s: &ClassifierShape, device: &B::Device) -> Self {
-        let branches = usize::from(s.llm) + usize::from(s.rules);
-        let width = arch.hidden + branches * s.branch_width();
-        let branch = || CnnBranch::new(s.channels, s.kernel, s.pooled_classes(), device);
         Self {
             encoder: TextEncoder::new(arch, device),
-            llm: s.llm.then(branch),
-            rules: s.rules.then(branch),
-            fc1: LinearConfig::new(width, s.layer_size1).init(device),
-            fc2: LinearConfig::new(s.layer_size1, s.layer_size2).init(device),
-            out: LinearConfig::new(s.layer_size2, s.classes).init(device),
-            dropout: DropoutConfig::new(s.dropout).init(),
+            head: Head::new(arch.hidden, s, device),
         }
     }
 
@@ -261,25 +349,12 @@ impl<B: Backend> Classifier<B> {
         &self,
         ids: Tensor<B, 2, Int>,
         mask_pad: Tensor<B, 2, Bool>,
-        llm: Option<Tensor<B, 2>>,
-        rules: Option<BranchInput<B>>,
+        llm: Option<SparseBranchBatch<B>>,
+        rules: Option<SparseBranchBatch<B>>,
     ) -> Tensor<B, 2> {
         let hidden = self.encoder.forward(ids, mask_pad);
         let [b, _, h] = hidden.dims();
-        let mut parts = vec![hidden.slice([0..b, 0..1, 0..h]).reshape([b, h])];
-        if let (Some(branch), Some(f)) = (&self.llm, llm) {
-            parts.push(branch.forward(f, None));
-        }
-        if let (Some(branch), Some(f)) = (&self.rules, rules) {
-            parts.push(branch.forward(f.feats, f.column_class));
-        }
-        let x = if parts.len() == 1 {
-            parts.pop().expect("one part")
-        } else {
-            Tensor::cat(parts, 1)
-        };
-        let x = self.dropout.forward(relu(self.fc1.forward(x)));
-        let x = self.dropout.forward(relu(self.fc2.forward(x)));
-        self.out.forward(x)
+        let cls = hidden.slice([0..b, 0..1, 0..h]).reshape([b, h]);
+        self.head.forward(cls, llm, rules)
     }
 }

@@ -153,6 +153,7 @@ fn hf_dir_errors_name_the_file_and_fix() {
         llm_features: None,
         rule_features: None,
         rule_classes: None,
+        embeddings: None,
     };
     // Token ids of the scratch tokenizer exceed vocab 10: clear tokenizer error first.
     let e = train_candidate(data, &ok, &s, &cfg_epochs(), None, &mut |_, _| {}).unwrap_err();

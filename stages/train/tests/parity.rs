@@ -178,6 +178,7 @@ fn a_tiny_checkpoint_trains_as_model_4() {
         llm_features: Some(&feats),
         rule_features: Some(&feats),
         rule_classes: None,
+        embeddings: None,
     };
     let out = train_candidate(data, &assets, &spec, &tc, None, &mut |_, _| {}).unwrap();
     assert!(out.failed.is_none());

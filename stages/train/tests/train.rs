@@ -26,6 +26,7 @@ fn run(
         llm_features: feats,
         rule_features: feats,
         rule_classes: None,
+        embeddings: None,
     };
     train_candidate(data, enc, spec, cfg, None, &mut |_, _| {}).expect("training runs")
 }
@@ -123,6 +124,7 @@ fn resume_from_checkpoint_equals_uninterrupted() {
             llm_features: None,
             rule_features: Some(&feats),
             rule_classes: None,
+            embeddings: None,
         };
         let mut cks = Vec::new();
         let full = train_candidate(data, &enc, &s, &cfg(3), None, &mut |ck, rep| {
@@ -239,6 +241,7 @@ fn run_err(ds: &Dataset, enc: &EncoderAssets, s: &ModelSpec, c: &TrainConfig) ->
         llm_features: None,
         rule_features: None,
         rule_classes: None,
+        embeddings: None,
     };
     train_candidate(data, enc, s, c, None, &mut |_, _| {}).unwrap_err()
 }
@@ -266,6 +269,7 @@ fn input_errors() {
         llm_features: Some(&bad),
         rule_features: None,
         rule_classes: None,
+        embeddings: None,
     };
     let e = train_candidate(
         data,
@@ -320,6 +324,7 @@ fn predict_and_evaluate_use_the_weights() {
         llm_features: None,
         rule_features: Some(&feats),
         rule_classes: None,
+        embeddings: None,
     };
     let out = train_candidate(data, &enc, &s, &cfg(6), None, &mut |_, _| {}).unwrap();
     let acc = evaluate(&enc, &s, &out.best_weights, data, &ds.test, "cpu").unwrap();
@@ -343,10 +348,13 @@ fn predict_and_evaluate_use_the_weights() {
         &s,
         4,
         &out.best_weights,
-        &texts,
-        None,
-        Some(&sub),
-        None,
+        PredictInput {
+            texts: &texts,
+            embeddings: None,
+            llm: None,
+            rules: Some(&sub),
+            rule_classes: None,
+        },
         "cpu",
     )
     .unwrap();
@@ -369,10 +377,13 @@ fn predict_and_evaluate_use_the_weights() {
         &other,
         4,
         &out.best_weights,
-        &texts,
-        None,
-        Some(&sub),
-        None,
+        PredictInput {
+            texts: &texts,
+            embeddings: None,
+            llm: None,
+            rules: Some(&sub),
+            rule_classes: None,
+        },
         "cpu",
     )
     .unwrap_err();
@@ -382,11 +393,14 @@ fn predict_and_evaluate_use_the_weights() {
         &s,
         4,
         b"garbage",
-        &texts,
-        None,
-        Some(&sub),
-        None,
-        "cpu"
+        PredictInput {
+            texts: &texts,
+            embeddings: None,
+            llm: None,
+            rules: Some(&sub),
+            rule_classes: None
+        },
+        "cpu",
     )
     .is_err());
 }
@@ -442,6 +456,7 @@ fn per_class_pooling_keeps_which_class_fired() {
         llm_features: None,
         rule_features: Some(&feats),
         rule_classes: Some(&classes),
+        embeddings: None,
     };
     let mut per_class = cfg(12);
     per_class.branch_pool = BranchPool::PerClass;
@@ -470,10 +485,13 @@ fn per_class_pooling_keeps_which_class_fired() {
             &s,
             4,
             &pc.best_weights,
-            &texts,
-            None,
-            Some(&one),
-            classes,
+            PredictInput {
+                texts: &texts,
+                embeddings: None,
+                llm: None,
+                rules: Some(&one),
+                rule_classes: classes,
+            },
             "cpu",
         )
     };

@@ -1,0 +1,343 @@
+//! Examples, feature rows in sparse form, batches and their order.
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+
+use crate::backend::parse_device;
+use crate::embed::Embeddings;
+use crate::error::TrainError;
+use crate::input::FeatureMatrix;
+use crate::model::SparseBranchBatch;
+
+/// Tokenized (fine-tuning) or pre-encoded (frozen encoder) examples. `rows[i]` is example
+/// i's row in the feature matrices and the embeddings.
+pub(crate) struct Examples {
+    /// Token ids per example; empty with a frozen encoder.
+    pub tokens: Vec<Vec<u32>>,
+    pub labels: Vec<u32>,
+    pub rows: Vec<usize>,
+    /// Pad every batch to this length (GPU: static shapes, so CubeCL compiles and
+    /// autotunes each kernel once instead of once per batch length). `None`: pad to the
+    /// batch's longest row (CPU).
+    pub pad_to: Option<usize>,
+}
+
+impl Examples {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn token_len(&self, i: usize) -> usize {
+        self.tokens.get(i).map_or(0, Vec::len)
+    }
+}
+
+/// Fixed padding length for devices that compile kernels per shape.
+pub(crate) fn static_len(device: &str, max_len: usize) -> Option<usize> {
+    matches!(parse_device(device), Ok(crate::backend::Device::Cuda(_))).then_some(max_len)
+}
+
+/// A feature matrix as its nonzero entries per row, with what the branch's pooling needs.
+pub(crate) struct SparseRows {
+    cols: usize,
+    nonzero: Vec<Vec<(u32, f32)>>,
+    /// Per-class pooling: the class of each column (`None`: the columns are the classes).
+    column_class: Option<Vec<u32>>,
+    /// 0 for global max pooling.
+    classes: usize,
+    /// Columns per class (per-class pooling) and their inverses (`[1]` for global max).
+    count: Vec<f32>,
+    inv_count: Vec<f32>,
+}
+
+impl SparseRows {
+    pub fn new(m: &FeatureMatrix, column_class: Option<Vec<u32>>, classes: usize) -> SparseRows {
+        let nonzero = (0..m.rows)
+            .map(|r| {
+                m.row(r)
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &v)| v != 0)
+                    .map(|(c, &v)| (c as u32, f32::from(v)))
+                    .collect()
+            })
+            .collect();
+        let mut count = vec![0f32; classes.max(1)];
+        if classes == 0 {
+            count[0] = 1.0;
+        } else {
+            for col in 0..m.cols {
+                let c = column_class.as_ref().map_or(col, |cc| cc[col] as usize);
+                count[c] += 1.0;
+            }
+        }
+        // A class without columns averages nothing: 0, as in the dense form.
+        let inv_count = count.iter().map(|&n| 1.0 / n.max(1.0)).collect();
+        SparseRows {
+            cols: m.cols,
+            nonzero,
+            column_class,
+            classes,
+            count,
+            inv_count,
+        }
+    }
+
+    fn class_of(&self, col: usize) -> usize {
+        self.column_class
+            .as_ref()
+            .map_or(col, |cc| cc[col] as usize)
+    }
+
+    /// The convolution windows of `rows` for a kernel of `kernel` columns ("same"
+    /// padding): every position within `kernel / 2` of a nonzero column, with the `kernel`
+    /// input values it sees.
+    pub fn batch<B: Backend>(
+        &self,
+        rows: &[usize],
+        kernel: usize,
+        device: &B::Device,
+    ) -> SparseBranchBatch<B> {
+        let pad = (kernel - 1) / 2;
+        let slots = self.classes.max(1);
+        let mut dense = vec![0f32; self.cols];
+        let mut covered: Vec<Vec<usize>> = Vec::with_capacity(rows.len());
+        for &r in rows {
+            let mut pos: Vec<usize> = Vec::new();
+            for &(c, _) in &self.nonzero[r] {
+                let c = c as usize;
+                let lo = c.saturating_sub(pad).max(pos.last().map_or(0, |&p| p + 1));
+                let hi = (c + pad).min(self.cols - 1);
+                pos.extend(lo..=hi);
+            }
+            covered.push(pos);
+        }
+        let positions = covered.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let n = rows.len() * positions;
+        let mut windows = vec![0f32; n * kernel];
+        let mut valid = vec![0f32; n];
+        let mut target = vec![0i64; n];
+        let mut uncovered = vec![0f32; rows.len() * slots];
+        for (k, (&r, pos)) in rows.iter().zip(&covered).enumerate() {
+            for &(c, v) in &self.nonzero[r] {
+                dense[c as usize] = v;
+            }
+            let un = &mut uncovered[k * slots..(k + 1) * slots];
+            if self.classes == 0 {
+                un[0] = f32::from(pos.len() < self.cols);
+            } else {
+                un.copy_from_slice(&self.count);
+            }
+            for (j, &p) in pos.iter().enumerate() {
+                let e = k * positions + j;
+                valid[e] = 1.0;
+                for w in 0..kernel {
+                    if let Some(col) = (p + w).checked_sub(pad).filter(|&c| c < self.cols) {
+                        windows[e * kernel + w] = dense[col];
+                    }
+                }
+                if self.classes > 0 {
+                    let class = self.class_of(p);
+                    target[e] = (k * slots + class) as i64;
+                    un[class] -= 1.0;
+                }
+            }
+            for &(c, _) in &self.nonzero[r] {
+                dense[c as usize] = 0.0;
+            }
+        }
+        let f2 =
+            |v: Vec<f32>, shape: [usize; 2]| Tensor::from_data(TensorData::new(v, shape), device);
+        SparseBranchBatch {
+            rows: rows.len(),
+            positions,
+            windows: f2(windows, [n, kernel]),
+            valid: f2(valid, [n, 1]),
+            target: Tensor::from_data(TensorData::new(target, [n]), device),
+            uncovered: f2(uncovered, [rows.len(), slots]),
+            inv_count: Tensor::from_data(
+                TensorData::new(self.inv_count.clone(), [self.inv_count.len()]),
+                device,
+            ),
+        }
+    }
+}
+
+/// What the model reads besides the branches.
+pub(crate) enum ModelInput<B: Backend> {
+    Tokens {
+        ids: Tensor<B, 2, Int>,
+        mask_pad: Tensor<B, 2, Bool>,
+    },
+    Vectors(Tensor<B, 2>),
+}
+
+pub(crate) struct Batch<B: Backend> {
+    pub input: ModelInput<B>,
+    pub llm: Option<SparseBranchBatch<B>>,
+    pub rules: Option<SparseBranchBatch<B>>,
+    pub labels: Tensor<B, 1, Int>,
+}
+
+/// Everything a batch is cut from besides the examples.
+pub(crate) struct Sources<'a> {
+    pub embeddings: Option<&'a Embeddings>,
+    pub llm: Option<SparseRows>,
+    pub rules: Option<SparseRows>,
+    pub kernel: usize,
+    pub pad_id: u32,
+}
+
+pub(crate) fn make_batch<B: Backend>(
+    ex: &Examples,
+    idx: &[usize],
+    src: &Sources,
+    device: &B::Device,
+) -> Batch<B> {
+    let rows: Vec<usize> = idx.iter().map(|&i| ex.rows[i]).collect();
+    let input = match src.embeddings {
+        Some(e) => {
+            let mut v = Vec::with_capacity(rows.len() * e.dim);
+            for &r in &rows {
+                v.extend_from_slice(e.row(r));
+            }
+            ModelInput::Vectors(Tensor::from_data(
+                TensorData::new(v, [rows.len(), e.dim]),
+                device,
+            ))
+        }
+        None => {
+            let longest = idx
+                .iter()
+                .map(|&i| ex.token_len(i))
+                .max()
+                .unwrap_or(1)
+                .max(1);
+            let len = ex.pad_to.map_or(longest, |p| p.max(longest));
+            let mut ids = Vec::with_capacity(idx.len() * len);
+            let mut mask = Vec::with_capacity(idx.len() * len);
+            for &i in idx {
+                let t = &ex.tokens[i];
+                for p in 0..len {
+                    ids.push(t.get(p).map_or(src.pad_id, |&x| x) as i64);
+                    mask.push(p >= t.len());
+                }
+            }
+            ModelInput::Tokens {
+                ids: Tensor::from_data(TensorData::new(ids, [idx.len(), len]), device),
+                mask_pad: Tensor::from_data(TensorData::new(mask, [idx.len(), len]), device),
+            }
+        }
+    };
+    let labels: Vec<i64> = idx.iter().map(|&i| i64::from(ex.labels[i])).collect();
+    Batch {
+        input,
+        llm: src.llm.as_ref().map(|s| s.batch(&rows, src.kernel, device)),
+        rules: src
+            .rules
+            .as_ref()
+            .map(|s| s.batch(&rows, src.kernel, device)),
+        labels: Tensor::from_data(TensorData::new(labels, [idx.len()]), device),
+    }
+}
+
+/// Mix a seed with a purpose and an index (splitmix64).
+pub(crate) fn derive_seed(seed: u64, purpose: u64, index: u64) -> u64 {
+    let mut z = seed
+        ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+pub(crate) const P_INIT: u64 = 1;
+pub(crate) const P_EPOCH: u64 = 2;
+pub(crate) const P_SUBSAMPLE: u64 = 3;
+pub(crate) const P_SHUFFLE: u64 = 4;
+
+/// Batches of one epoch: a seeded permutation; with `sort_by_length` (and tokens), windows
+/// of 50 batches are sorted by length and the batch order is shuffled again.
+pub(crate) fn epoch_batches(
+    ex: &Examples,
+    batch: usize,
+    sort: bool,
+    seed: u64,
+    epoch: usize,
+) -> Vec<Vec<usize>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, P_SHUFFLE, epoch as u64));
+    let mut perm: Vec<usize> = (0..ex.len()).collect();
+    perm.shuffle(&mut rng);
+    if !sort || ex.tokens.is_empty() {
+        return perm.chunks(batch).map(<[usize]>::to_vec).collect();
+    }
+    let mut batches = Vec::new();
+    for window in perm.chunks(batch * 50) {
+        let mut w = window.to_vec();
+        w.sort_by_key(|&i| ex.token_len(i));
+        batches.extend(w.chunks(batch).map(<[usize]>::to_vec));
+    }
+    batches.shuffle(&mut rng);
+    batches
+}
+
+/// Evaluation order: by length, in batches of 64.
+pub(crate) fn eval_batches(ex: &Examples) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..ex.len()).collect();
+    order.sort_by_key(|&i| ex.token_len(i));
+    order.chunks(64).map(<[usize]>::to_vec).collect()
+}
+
+/// Check a feature matrix against the rows it must describe.
+pub(crate) fn check_matrix(
+    name: &str,
+    m: Option<&FeatureMatrix>,
+    wanted: bool,
+    rows: usize,
+) -> Result<(), TrainError> {
+    match (m, wanted) {
+        (None, true) => Err(TrainError::Input(format!(
+            "the model uses the {name} branch but no {name} feature matrix was given"
+        ))),
+        (Some(m), true) => {
+            if m.rows != rows || m.data.len() != m.rows * m.cols || m.cols == 0 {
+                Err(TrainError::Input(format!(
+                    "{name} feature matrix is {}x{} with {} bytes; expected {rows} rows (one per input row), cols > 0, rows*cols bytes",
+                    m.rows,
+                    m.cols,
+                    m.data.len()
+                )))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_differ_by_purpose_and_index() {
+        assert_ne!(derive_seed(1, P_EPOCH, 0), derive_seed(1, P_EPOCH, 1));
+        assert_ne!(derive_seed(1, P_EPOCH, 0), derive_seed(1, P_SHUFFLE, 0));
+    }
+}
+
+/// Every row of `m` as one sparse branch batch (for tests and benches).
+pub fn sparse_batch<B: Backend>(
+    m: &FeatureMatrix,
+    column_class: Option<Vec<u32>>,
+    classes: usize,
+    kernel: usize,
+    device: &B::Device,
+) -> SparseBranchBatch<B> {
+    let rows: Vec<usize> = (0..m.rows).collect();
+    SparseRows::new(m, column_class, classes).batch(&rows, kernel, device)
+}

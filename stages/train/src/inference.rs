@@ -1,0 +1,216 @@
+//! Stored weights applied to new texts (`predict`) or to dataset rows (`evaluate`).
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+
+use crate::backend::{dispatch, parse_device, BackendTask};
+use crate::data::{check_matrix, eval_batches, make_batch, static_len, Examples, Sources};
+use crate::embed::Embeddings;
+use crate::encoder::{tokenize, EncoderAssets};
+use crate::error::TrainError;
+use crate::input::FeatureMatrix;
+use crate::model::{Classifier, ClassifierShape, Head};
+use crate::prepare::{check_embeddings, shape_of, sources};
+use crate::spec::{ModelSpec, TrainData};
+use crate::training::{build, predict_argmax, Net};
+use crate::weights::{load_record, unpack_weights};
+
+/// New texts to score with stored weights. Feature matrices (for the branches the model
+/// has) and, for a frozen-encoder head, the texts' vectors from [`crate::embed`] (same
+/// encoder and pooling as in training) have one row per text.
+#[derive(Debug, Clone, Copy)]
+pub struct PredictInput<'a> {
+    pub texts: &'a [String],
+    pub embeddings: Option<&'a Embeddings>,
+    pub llm: Option<&'a FeatureMatrix>,
+    pub rules: Option<&'a FeatureMatrix>,
+    pub rule_classes: Option<&'a [u32]>,
+}
+
+struct InferTask<'a> {
+    assets: &'a EncoderAssets,
+    shape: ClassifierShape,
+    record: &'a [u8],
+    ex: Examples,
+    sources: Sources<'a>,
+    probs: bool,
+}
+
+enum InferOut {
+    Probs(Vec<Vec<f32>>),
+    Pred(Vec<u32>),
+}
+
+impl BackendTask for InferTask<'_> {
+    type Out = Result<InferOut, TrainError>;
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Out {
+        if self.sources.embeddings.is_some() {
+            infer::<B::InnerBackend, Head<B::InnerBackend>>(self, &device)
+        } else {
+            infer::<B::InnerBackend, Classifier<B::InnerBackend>>(self, &device)
+        }
+    }
+}
+
+fn infer<B: Backend, M: Net<B>>(t: InferTask, device: &B::Device) -> Result<InferOut, TrainError> {
+    let model: M = build(t.assets, &t.shape, 0, device, false)?;
+    let model = load_record(model, t.record, device)?;
+    if !t.probs {
+        return Ok(InferOut::Pred(predict_argmax(
+            &model, &t.ex, &t.sources, device,
+        )));
+    }
+    let mut out = vec![Vec::new(); t.ex.len()];
+    for idx in eval_batches(&t.ex) {
+        let logits = model.logits(make_batch::<B>(&t.ex, &idx, &t.sources, device));
+        let p = burn::tensor::activation::softmax(logits, 1);
+        let c = p.dims()[1];
+        let v: Vec<f32> = p
+            .into_data()
+            .convert::<f32>()
+            .into_vec()
+            .map_err(|e| TrainError::Weights(format!("{e:?}")))?;
+        for (k, &i) in idx.iter().enumerate() {
+            out[i] = v[k * c..(k + 1) * c].to_vec();
+        }
+    }
+    Ok(InferOut::Probs(out))
+}
+
+fn check_header<'w>(
+    weights: &'w [u8],
+    assets: &EncoderAssets,
+    spec: &ModelSpec,
+    num_classes: usize,
+    embeddings: Option<&Embeddings>,
+) -> Result<(ClassifierShape, &'w [u8]), TrainError> {
+    let (h, rec) = unpack_weights(weights)?;
+    let shape = shape_of(spec, h.channels, num_classes, h.pool)?;
+    let want = crate::weights::header_of(&shape, assets, embeddings.map(Embeddings::identity));
+    if h != want {
+        let hint = match (&h.frozen, embeddings) {
+            (Some(_), None) => {
+                ": these weights are a frozen-encoder head; pass the texts' encoder vectors"
+            }
+            (None, Some(_)) => ": these weights include the encoder; pass no encoder vectors",
+            _ => "",
+        };
+        return Err(TrainError::Weights(format!(
+            "the weights were trained for {h:?}, but the spec/encoder/classes describe {want:?}: use the spec and encoder assets the weights came from{hint}"
+        )));
+    }
+    Ok((shape, rec))
+}
+
+/// Softmax class probabilities, one row per text.
+pub fn predict(
+    encoder: &EncoderAssets,
+    spec: &ModelSpec,
+    num_classes: usize,
+    weights: &[u8],
+    input: PredictInput,
+    device: &str,
+) -> Result<Vec<Vec<f32>>, TrainError> {
+    parse_device(device)?;
+    let n = input.texts.len();
+    let (shape, rec) = check_header(weights, encoder, spec, num_classes, input.embeddings)?;
+    check_matrix("llm", input.llm, spec.llm_branch, n)?;
+    check_matrix("rule", input.rules, spec.rule_branch, n)?;
+    check_embeddings(input.embeddings, n, encoder)?;
+    let tokens = if input.embeddings.is_some() {
+        Vec::new()
+    } else {
+        let refs: Vec<&str> = input.texts.iter().map(String::as_str).collect();
+        tokenize(encoder, &refs)?
+    };
+    let ex = Examples {
+        tokens,
+        labels: vec![0; n],
+        rows: (0..n).collect(),
+        pad_to: static_len(device, encoder.max_len),
+    };
+    let src = sources(
+        input.llm,
+        input.rules,
+        input.rule_classes,
+        input.embeddings,
+        &shape,
+        encoder.arch.pad_token_id,
+    )?;
+    let task = InferTask {
+        assets: encoder,
+        shape,
+        record: rec,
+        ex,
+        sources: src,
+        probs: true,
+    };
+    match dispatch(device, task)?? {
+        InferOut::Probs(p) => Ok(p),
+        InferOut::Pred(_) => unreachable!("probs requested"),
+    }
+}
+
+/// Accuracy of `weights` on the dataset rows `rows` (e.g. `&dataset.test`).
+pub fn evaluate(
+    encoder: &EncoderAssets,
+    spec: &ModelSpec,
+    weights: &[u8],
+    data: TrainData,
+    rows: &[usize],
+    device: &str,
+) -> Result<f64, TrainError> {
+    parse_device(device)?;
+    let ds = data.dataset;
+    let (shape, rec) = check_header(weights, encoder, spec, ds.classes.len(), data.embeddings)?;
+    check_matrix("llm", data.llm_features, spec.llm_branch, ds.rows.len())?;
+    check_matrix("rule", data.rule_features, spec.rule_branch, ds.rows.len())?;
+    check_embeddings(data.embeddings, ds.rows.len(), encoder)?;
+    if rows.is_empty() {
+        return Ok(0.0);
+    }
+    let labels: Vec<u32> = rows
+        .iter()
+        .map(|&i| {
+            ds.rows
+                .get(i)
+                .map(|r| r.label)
+                .ok_or_else(|| TrainError::Input(format!("row {i} >= {} rows", ds.rows.len())))
+        })
+        .collect::<Result<_, _>>()?;
+    let tokens = if data.embeddings.is_some() {
+        Vec::new()
+    } else {
+        // Tokenized in `rows` order, so example k is rows[k]; features are read by row.
+        let texts: Vec<&str> = rows.iter().map(|&i| ds.rows[i].question.as_str()).collect();
+        tokenize(encoder, &texts)?
+    };
+    let ex = Examples {
+        tokens,
+        labels: labels.clone(),
+        rows: rows.to_vec(),
+        pad_to: static_len(device, encoder.max_len),
+    };
+    let src = sources(
+        data.llm_features,
+        data.rule_features,
+        data.rule_classes,
+        data.embeddings,
+        &shape,
+        encoder.arch.pad_token_id,
+    )?;
+    let task = InferTask {
+        assets: encoder,
+        shape,
+        record: rec,
+        ex,
+        sources: src,
+        probs: false,
+    };
+    match dispatch(device, task)?? {
+        InferOut::Pred(p) => {
+            let ok = p.iter().zip(&labels).filter(|(a, b)| a == b).count();
+            Ok(ok as f64 / labels.len() as f64)
+        }
+        InferOut::Probs(_) => unreachable!("predictions requested"),
+    }
+}

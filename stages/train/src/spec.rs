@@ -1,0 +1,160 @@
+//! The training stage's public types: what a candidate is, how it trains, what comes out.
+
+use serde::{Deserialize, Serialize};
+
+use crate::embed::Embeddings;
+use crate::error::TrainError;
+use crate::input::{Dataset, FeatureMatrix};
+use crate::model::BranchPool;
+
+/// Optimizer chosen by `criterion_num`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OptimizerKind {
+    /// criterion_num 0: AdamW with PyTorch's defaults (betas 0.9/0.999, eps 1e-8, weight
+    /// decay 0.01; SPEC §4), not burn's (eps 1e-5, weight decay 1e-4).
+    AdamW,
+    /// criterion_num 1: SGD with momentum 0.9 (dampening 0, as PyTorch).
+    SgdMomentum,
+    /// criterion_num 2: RMSProp (alpha 0.99, eps 1e-8, no momentum, as PyTorch).
+    RmsProp,
+}
+
+impl OptimizerKind {
+    /// Map SPEC §4 `criterion_num` (0, 1, 2).
+    pub fn from_criterion_num(n: u32) -> Result<Self, TrainError> {
+        match n {
+            0 => Ok(Self::AdamW),
+            1 => Ok(Self::SgdMomentum),
+            2 => Ok(Self::RmsProp),
+            _ => Err(TrainError::Config {
+                field: "criterion_num",
+                value: n.to_string(),
+                fix: "use 0 (AdamW), 1 (SGD momentum 0.9) or 2 (RMSProp)".into(),
+            }),
+        }
+    }
+}
+
+/// One candidate's architecture and micro parameters (SPEC §3, §4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub llm_branch: bool,
+    pub rule_branch: bool,
+    pub learning_rate: f64,
+    pub optimizer: OptimizerKind,
+    pub layer_size1: usize,
+    pub layer_size2: usize,
+    pub dropout: f64,
+    pub kernel_size: usize,
+}
+
+impl ModelSpec {
+    /// The paper's model number: 1 encoder alone, 2 + LLM-feature CNN, 3 + rule-feature
+    /// CNN, 4 both (the same numbering as `hhnas_search::Candidate::model_number`).
+    pub fn model_number(&self) -> u8 {
+        2 * u8::from(self.rule_branch) + u8::from(self.llm_branch) + 1
+    }
+}
+
+/// `[train]` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    /// "cpu", "cpu:ndarray", "cpu:flex" or "cuda:N".
+    pub device: String,
+    /// Stop after this many epochs without a new best validation accuracy.
+    pub patience: Option<usize>,
+    /// Use at most this many training rows (a seeded subsample), for demos.
+    pub max_train_rows: Option<usize>,
+    /// Group rows of similar length into batches (less padding, faster).
+    pub sort_by_length: bool,
+    /// Output channels of each CNN feature branch.
+    pub cnn_channels: usize,
+    /// Pooling of the CNN branches. Left out of the serialized form when it is the SPEC
+    /// default, so cache keys of existing runs do not change.
+    #[serde(default, skip_serializing_if = "BranchPool::is_global_max")]
+    pub branch_pool: BranchPool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 20,
+            batch_size: 16,
+            seed: 0,
+            device: "cpu".into(),
+            patience: None,
+            max_train_rows: None,
+            sort_by_length: true,
+            cnn_channels: 32,
+            branch_pool: BranchPool::GlobalMax,
+        }
+    }
+}
+
+/// Typed inputs of one training run. Feature matrices have one row per dataset row.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainData<'a> {
+    pub dataset: &'a Dataset,
+    pub llm_features: Option<&'a FeatureMatrix>,
+    pub rule_features: Option<&'a FeatureMatrix>,
+    /// The class each rule-feature column is evidence for (`RuleSet` order); needed by
+    /// [`BranchPool::PerClass`]. LLM-feature columns are the classes themselves.
+    pub rule_classes: Option<&'a [u32]>,
+    /// A frozen encoder's vectors (the encode stage's output), one row per dataset row:
+    /// the candidate then trains only its [`crate::internals::Head`] over them, in
+    /// seconds. `None`: the encoder is fine-tuned with the head (the paper's setting).
+    pub embeddings: Option<&'a Embeddings>,
+}
+
+/// One epoch of the learning curve (epochs count from 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub valid_acc: f64,
+    pub secs: f64,
+}
+
+/// Training state after a completed epoch; enough to continue bit for bit (CPU).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// blake3 of the inputs that must not change on resume (spec, seed, batching, encoder).
+    pub fingerprint: String,
+    /// Completed epochs.
+    pub epoch: usize,
+    /// Model record (burn bincode, full precision).
+    pub model: Vec<u8>,
+    /// Optimizer record (burn bincode, full precision).
+    pub optimizer: Vec<u8>,
+    /// Seed every per-epoch stream (shuffle, dropout) is derived from.
+    pub seed: u64,
+    pub curve: Vec<EpochReport>,
+    pub best_epoch: usize,
+    pub best_valid_acc: f64,
+    /// Weights of the best epoch so far (same format as `TrainOutcome::best_weights`).
+    pub best_weights: Vec<u8>,
+    /// Epochs since the best one (for patience).
+    pub since_best: usize,
+    pub stopped_early: bool,
+}
+
+/// Result of one candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainOutcome {
+    pub curve: Vec<EpochReport>,
+    pub best_epoch: usize,
+    pub best_valid_acc: f64,
+    pub test_acc: f64,
+    pub stopped_early: bool,
+    /// Set when no epoch ended with a finite loss (training diverged in the first);
+    /// accuracies are then 0. A later divergence keeps the best finite epoch (SPEC §6):
+    /// the curve then ends with the diverged epoch, its `train_loss` not finite.
+    pub failed: Option<String>,
+    /// Best epoch's weights: a small header + burn record; load with `predict`/`evaluate`.
+    pub best_weights: Vec<u8>,
+    /// Training examples per second (forward + backward + step) in this process.
+    pub examples_per_sec: f64,
+}

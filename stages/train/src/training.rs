@@ -1,0 +1,437 @@
+//! The training loop: one candidate, epoch by epoch, with a checkpoint after each.
+
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{
+    momentum::MomentumConfig, AdamWConfig, GradientsParams, Optimizer, RmsPropConfig, SgdConfig,
+};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Tensor};
+
+use crate::backend::{dispatch, BackendTask};
+use crate::data::{
+    derive_seed, epoch_batches, eval_batches, make_batch, Batch, Examples, ModelInput, Sources,
+    P_EPOCH, P_INIT,
+};
+use crate::encoder::EncoderAssets;
+use crate::error::TrainError;
+use crate::model::{Classifier, ClassifierShape, Head};
+use crate::prepare::{prepare, Prepared};
+use crate::spec::{
+    Checkpoint, EpochReport, ModelSpec, OptimizerKind, TrainConfig, TrainData, TrainOutcome,
+};
+use crate::weights::{
+    decode_record, encode_record, header_of, load_record, pack_weights, record_bytes,
+    unpack_weights, Renumber,
+};
+
+/// A trainable model: the encoder and head together ([`Classifier`]), or the head alone
+/// over a frozen encoder's vectors ([`Head`]).
+pub(crate) trait Net<B: Backend>: Module<B> + Sized {
+    /// Seeded initialisation (plus the pretrained encoder, if any and asked for).
+    fn init(
+        assets: &EncoderAssets,
+        shape: &ClassifierShape,
+        device: &B::Device,
+        pretrained: bool,
+    ) -> Result<Self, TrainError>;
+
+    /// What stays fixed while training.
+    fn freeze(self, _assets: &EncoderAssets) -> Self {
+        self
+    }
+
+    fn logits(&self, batch: Batch<B>) -> Tensor<B, 2>;
+}
+
+impl<B: Backend> Net<B> for Classifier<B> {
+    fn init(
+        assets: &EncoderAssets,
+        shape: &ClassifierShape,
+        device: &B::Device,
+        pretrained: bool,
+    ) -> Result<Self, TrainError> {
+        let mut model = Classifier::<B>::new(&assets.arch, shape, device);
+        if pretrained {
+            if let Some(w) = &assets.weights {
+                crate::hf::load_encoder_weights(&mut model.encoder, w)?;
+            }
+        }
+        Ok(model)
+    }
+
+    fn freeze(mut self, assets: &EncoderAssets) -> Self {
+        if assets.freeze_embeddings {
+            self.encoder.embeddings.word_embeddings =
+                self.encoder.embeddings.word_embeddings.no_grad();
+        }
+        self
+    }
+
+    fn logits(&self, b: Batch<B>) -> Tensor<B, 2> {
+        match b.input {
+            ModelInput::Tokens { ids, mask_pad } => self.forward(ids, mask_pad, b.llm, b.rules),
+            ModelInput::Vectors(_) => unreachable!("a fine-tuned model is fed tokens"),
+        }
+    }
+}
+
+impl<B: Backend> Net<B> for Head<B> {
+    fn init(
+        assets: &EncoderAssets,
+        shape: &ClassifierShape,
+        device: &B::Device,
+        _pretrained: bool,
+    ) -> Result<Self, TrainError> {
+        Ok(Head::new(assets.arch.hidden, shape, device))
+    }
+
+    fn logits(&self, b: Batch<B>) -> Tensor<B, 2> {
+        match b.input {
+            ModelInput::Vectors(v) => self.forward(v, b.llm, b.rules),
+            ModelInput::Tokens { .. } => unreachable!("a frozen-encoder head is fed vectors"),
+        }
+    }
+}
+
+/// Seeded construction with parameter ids 1, 2, 3, ... (see [`Renumber`]).
+pub(crate) fn build<B: Backend, M: Net<B>>(
+    assets: &EncoderAssets,
+    shape: &ClassifierShape,
+    seed: u64,
+    device: &B::Device,
+    pretrained: bool,
+) -> Result<M, TrainError> {
+    B::seed(device, derive_seed(seed, P_INIT, 0));
+    Ok(M::init(assets, shape, device, pretrained)?.map(&mut Renumber(0)))
+}
+
+pub(crate) fn predict_argmax<B: Backend, M: Net<B>>(
+    model: &M,
+    ex: &Examples,
+    src: &Sources,
+    device: &B::Device,
+) -> Vec<u32> {
+    let mut pred = vec![0u32; ex.len()];
+    for idx in eval_batches(ex) {
+        let logits = model.logits(make_batch::<B>(ex, &idx, src, device));
+        let am: Vec<i64> = logits
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .into_vec()
+            .expect("argmax gives integers");
+        for (&i, &p) in idx.iter().zip(&am) {
+            pred[i] = p as u32;
+        }
+    }
+    pred
+}
+
+pub(crate) fn accuracy<B: Backend, M: Net<B>>(
+    model: &M,
+    ex: &Examples,
+    src: &Sources,
+    device: &B::Device,
+) -> f64 {
+    if ex.len() == 0 {
+        return 0.0;
+    }
+    let pred = predict_argmax(model, ex, src, device);
+    let ok = pred.iter().zip(&ex.labels).filter(|(p, l)| p == l).count();
+    ok as f64 / ex.len() as f64
+}
+
+struct TrainTask<'a, 'b> {
+    prep: &'b Prepared<'a>,
+    assets: &'b EncoderAssets,
+    spec: &'b ModelSpec,
+    cfg: &'b TrainConfig,
+    resume: Option<Checkpoint>,
+    on_epoch: &'b mut dyn FnMut(&Checkpoint, &EpochReport),
+}
+
+impl BackendTask for TrainTask<'_, '_> {
+    type Out = Result<TrainOutcome, TrainError>;
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Out {
+        if self.prep.sources.embeddings.is_some() {
+            with_optimizer::<B, Head<B>>(self, device)
+        } else {
+            with_optimizer::<B, Classifier<B>>(self, device)
+        }
+    }
+}
+
+/// SPEC §4: criterion_num 0/1/2, each with PyTorch's default constants.
+fn with_optimizer<B, M>(task: TrainTask, device: B::Device) -> Result<TrainOutcome, TrainError>
+where
+    B: AutodiffBackend,
+    M: Net<B> + AutodiffModule<B>,
+    M::InnerModule: Net<B::InnerBackend>,
+{
+    match task.spec.optimizer {
+        OptimizerKind::AdamW => {
+            let o = AdamWConfig::new()
+                .with_epsilon(1e-8)
+                .with_weight_decay(0.01)
+                .init::<B, M>();
+            train_loop(task, device, o)
+        }
+        OptimizerKind::SgdMomentum => {
+            let o = SgdConfig::new()
+                .with_momentum(Some(
+                    MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+                ))
+                .init::<B, M>();
+            train_loop(task, device, o)
+        }
+        OptimizerKind::RmsProp => {
+            let o = RmsPropConfig::new()
+                .with_alpha(0.99)
+                .with_momentum(0.0)
+                .with_epsilon(1e-8)
+                .init::<B, M>();
+            train_loop(task, device, o)
+        }
+    }
+}
+
+/// The loop's state between epochs; converts to and from [`Checkpoint`].
+struct EpochState {
+    epoch: usize,
+    curve: Vec<EpochReport>,
+    best_epoch: usize,
+    best_acc: f64,
+    best_weights: Vec<u8>,
+    since_best: usize,
+    stopped_early: bool,
+}
+
+impl EpochState {
+    fn fresh() -> Self {
+        EpochState {
+            epoch: 0,
+            curve: Vec::new(),
+            best_epoch: 0,
+            best_acc: -1.0,
+            best_weights: Vec::new(),
+            since_best: 0,
+            stopped_early: false,
+        }
+    }
+
+    fn from_checkpoint(ck: Checkpoint) -> Self {
+        EpochState {
+            epoch: ck.epoch,
+            curve: ck.curve,
+            best_epoch: ck.best_epoch,
+            best_acc: ck.best_valid_acc,
+            best_weights: ck.best_weights,
+            since_best: ck.since_best,
+            stopped_early: ck.stopped_early,
+        }
+    }
+
+    fn checkpoint(
+        &self,
+        fingerprint: &str,
+        seed: u64,
+        model: Vec<u8>,
+        optimizer: Vec<u8>,
+    ) -> Checkpoint {
+        Checkpoint {
+            fingerprint: fingerprint.to_string(),
+            epoch: self.epoch,
+            model,
+            optimizer,
+            seed,
+            curve: self.curve.clone(),
+            best_epoch: self.best_epoch,
+            best_valid_acc: self.best_acc,
+            best_weights: self.best_weights.clone(),
+            since_best: self.since_best,
+            stopped_early: self.stopped_early,
+        }
+    }
+}
+
+fn train_loop<B, M, O>(
+    task: TrainTask,
+    device: B::Device,
+    mut optim: O,
+) -> Result<TrainOutcome, TrainError>
+where
+    B: AutodiffBackend,
+    M: Net<B> + AutodiffModule<B>,
+    M::InnerModule: Net<B::InnerBackend>,
+    O: Optimizer<M, B>,
+{
+    let TrainTask {
+        prep,
+        assets,
+        spec,
+        cfg,
+        resume,
+        on_epoch,
+    } = task;
+    let frozen = prep.sources.embeddings.map(|e| e.identity());
+    let header = header_of(&prep.shape, assets, frozen);
+    let mut model: M = build(assets, &prep.shape, cfg.seed, &device, resume.is_none())?;
+    let mut st = EpochState::fresh();
+    if let Some(ck) = resume {
+        if ck.fingerprint != prep.fingerprint {
+            return Err(TrainError::Weights(
+                "the checkpoint belongs to a different candidate/config (fingerprint mismatch): discard it and train from scratch".into(),
+            ));
+        }
+        model = load_record(model, &ck.model, &device)?;
+        optim = optim.load_record(decode_record::<B, O::Record>(&ck.optimizer, &device)?);
+        st = EpochState::from_checkpoint(ck);
+    }
+    let mut model = model.freeze(assets);
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let mut train_secs = 0.0;
+    let mut train_examples = 0usize;
+    let mut diverged = None;
+    while st.epoch < cfg.epochs && !st.stopped_early {
+        let t0 = Instant::now();
+        B::seed(&device, derive_seed(cfg.seed, P_EPOCH, st.epoch as u64));
+        let batches = epoch_batches(
+            &prep.train,
+            cfg.batch_size,
+            cfg.sort_by_length,
+            cfg.seed,
+            st.epoch,
+        );
+        let mut loss_sum = 0.0;
+        let mut n = 0usize;
+        for idx in &batches {
+            let b = make_batch::<B>(&prep.train, idx, &prep.sources, &device);
+            let labels = b.labels.clone();
+            let loss = loss_fn.forward(model.logits(b), labels);
+            let lv: f64 = loss.clone().into_scalar().elem();
+            if !lv.is_finite() {
+                diverged = Some(lv);
+                break;
+            }
+            loss_sum += lv * idx.len() as f64;
+            n += idx.len();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(spec.learning_rate, model, grads);
+        }
+        if let Some(lv) = diverged {
+            // SPEC §6: the epoch ends here; the best finite epoch so far still counts.
+            st.curve.push(EpochReport {
+                epoch: st.epoch + 1,
+                train_loss: lv,
+                valid_acc: 0.0,
+                secs: t0.elapsed().as_secs_f64(),
+            });
+            break;
+        }
+        train_secs += t0.elapsed().as_secs_f64();
+        train_examples += n;
+        let inner = model.valid();
+        let acc = accuracy(&inner, &prep.valid, &prep.sources, &device);
+        st.epoch += 1;
+        if acc > st.best_acc {
+            st.best_acc = acc;
+            st.best_epoch = st.epoch;
+            st.best_weights = pack_weights(&header, &record_bytes(&inner)?);
+            st.since_best = 0;
+        } else {
+            st.since_best += 1;
+        }
+        if let Some(p) = cfg.patience {
+            if st.since_best >= p && st.epoch < cfg.epochs {
+                st.stopped_early = true;
+            }
+        }
+        let report = EpochReport {
+            epoch: st.epoch,
+            train_loss: if n > 0 { loss_sum / n as f64 } else { 0.0 },
+            valid_acc: acc,
+            secs: t0.elapsed().as_secs_f64(),
+        };
+        tracing::debug!(
+            epoch = st.epoch,
+            loss = report.train_loss,
+            valid_acc = acc,
+            secs = report.secs,
+            "epoch"
+        );
+        st.curve.push(report.clone());
+        let ck = st.checkpoint(
+            &prep.fingerprint,
+            cfg.seed,
+            record_bytes(&model)?,
+            encode_record::<B, _>(optim.to_record())?,
+        );
+        on_epoch(&ck, &report);
+    }
+    let examples_per_sec = if train_secs > 0.0 {
+        train_examples as f64 / train_secs
+    } else {
+        0.0
+    };
+    if st.best_weights.is_empty() {
+        let reason = match diverged {
+            Some(lv) => format!(
+                "loss became {lv} in epoch {} (learning rate {}) before any epoch finished: diverged",
+                st.epoch + 1,
+                spec.learning_rate
+            ),
+            None => "no epoch finished".to_string(),
+        };
+        return Ok(TrainOutcome {
+            curve: st.curve,
+            best_epoch: 0,
+            best_valid_acc: 0.0,
+            test_acc: 0.0,
+            stopped_early: st.stopped_early,
+            failed: Some(reason),
+            best_weights: Vec::new(),
+            examples_per_sec,
+        });
+    }
+    let (_, rec) = unpack_weights(&st.best_weights)?;
+    let inner = load_record(model.valid(), rec, &device)?;
+    let test_acc = accuracy(&inner, &prep.test, &prep.sources, &device);
+    Ok(TrainOutcome {
+        curve: st.curve,
+        best_epoch: st.best_epoch,
+        best_valid_acc: st.best_acc.max(0.0),
+        test_acc,
+        stopped_early: st.stopped_early,
+        failed: None,
+        best_weights: st.best_weights,
+        examples_per_sec,
+    })
+}
+
+/// Train one candidate. `on_epoch` receives a checkpoint after every epoch; pass it back as
+/// `resume` to continue an interrupted run (same result as an uninterrupted run on CPU).
+/// With `data.embeddings` only the head trains, over the frozen encoder's vectors.
+pub fn train_candidate(
+    data: TrainData,
+    encoder: &EncoderAssets,
+    spec: &ModelSpec,
+    cfg: &TrainConfig,
+    resume: Option<Checkpoint>,
+    on_epoch: &mut dyn FnMut(&Checkpoint, &EpochReport),
+) -> Result<TrainOutcome, TrainError> {
+    let prep = prepare(data, encoder, spec, cfg)?;
+    dispatch(
+        &cfg.device,
+        TrainTask {
+            prep: &prep,
+            assets: encoder,
+            spec,
+            cfg,
+            resume,
+            on_epoch,
+        },
+    )?
+}

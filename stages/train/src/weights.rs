@@ -1,0 +1,167 @@
+//! The stored weights format: a small JSON header (what the model looks like) + a burn
+//! record, so `predict` and `evaluate` rebuild exactly the trained model or refuse.
+
+use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::encoder::EncoderAssets;
+use crate::error::TrainError;
+use crate::model::{BranchPool, ClassifierShape};
+
+const MAGIC: &[u8; 6] = b"HHNW1\n";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WeightsHeader {
+    pub llm: bool,
+    pub rules: bool,
+    pub channels: usize,
+    pub kernel: usize,
+    pub layer_size1: usize,
+    pub layer_size2: usize,
+    pub classes: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub vocab: usize,
+    #[serde(default, skip_serializing_if = "BranchPool::is_global_max")]
+    pub pool: BranchPool,
+    /// With a frozen encoder: the identity of the vectors the head was trained on
+    /// ([`crate::Embeddings::identity`]); the weights then hold only the head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<String>,
+}
+
+pub(crate) fn header_of(
+    shape: &ClassifierShape,
+    assets: &EncoderAssets,
+    frozen: Option<String>,
+) -> WeightsHeader {
+    WeightsHeader {
+        llm: shape.llm,
+        rules: shape.rules,
+        channels: shape.channels,
+        kernel: shape.kernel,
+        layer_size1: shape.layer_size1,
+        layer_size2: shape.layer_size2,
+        classes: shape.classes,
+        hidden: assets.arch.hidden,
+        layers: assets.arch.layers,
+        vocab: assets.arch.vocab_size,
+        pool: shape.pool,
+        frozen,
+    }
+}
+
+fn recorder() -> BinBytesRecorder<FullPrecisionSettings> {
+    BinBytesRecorder::<FullPrecisionSettings>::default()
+}
+
+/// A module's record as bytes (burn bincode, full precision).
+pub(crate) fn record_bytes<B: Backend, M: Module<B>>(model: &M) -> Result<Vec<u8>, TrainError> {
+    Recorder::<B>::record(&recorder(), model.clone().into_record(), ())
+        .map_err(|e| TrainError::Weights(format!("cannot encode model record: {e}")))
+}
+
+/// Any record (model or optimizer) as bytes.
+pub(crate) fn encode_record<B: Backend, R: burn::record::Record<B>>(
+    rec: R,
+) -> Result<Vec<u8>, TrainError> {
+    Recorder::<B>::record(&recorder(), rec, ())
+        .map_err(|e| TrainError::Weights(format!("cannot encode record: {e}")))
+}
+
+pub(crate) fn decode_record<B: Backend, R: burn::record::Record<B>>(
+    bytes: &[u8],
+    device: &B::Device,
+) -> Result<R, TrainError> {
+    Recorder::<B>::load(&recorder(), bytes.to_vec(), device)
+        .map_err(|e| TrainError::Weights(format!("cannot decode record: {e}")))
+}
+
+pub(crate) fn load_record<B: Backend, M: Module<B>>(
+    model: M,
+    bytes: &[u8],
+    device: &B::Device,
+) -> Result<M, TrainError> {
+    Ok(model.load_record(decode_record::<B, M::Record>(bytes, device)?))
+}
+
+pub(crate) fn pack_weights(header: &WeightsHeader, record: &[u8]) -> Vec<u8> {
+    let h = serde_json::to_vec(header).expect("header serializes");
+    let mut out = Vec::with_capacity(MAGIC.len() + 4 + h.len() + record.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(h.len() as u32).to_le_bytes());
+    out.extend_from_slice(&h);
+    out.extend_from_slice(record);
+    out
+}
+
+pub(crate) fn unpack_weights(bytes: &[u8]) -> Result<(WeightsHeader, &[u8]), TrainError> {
+    let bad = || TrainError::Weights("not an hhnas-train weights blob (bad magic)".into());
+    let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(bad)?;
+    let n = u32::from_le_bytes(rest.get(..4).ok_or_else(bad)?.try_into().expect("4")) as usize;
+    let h = rest.get(4..4 + n).ok_or_else(bad)?;
+    let header = serde_json::from_slice(h)
+        .map_err(|e| TrainError::Weights(format!("bad weights header: {e}")))?;
+    Ok((header, &rest[4 + n..]))
+}
+
+/// Give parameters ids 1, 2, 3, ... in module order: burn draws `ParamId`s at random, and
+/// they are part of the record bytes, so without this two identical runs would store
+/// different weight bytes.
+pub(crate) struct Renumber(pub u64);
+
+impl<B: Backend> ModuleMapper<B> for Renumber {
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (_, t, m) = p.consume();
+        self.0 += 1;
+        Param::from_mapped_value(ParamId::from(self.0), t, m)
+    }
+    fn map_int<const D: usize>(&mut self, p: Param<Tensor<B, D, Int>>) -> Param<Tensor<B, D, Int>> {
+        let (_, t, m) = p.consume();
+        self.0 += 1;
+        Param::from_mapped_value(ParamId::from(self.0), t, m)
+    }
+    fn map_bool<const D: usize>(
+        &mut self,
+        p: Param<Tensor<B, D, Bool>>,
+    ) -> Param<Tensor<B, D, Bool>> {
+        let (_, t, m) = p.consume();
+        self.0 += 1;
+        Param::from_mapped_value(ParamId::from(self.0), t, m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_blob_roundtrip_and_bad_magic() {
+        let h = WeightsHeader {
+            llm: true,
+            rules: false,
+            channels: 8,
+            kernel: 3,
+            layer_size1: 4,
+            layer_size2: 2,
+            classes: 3,
+            hidden: 16,
+            layers: 1,
+            vocab: 100,
+            pool: BranchPool::GlobalMax,
+            frozen: None,
+        };
+        let b = pack_weights(&h, &[1, 2, 3]);
+        let (h2, rec) = unpack_weights(&b).unwrap();
+        assert_eq!(h, h2);
+        assert_eq!(rec, &[1, 2, 3]);
+        assert!(unpack_weights(b"nope").is_err());
+        // A header written before `frozen` existed reads as fine-tuned.
+        let old = br#"{"llm":true,"rules":false,"channels":8,"kernel":3,"layer_size1":4,"layer_size2":2,"classes":3,"hidden":16,"layers":1,"vocab":100}"#;
+        let parsed: WeightsHeader = serde_json::from_slice(old).unwrap();
+        assert_eq!(parsed, h);
+    }
+}

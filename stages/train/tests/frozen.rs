@@ -1,0 +1,253 @@
+//! Frozen-encoder mode: the encode stage's vectors, heads trained over them, and the
+//! sparse CNN branch against its dense reference.
+
+mod common;
+
+use burn::backend::flex::{Flex, FlexDevice};
+use burn::tensor::{Int, Tensor, TensorData};
+use common::*;
+use hhnas_train::internals::CnnBranch;
+use hhnas_train::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+type B = Flex;
+
+/// A random sparse 0/1 matrix with a few nonzero columns per row, some at the edges.
+fn sparse_matrix(rows: usize, cols: usize, seed: u64) -> FeatureMatrix {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut data = vec![0u8; rows * cols];
+    for r in 0..rows {
+        for _ in 0..rng.random_range(0..5) {
+            data[r * cols + rng.random_range(0..cols)] = 1;
+        }
+        if r % 3 == 0 {
+            data[r * cols] = 1;
+            data[r * cols + cols - 1] = 1;
+        }
+    }
+    FeatureMatrix { rows, cols, data }
+}
+
+fn dense(m: &FeatureMatrix) -> Tensor<B, 2> {
+    let v: Vec<f32> = m.data.iter().map(|&x| f32::from(x)).collect();
+    Tensor::from_data(TensorData::new(v, [m.rows, m.cols]), &FlexDevice)
+}
+
+#[test]
+fn sparse_branch_equals_the_dense_convolution() {
+    let (rows, cols, classes) = (6, 40, 5);
+    let m = sparse_matrix(rows, cols, 3);
+    let column_class: Vec<u32> = (0..cols as u32).map(|c| (c * 7) % classes as u32).collect();
+    for kernel in [1, 3, 5, 9] {
+        for pooled in [0, classes] {
+            let branch = CnnBranch::<B>::new(4, kernel, pooled, &FlexDevice);
+            let cc = (pooled > 0).then(|| column_class.clone());
+            let sparse = internals::sparse_batch::<B>(&m, cc.clone(), pooled, kernel, &FlexDevice);
+            let got = branch.forward(sparse);
+            let cc_t = cc.map(|c| {
+                let v: Vec<i64> = c.iter().map(|&x| i64::from(x)).collect();
+                Tensor::<B, 1, Int>::from_data(TensorData::new(v, [cols]), &FlexDevice)
+            });
+            let want = branch.forward_dense(dense(&m), cc_t);
+            assert_eq!(got.dims(), want.dims(), "kernel {kernel} pooled {pooled}");
+            let diff: f32 = (got - want).abs().max().into_scalar();
+            assert!(
+                diff < 1e-5,
+                "kernel {kernel} pooled {pooled}: max diff {diff}"
+            );
+        }
+    }
+}
+
+/// Vectors that carry the class (plus noise), as a good sentence encoder's would.
+fn class_vectors(ds: &Dataset, dim: usize) -> Embeddings {
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut data = Vec::new();
+    for r in &ds.rows {
+        for d in 0..dim {
+            let signal = if d % 4 == r.label as usize { 1.5 } else { 0.0 };
+            data.push(signal + rng.random_range(-1.0f32..1.0));
+        }
+    }
+    Embeddings {
+        pooling: Pooling::Mean,
+        dim,
+        rows: ds.rows.len(),
+        data,
+        encoder_id: "test".into(),
+    }
+}
+
+#[test]
+fn heads_train_over_frozen_vectors_and_predict_with_them() {
+    let ds = synthetic(400, 12);
+    let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
+    let emb = class_vectors(&ds, enc.arch.hidden);
+    let rules = rule_matrix(&ds);
+    let classes: Vec<u32> = vec![0, 1, 2, 3, 0, 1, 2, 3];
+    let data = TrainData {
+        dataset: &ds,
+        llm_features: None,
+        rule_features: Some(&rules),
+        rule_classes: Some(&classes),
+        embeddings: Some(&emb),
+    };
+    let mut c = cfg(6);
+    c.branch_pool = BranchPool::PerClass;
+    for s in [
+        spec(false, false, OptimizerKind::AdamW, 3e-3),
+        spec(false, true, OptimizerKind::AdamW, 3e-3),
+    ] {
+        let out = train_candidate(data, &enc, &s, &c, None, &mut |_, _| {}).unwrap();
+        assert!(
+            out.best_valid_acc > 0.8,
+            "model {} {:?}",
+            s.model_number(),
+            out.curve
+        );
+        // Only the head is stored: far smaller than the tiny encoder alone.
+        let full = train_candidate(
+            TrainData {
+                embeddings: None,
+                ..data
+            },
+            &enc,
+            &s,
+            &cfg(1),
+            None,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert!(out.best_weights.len() * 2 < full.best_weights.len());
+        assert_eq!(
+            evaluate(&enc, &s, &out.best_weights, data, &ds.test, "cpu").unwrap(),
+            out.test_acc
+        );
+        let texts: Vec<String> = ds
+            .test
+            .iter()
+            .map(|&i| ds.rows[i].question.clone())
+            .collect();
+        let sub_emb = Embeddings {
+            rows: ds.test.len(),
+            data: ds.test.iter().flat_map(|&i| emb.row(i).to_vec()).collect(),
+            ..emb.clone()
+        };
+        let sub_rules = FeatureMatrix {
+            rows: ds.test.len(),
+            cols: rules.cols,
+            data: ds
+                .test
+                .iter()
+                .flat_map(|&i| rules.row(i).to_vec())
+                .collect(),
+        };
+        let input = PredictInput {
+            texts: &texts,
+            embeddings: Some(&sub_emb),
+            llm: None,
+            rules: Some(&sub_rules),
+            rule_classes: Some(&classes),
+        };
+        let p = predict(&enc, &s, 4, &out.best_weights, input, "cpu").unwrap();
+        let ok = p
+            .iter()
+            .zip(&ds.test)
+            .filter(|(p, &i)| {
+                (0..4).max_by(|&a, &b| p[a].total_cmp(&p[b])) == Some(ds.rows[i].label as usize)
+            })
+            .count();
+        assert_eq!(ok as f64 / texts.len() as f64, out.test_acc);
+        // Without the vectors, or with another encoder's, the head refuses clearly.
+        let e = predict(
+            &enc,
+            &s,
+            4,
+            &out.best_weights,
+            PredictInput {
+                embeddings: None,
+                ..input
+            },
+            "cpu",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("frozen-encoder head"), "{e}");
+        let other = Embeddings {
+            encoder_id: "other".into(),
+            ..sub_emb.clone()
+        };
+        assert!(predict(
+            &enc,
+            &s,
+            4,
+            &out.best_weights,
+            PredictInput {
+                embeddings: Some(&other),
+                ..input
+            },
+            "cpu"
+        )
+        .is_err());
+    }
+}
+
+#[test]
+fn frozen_candidates_resume_bit_for_bit() {
+    let ds = synthetic(240, 13);
+    let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
+    let emb = class_vectors(&ds, enc.arch.hidden);
+    let rules = rule_matrix(&ds);
+    let data = TrainData {
+        dataset: &ds,
+        llm_features: Some(&rules),
+        rule_features: Some(&rules),
+        rule_classes: None,
+        embeddings: Some(&emb),
+    };
+    let s = spec(true, true, OptimizerKind::RmsProp, 1e-3);
+    let mut ckpts = Vec::new();
+    let whole = train_candidate(data, &enc, &s, &cfg(4), None, &mut |c, _| {
+        ckpts.push(c.clone())
+    })
+    .unwrap();
+    let resumed = train_candidate(
+        data,
+        &enc,
+        &s,
+        &cfg(4),
+        Some(ckpts[1].clone()),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(whole, resumed);
+}
+
+#[test]
+fn embed_pools_and_normalises() {
+    let ds = synthetic(40, 14);
+    let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
+    let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
+    let mut calls = 0;
+    let mean = embed(&enc, &texts, Pooling::Mean, "cpu", &mut |done, total| {
+        calls += 1;
+        assert!(done <= total);
+    })
+    .unwrap();
+    assert!(calls >= 1);
+    assert_eq!((mean.rows, mean.dim, mean.data.len()), (40, 32, 40 * 32));
+    let cls = embed(&enc, &texts, Pooling::Cls, "cpu", &mut |_, _| {}).unwrap();
+    assert_ne!(mean.data, cls.data);
+    assert_ne!(mean.identity(), cls.identity());
+    for e in [&mean, &cls] {
+        for i in 0..e.rows {
+            let norm: f32 = e.row(i).iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - (32f32).sqrt()).abs() < 1e-3, "{norm}");
+        }
+    }
+    // Batching by length does not change a text's vector.
+    let one = embed(&enc, &texts[3..4], Pooling::Mean, "cpu", &mut |_, _| {}).unwrap();
+    for (a, b) in one.row(0).iter().zip(mean.row(3)) {
+        assert!((a - b).abs() < 1e-4);
+    }
+}
