@@ -26,7 +26,7 @@ fn assert_no_panic(out: &Output) {
 
 #[test]
 fn data_stats_into_a_closed_pipe_exits_0() {
-    let Some(spider) = std::env::var_os("HHNAS_SPIDER_DIR") else {
+    let Some(spider) = shared_spider_dir() else {
         eprintln!("skipped: set HHNAS_SPIDER_DIR to a Spider directory to run this test");
         return;
     };

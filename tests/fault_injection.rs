@@ -48,14 +48,25 @@ fn best_weights(ws: &Workspace) -> Vec<u8> {
 
 #[test]
 fn ten_kills_a_deletion_and_a_corruption_end_identical_to_an_uninterrupted_run() {
+    inject_faults(Workspace::new);
+}
+
+/// The same with a frozen encoder: kills land inside the encode stage and inside
+/// head-only candidates too.
+#[test]
+fn frozen_encoder_runs_survive_the_same_faults() {
+    inject_faults(Workspace::frozen);
+}
+
+fn inject_faults(workspace: fn(u64) -> Workspace) {
     let iterations = 3;
-    let reference = Workspace::new(iterations);
+    let reference = workspace(iterations);
     let out = reference.run(&["run", "--config", reference.config().to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let expected = comparable(&reference.journal_lines());
     let total_lines = stage_lines(&reference);
 
-    let ws = Workspace::new(iterations);
+    let ws = workspace(iterations);
     let cfg = ws.config();
     let mut rng = rand::rngs::StdRng::seed_from_u64(20261128);
     let mut landed = 0;
@@ -143,5 +154,9 @@ fn ten_kills_a_deletion_and_a_corruption_end_identical_to_an_uninterrupted_run()
         "recomputed {twice:?}, damaged {damaged_nodes:?}"
     );
     assert!(computed.values().all(|&n| n <= 2), "{computed:?}");
+    let frozen = journal
+        .iter()
+        .any(|e| e["event"] == "stage" && e["stage"] == "encode");
+    assert_eq!(frozen, ws.config_text().contains("\"frozen\""));
     println!("fault injection: {landed} of 10 kills landed; damaged {damaged_nodes:?}; recomputed {twice:?}");
 }

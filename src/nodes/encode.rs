@@ -56,8 +56,10 @@ pub(crate) fn encode_node(
         let secs = started.elapsed().as_secs_f64();
         let rate = texts.len() as f64 / secs.max(1e-9);
         let metrics = EncodeMetrics {
+            // The rate is a measurement, not a result: kept out of the summary, so the
+            // journal of a resumed run equals an uninterrupted one's.
             summary: format!(
-                "{} questions -> {} values each ({} pooling), {rate:.0} questions/s",
+                "{} questions -> {} values each ({} pooling)",
                 emb.rows,
                 emb.dim,
                 pooling.name()

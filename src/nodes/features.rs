@@ -153,6 +153,9 @@ struct JudgeMetrics {
     /// Share of training / test rows whose own class the judge marked.
     hit_train: f64,
     hit_test: f64,
+    /// Share of training / test rows whose own class got the highest mark.
+    top1_train: f64,
+    top1_test: f64,
 }
 
 fn judge_key(cfg: &PipelineConfig, ds_key: Key) -> Key {
@@ -199,6 +202,8 @@ fn compute_judge(
     // Marked far more often on training rows than on test rows = the feature leaks.
     let hit_train = hhnas_features::label_hit_rate(&matrix, ds, &ds.train);
     let hit_test = hhnas_features::label_hit_rate(&matrix, ds, &ds.test);
+    let top1_train = hhnas_features::label_top1_rate(&matrix, ds, &ds.train);
+    let top1_test = hhnas_features::label_top1_rate(&matrix, ds, &ds.test);
     let backend = if f.judge == "llm" {
         format!("LLM {}", f.llm.model)
     } else {
@@ -206,11 +211,13 @@ fn compute_judge(
     };
     let summary = format!(
         "{backend}: {:.2} marked per question over a shortlist of {}; own class marked on \
-         {:.1}% of training rows, {:.1}% of test rows{}",
+         {:.1}% of training rows / {:.1}% of test rows, marked highest on {:.1}% / {:.1}%{}",
         matrix.ones() as f64 / matrix.rows.max(1) as f64,
         f.shortlist_k,
         hit_train * 100.0,
         hit_test * 100.0,
+        top1_train * 100.0,
+        top1_test * 100.0,
         if f.leave_one_out {
             " (leave-one-out)"
         } else {
@@ -223,6 +230,8 @@ fn compute_judge(
         llm: stats,
         hit_train,
         hit_test,
+        top1_train,
+        top1_test,
     };
     Ok((matrix, metrics))
 }

@@ -182,11 +182,28 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new(iterations: u64) -> Self {
+        Self::with_config(|c| c, iterations)
+    }
+
+    /// The tiny configuration with a frozen encoder: an encode stage, then heads only.
+    pub fn frozen(iterations: u64) -> Self {
+        Self::with_config(
+            |c| {
+                c.replace(
+                    "freeze_embeddings = false",
+                    "freeze_embeddings = false\nmode = \"frozen\"\npooling = \"mean\"",
+                )
+            },
+            iterations,
+        )
+    }
+
+    fn with_config(edit: impl Fn(String) -> String, iterations: u64) -> Self {
         let dir = tempfile::tempdir().unwrap();
         write_fixture_spider(&dir.path().join("spider"));
         std::fs::write(
             dir.path().join("pipeline.toml"),
-            tiny_config(&dir.path().join("spider"), iterations),
+            edit(tiny_config(&dir.path().join("spider"), iterations)),
         )
         .unwrap();
         Workspace { dir }
@@ -202,6 +219,10 @@ impl Workspace {
 
     pub fn config(&self) -> PathBuf {
         self.path().join("pipeline.toml")
+    }
+
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(self.config()).unwrap()
     }
 
     /// The command with cache and working directory set; HHNAS_SPIDER_DIR cleared so the
@@ -331,4 +352,16 @@ pub fn run_and_kill(ws: &Workspace, args: &[&str], after: usize, delay: Duration
     let _ = child.kill(); // SIGKILL
     let _ = child.wait();
     killed
+}
+
+/// `HHNAS_SPIDER_DIR` as the test process sees it, a relative value taken from the
+/// repository root (the README runs the suite from there; commands under test run in
+/// their own temporary folders). `None` when unset.
+pub fn shared_spider_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("HHNAS_SPIDER_DIR")?);
+    Some(if dir.is_relative() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)
+    } else {
+        dir
+    })
 }

@@ -209,6 +209,23 @@ impl<'a> Queries<'a> {
     }
 }
 
+/// Share of `rows` whose own class carries the row's highest mark in `m` (ties count):
+/// the feature's top-1 accuracy read as a classifier.
+pub fn label_top1_rate(m: &FeatureMatrix, ds: &Dataset, rows: &[usize]) -> f64 {
+    if rows.is_empty() {
+        return 0.0;
+    }
+    let hits = rows
+        .iter()
+        .filter(|&&i| {
+            let row = m.row(i);
+            let best = row.iter().copied().max().unwrap_or(0);
+            best > 0 && row[ds.rows[i].label as usize] == best
+        })
+        .count();
+    hits as f64 / rows.len() as f64
+}
+
 /// Share of `rows` whose own class is marked (nonzero) in `m`. Printed for training and
 /// test rows side by side: a feature that marks the right class far more often on
 /// training rows than on new ones leaks the label.

@@ -24,7 +24,7 @@ mod matrix;
 mod rules;
 pub mod text;
 
-pub use bm25::{judge_lexical, label_hit_rate, Bm25Params, Bm25Ranker, Queries};
+pub use bm25::{judge_lexical, label_hit_rate, label_top1_rate, Bm25Params, Bm25Ranker, Queries};
 pub use error::FeatureError;
 pub use judge::{judge_llm, judge_prompt, parse_judgement};
 pub use llm::{AnswerCache, DirAnswerCache, LlmClient, LlmConfig, LlmStats, MemAnswerCache};

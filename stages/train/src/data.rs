@@ -319,17 +319,6 @@ pub(crate) fn check_matrix(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seeds_differ_by_purpose_and_index() {
-        assert_ne!(derive_seed(1, P_EPOCH, 0), derive_seed(1, P_EPOCH, 1));
-        assert_ne!(derive_seed(1, P_EPOCH, 0), derive_seed(1, P_SHUFFLE, 0));
-    }
-}
-
 /// Every row of `m` as one sparse branch batch (for tests and benches).
 pub fn sparse_batch<B: Backend>(
     m: &FeatureMatrix,
@@ -340,4 +329,15 @@ pub fn sparse_batch<B: Backend>(
 ) -> SparseBranchBatch<B> {
     let rows: Vec<usize> = (0..m.rows).collect();
     SparseRows::new(m, column_class, classes).batch(&rows, kernel, device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_differ_by_purpose_and_index() {
+        assert_ne!(derive_seed(1, P_EPOCH, 0), derive_seed(1, P_EPOCH, 1));
+        assert_ne!(derive_seed(1, P_EPOCH, 0), derive_seed(1, P_SHUFFLE, 0));
+    }
 }

@@ -13,6 +13,13 @@ use rand_chacha::ChaCha8Rng;
 
 type B = Flex;
 
+/// burn's backend RNG (dropout, initialisation) is process-global: tests that train hold
+/// this lock so their seeded streams do not interleave.
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A random sparse 0/1 matrix with a few nonzero columns per row, some at the edges.
 fn sparse_matrix(rows: usize, cols: usize, seed: u64) -> FeatureMatrix {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -36,6 +43,7 @@ fn dense(m: &FeatureMatrix) -> Tensor<B, 2> {
 
 #[test]
 fn sparse_branch_equals_the_dense_convolution() {
+    let _g = lock();
     let (rows, cols, classes) = (6, 40, 5);
     let m = sparse_matrix(rows, cols, 3);
     let column_class: Vec<u32> = (0..cols as u32).map(|c| (c * 7) % classes as u32).collect();
@@ -81,6 +89,7 @@ fn class_vectors(ds: &Dataset, dim: usize) -> Embeddings {
 
 #[test]
 fn heads_train_over_frozen_vectors_and_predict_with_them() {
+    let _g = lock();
     let ds = synthetic(400, 12);
     let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
     let emb = class_vectors(&ds, enc.arch.hidden);
@@ -194,6 +203,7 @@ fn heads_train_over_frozen_vectors_and_predict_with_them() {
 
 #[test]
 fn frozen_candidates_resume_bit_for_bit() {
+    let _g = lock();
     let ds = synthetic(240, 13);
     let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
     let emb = class_vectors(&ds, enc.arch.hidden);
@@ -205,13 +215,13 @@ fn frozen_candidates_resume_bit_for_bit() {
         rule_classes: None,
         embeddings: Some(&emb),
     };
-    let s = spec(true, true, OptimizerKind::RmsProp, 1e-3);
+    let s = spec(true, true, OptimizerKind::AdamW, 1e-3);
     let mut ckpts = Vec::new();
-    let whole = train_candidate(data, &enc, &s, &cfg(4), None, &mut |c, _| {
+    let mut whole = train_candidate(data, &enc, &s, &cfg(4), None, &mut |c, _| {
         ckpts.push(c.clone())
     })
     .unwrap();
-    let resumed = train_candidate(
+    let mut resumed = train_candidate(
         data,
         &enc,
         &s,
@@ -220,11 +230,22 @@ fn frozen_candidates_resume_bit_for_bit() {
         &mut |_, _| {},
     )
     .unwrap();
-    assert_eq!(whole, resumed);
+    // Throughput and epoch times are measurements of this process, not results.
+    for o in [&mut whole, &mut resumed] {
+        o.examples_per_sec = 0.0;
+        o.curve.iter_mut().for_each(|e| e.secs = 0.0);
+    }
+    assert_eq!(whole.curve, resumed.curve);
+    assert_eq!(whole.test_acc, resumed.test_acc);
+    assert!(
+        whole.best_weights == resumed.best_weights,
+        "best weights differ"
+    );
 }
 
 #[test]
 fn embed_pools_and_normalises() {
+    let _g = lock();
     let ds = synthetic(40, 14);
     let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
     let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
@@ -248,6 +269,63 @@ fn embed_pools_and_normalises() {
     // Batching by length does not change a text's vector.
     let one = embed(&enc, &texts[3..4], Pooling::Mean, "cpu", &mut |_, _| {}).unwrap();
     for (a, b) in one.row(0).iter().zip(mean.row(3)) {
-        assert!((a - b).abs() < 1e-4);
+        assert!((a - b).abs() < 1e-3, "{a} vs {b}");
     }
+}
+
+/// SPEC §6: a non-finite loss in a late epoch ends training there, and the candidate keeps
+/// its best finite epoch's accuracy and weights. (Epochs 1-2 train on clean vectors; the
+/// resume from epoch 2's checkpoint sees one training row's vector blown up to 1e37, which
+/// drives SGD's weights and then the loss past f32's range: NaN in epoch 4 here.)
+#[test]
+fn a_late_divergence_keeps_the_best_finite_epoch() {
+    let _g = lock();
+    let ds = synthetic(240, 15);
+    let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
+    let emb = class_vectors(&ds, enc.arch.hidden);
+    let data = TrainData {
+        dataset: &ds,
+        llm_features: None,
+        rule_features: None,
+        rule_classes: None,
+        embeddings: Some(&emb),
+    };
+    let s = spec(false, false, OptimizerKind::SgdMomentum, 3e-2);
+    let mut ckpts = Vec::new();
+    train_candidate(data, &enc, &s, &cfg(2), None, &mut |c, _| {
+        ckpts.push(c.clone())
+    })
+    .unwrap();
+    let at2 = ckpts[1].clone();
+    let mut poisoned = emb.clone();
+    let row = ds.train[0];
+    for v in &mut poisoned.data[row * emb.dim..(row + 1) * emb.dim] {
+        *v = 1e37;
+    }
+    let out = train_candidate(
+        TrainData {
+            embeddings: Some(&poisoned),
+            ..data
+        },
+        &enc,
+        &s,
+        &cfg(4),
+        Some(at2.clone()),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(out.failed.is_none(), "{:?}", out.failed);
+    let last = out.curve.last().unwrap();
+    assert!(last.epoch >= 3, "{:?}", out.curve);
+    assert!(!last.train_loss.is_finite(), "{:?}", out.curve);
+    let finite = &out.curve[..out.curve.len() - 1];
+    assert!(finite.iter().all(|e| e.train_loss.is_finite()));
+    let best = finite.iter().map(|e| e.valid_acc).fold(0.0, f64::max);
+    assert_eq!(out.best_valid_acc, best);
+    assert!(out.best_epoch >= at2.best_epoch && out.best_epoch < last.epoch);
+    assert!(!out.best_weights.is_empty());
+    // The kept weights are the best epoch's: evaluated again, they give its test accuracy.
+    let again = evaluate(&enc, &s, &out.best_weights, data, &ds.test, "cpu").unwrap();
+    assert_eq!(again, out.test_acc);
+    assert!(out.test_acc > 0.5, "{}", out.test_acc);
 }
