@@ -17,7 +17,9 @@ fn fixture_dir() -> PathBuf {
 fn llm_matrix(ds: &Dataset) -> FeatureMatrix {
     let mut data = Vec::new();
     for (i, r) in ds.rows.iter().enumerate() {
-        data.extend((0..4u32).map(|c| u8::from(r.label == c || (i + c as usize).is_multiple_of(7))));
+        data.extend(
+            (0..4u32).map(|c| u8::from(r.label == c || (i + c as usize).is_multiple_of(7))),
+        );
     }
     FeatureMatrix {
         rows: ds.rows.len(),
