@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Ablations of the frozen demo, one knob at a time: Model 4 with the demo's initial micro
+# parameters (strategy fixed), seed 0. Prints valid/test accuracy and wall time per variant.
+# Usage: scripts/ablate-frozen.sh [CACHE_DIR]   (HHNAS_SPIDER_DIR must name Spider; the
+# binary is $HHNAS_BIN or target/release/hhnas-pipe). Reuses the cache's encode stage.
+set -euo pipefail
+bin="${HHNAS_BIN:-$(pwd)/target/release/hhnas-pipe}"
+cache="${1:-cache}"
+base=(--set search.strategy=fixed --set search.initial.llm_branch=true --set search.initial.rule_branch=true)
+for v in "default:" "no-loo:features.leave_one_out=false" "global-max:train.branch_pool=global-max" \
+         "binary-judge:features.lexical_levels=0" "cls:encoder.pooling=cls" "scratch-frozen:encoder.source=scratch"; do
+  name=${v%%:*}; knob=${v#*:}
+  extra=(); [ -n "$knob" ] && extra=(--set "$knob")
+  start=$(date +%s)
+  log=$("$bin" --cache-dir "$cache" run "${base[@]}" "${extra[@]}" 2>&1)
+  echo "$name: $(grep -E 'train \(iteration 0\): model' <<<"$log" | sed 's/.*INFO //') wall $(( $(date +%s) - start )) s"
+done
