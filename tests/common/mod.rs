@@ -359,9 +359,8 @@ pub fn run_and_kill(ws: &Workspace, args: &[&str], after: usize, delay: Duration
 /// their own temporary folders). `None` when unset.
 pub fn shared_spider_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(std::env::var_os("HHNAS_SPIDER_DIR")?);
-    Some(if dir.is_relative() {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)
-    } else {
-        dir
-    })
+    Some(hhnas_spider::from_workspace_root(
+        &dir,
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    ))
 }

@@ -17,27 +17,6 @@ use hhnas_features::{
 };
 use hhnas_spider::{build_dataset, read_spider_dir, DataParams, MergeRule};
 
-/// A path from `HHNAS_SPIDER_DIR` (or a default): a relative one is taken from the workspace
-/// root (the nearest folder above this crate holding Cargo.lock or a `[workspace]`
-/// Cargo.toml), not from the working directory, which cargo sets to the crate's folder for
-/// tests and benches. So `HHNAS_SPIDER_DIR=../shared/datasets/spider cargo test` works from
-/// the repository root as the README writes it.
-fn from_workspace_root(dir: &Path) -> PathBuf {
-    if dir.is_absolute() {
-        return dir.to_path_buf();
-    }
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = crate_dir
-        .ancestors()
-        .find(|a| {
-            a.join("Cargo.lock").is_file()
-                || std::fs::read_to_string(a.join("Cargo.toml"))
-                    .is_ok_and(|t| t.contains("[workspace]"))
-        })
-        .unwrap_or(crate_dir);
-    root.join(dir)
-}
-
 fn env_f64(name: &str) -> Option<f64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
@@ -127,7 +106,10 @@ fn main() {
         .unwrap_or_else(|| {
             let d = std::env::var("HHNAS_SPIDER_DIR")
                 .unwrap_or_else(|_| "../shared/datasets/spider".into());
-            from_workspace_root(Path::new(&d))
+            hhnas_spider::from_workspace_root(
+                Path::new(&d),
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+            )
         });
     let src = match read_spider_dir(&dir) {
         Ok(s) => s,

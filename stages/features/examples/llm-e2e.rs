@@ -105,32 +105,15 @@ fn show(stage: &str, run: usize, secs: f64, s: &LlmStats) {
     );
 }
 
-/// A path from `HHNAS_SPIDER_DIR` (or a default): a relative one is taken from the workspace
-/// root (the nearest folder above this crate holding Cargo.lock or a `[workspace]`
-/// Cargo.toml), not from the working directory, which cargo sets to the crate's folder for
-/// tests and benches. So `HHNAS_SPIDER_DIR=../shared/datasets/spider cargo test` works from
-/// the repository root as the README writes it.
-fn from_workspace_root(dir: &Path) -> PathBuf {
-    if dir.is_absolute() {
-        return dir.to_path_buf();
-    }
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = crate_dir
-        .ancestors()
-        .find(|a| {
-            a.join("Cargo.lock").is_file()
-                || std::fs::read_to_string(a.join("Cargo.toml"))
-                    .is_ok_and(|t| t.contains("[workspace]"))
-        })
-        .unwrap_or(crate_dir);
-    root.join(dir)
-}
-
 fn main() {
     let args = Args::parse();
-    let default_spider = from_workspace_root(Path::new(
-        &std::env::var("HHNAS_SPIDER_DIR").unwrap_or_else(|_| "../shared/datasets/spider".into()),
-    ));
+    let default_spider = hhnas_spider::from_workspace_root(
+        Path::new(
+            &std::env::var("HHNAS_SPIDER_DIR")
+                .unwrap_or_else(|_| "../shared/datasets/spider".into()),
+        ),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
     let spider = args.str("spider-dir", &default_spider.to_string_lossy());
     let src = read_spider_dir(&PathBuf::from(&spider)).unwrap_or_else(|e| fail(e));
     let ds = build_dataset(&src, &DataParams::default()).unwrap_or_else(|e| fail(e));

@@ -41,7 +41,10 @@ fn feature_accuracy_on_spider() {
         return;
     };
     // A relative value names a folder from the workspace root, not from this crate's folder.
-    let dir = common::from_workspace_root(std::path::Path::new(&dir));
+    let dir = hhnas_spider::from_workspace_root(
+        std::path::Path::new(&dir),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
     let src = read_spider_dir(&dir).expect("readable Spider dir");
     for params in [
         DataParams::default(),

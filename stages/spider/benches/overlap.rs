@@ -1,31 +1,10 @@
 //! Times the overlap merge on train_spider.json (HHNAS_SPIDER_DIR). Prints medians.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use hhnas_spider::merge::{overlap_groups, overlap_groups_brute, UnionFind};
 use hhnas_spider::{build_dataset, read_spider_dir, DataParams, MergeRule};
-
-/// A path from `HHNAS_SPIDER_DIR` (or a default): a relative one is taken from the workspace
-/// root (the nearest folder above this crate holding Cargo.lock or a `[workspace]`
-/// Cargo.toml), not from the working directory, which cargo sets to the crate's folder for
-/// tests and benches. So `HHNAS_SPIDER_DIR=../shared/datasets/spider cargo test` works from
-/// the repository root as the README writes it.
-fn from_workspace_root(dir: &Path) -> PathBuf {
-    if dir.is_absolute() {
-        return dir.to_path_buf();
-    }
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = crate_dir
-        .ancestors()
-        .find(|a| {
-            a.join("Cargo.lock").is_file()
-                || std::fs::read_to_string(a.join("Cargo.toml"))
-                    .is_ok_and(|t| t.contains("[workspace]"))
-        })
-        .unwrap_or(crate_dir);
-    root.join(dir)
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -37,7 +16,11 @@ fn main() {
         println!("HHNAS_SPIDER_DIR unset; skipping bench");
         return;
     };
-    let src = read_spider_dir(&from_workspace_root(Path::new(&dir))).expect("spider dir");
+    let src = read_spider_dir(&hhnas_spider::from_workspace_root(
+        Path::new(&dir),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+    ))
+    .expect("spider dir");
     let ds = build_dataset(
         &src,
         &DataParams {

@@ -103,3 +103,23 @@ pub fn read_spider_dir(dir: &Path) -> Result<SpiderSource, DataError> {
         tables: read_required(dir, "tables.json")?,
     })
 }
+
+/// A path given relative to the workspace root (the nearest folder above `crate_dir`
+/// holding Cargo.lock or a `[workspace]` Cargo.toml), as `HHNAS_SPIDER_DIR` is in the
+/// README's test command. Cargo runs each crate's tests, benches and examples in that
+/// crate's folder, where the relative path points nowhere; they pass
+/// `env!("CARGO_MANIFEST_DIR")` as `crate_dir`. An absolute path is returned as it is.
+pub fn from_workspace_root(dir: &Path, crate_dir: &Path) -> PathBuf {
+    if dir.is_absolute() {
+        return dir.to_path_buf();
+    }
+    let root = crate_dir
+        .ancestors()
+        .find(|a| {
+            a.join("Cargo.lock").is_file()
+                || std::fs::read_to_string(a.join("Cargo.toml"))
+                    .is_ok_and(|t| t.contains("[workspace]"))
+        })
+        .unwrap_or(crate_dir);
+    root.join(dir)
+}

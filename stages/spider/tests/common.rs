@@ -4,36 +4,18 @@
 use std::path::{Path, PathBuf};
 
 /// The shared Spider directory, or None (with a notice) when HHNAS_SPIDER_DIR is unset; a
-/// relative value is taken from the workspace root ([`from_workspace_root`]).
+/// relative value is taken from the workspace root ([`hhnas_spider::from_workspace_root`]).
 pub fn spider_dir() -> Option<PathBuf> {
     match std::env::var("HHNAS_SPIDER_DIR") {
-        Ok(d) if !d.is_empty() => Some(from_workspace_root(Path::new(&d))),
+        Ok(d) if !d.is_empty() => Some(hhnas_spider::from_workspace_root(
+            Path::new(&d),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        )),
         _ => {
             eprintln!("HHNAS_SPIDER_DIR unset: skipping test that needs Spider");
             None
         }
     }
-}
-
-/// A path from `HHNAS_SPIDER_DIR` (or a default): a relative one is taken from the workspace
-/// root (the nearest folder above this crate holding Cargo.lock or a `[workspace]`
-/// Cargo.toml), not from the working directory, which cargo sets to the crate's folder for
-/// tests and benches. So `HHNAS_SPIDER_DIR=../shared/datasets/spider cargo test` works from
-/// the repository root as the README writes it.
-pub fn from_workspace_root(dir: &Path) -> PathBuf {
-    if dir.is_absolute() {
-        return dir.to_path_buf();
-    }
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = crate_dir
-        .ancestors()
-        .find(|a| {
-            a.join("Cargo.lock").is_file()
-                || std::fs::read_to_string(a.join("Cargo.toml"))
-                    .is_ok_and(|t| t.contains("[workspace]"))
-        })
-        .unwrap_or(crate_dir);
-    root.join(dir)
 }
 
 /// A tables.json with databases `a`, `b`, `c`, `d`.

@@ -8,33 +8,12 @@
 //! profile's encoder], `LR` [1e-3], `DEVICE` [cpu], `MODELS` [1,4], `BRANCH_POOL`
 //! [per-class; or global-max], `MERGE` [overlap 0.8; or none].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use hhnas_features::{judge_lexical, rule_features, schema_rules, Bm25Ranker};
 use hhnas_spider::{build_dataset, read_spider_dir, DataParams, MergeRule};
 use hhnas_train::*;
-
-/// A path from `HHNAS_SPIDER_DIR` (or a default): a relative one is taken from the workspace
-/// root (the nearest folder above this crate holding Cargo.lock or a `[workspace]`
-/// Cargo.toml), not from the working directory, which cargo sets to the crate's folder for
-/// tests and benches. So `HHNAS_SPIDER_DIR=../shared/datasets/spider cargo test` works from
-/// the repository root as the README writes it.
-fn from_workspace_root(dir: &Path) -> PathBuf {
-    if dir.is_absolute() {
-        return dir.to_path_buf();
-    }
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = crate_dir
-        .ancestors()
-        .find(|a| {
-            a.join("Cargo.lock").is_file()
-                || std::fs::read_to_string(a.join("Cargo.toml"))
-                    .is_ok_and(|t| t.contains("[workspace]"))
-        })
-        .unwrap_or(crate_dir);
-    root.join(dir)
-}
 
 fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
     std::env::var(k)
@@ -44,10 +23,13 @@ fn env<T: std::str::FromStr>(k: &str, d: T) -> T {
 }
 
 fn main() {
-    let dir = from_workspace_root(Path::new(
-        &std::env::var("HHNAS_SPIDER_DIR")
-            .unwrap_or_else(|_| "/work/shared/datasets/spider".into()),
-    ));
+    let dir = hhnas_spider::from_workspace_root(
+        Path::new(
+            &std::env::var("HHNAS_SPIDER_DIR")
+                .unwrap_or_else(|_| "/work/shared/datasets/spider".into()),
+        ),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
     let t = Instant::now();
     let src = read_spider_dir(&dir).expect("spider dir");
     let params = DataParams {

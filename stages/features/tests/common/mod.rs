@@ -3,34 +3,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hhnas_features::{ClassInfo, Dataset, Row, TableInfo};
-
-/// A path from `HHNAS_SPIDER_DIR` (or a default): a relative one is taken from the workspace
-/// root (the nearest folder above this crate holding Cargo.lock or a `[workspace]`
-/// Cargo.toml), not from the working directory, which cargo sets to the crate's folder for
-/// tests and benches. So `HHNAS_SPIDER_DIR=../shared/datasets/spider cargo test` works from
-/// the repository root as the README writes it.
-pub fn from_workspace_root(dir: &Path) -> PathBuf {
-    if dir.is_absolute() {
-        return dir.to_path_buf();
-    }
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = crate_dir
-        .ancestors()
-        .find(|a| {
-            a.join("Cargo.lock").is_file()
-                || std::fs::read_to_string(a.join("Cargo.toml"))
-                    .is_ok_and(|t| t.contains("[workspace]"))
-        })
-        .unwrap_or(crate_dir);
-    root.join(dir)
-}
 
 fn table(name: &str, cols: &[&str]) -> TableInfo {
     TableInfo {
