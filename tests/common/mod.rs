@@ -186,6 +186,8 @@ impl Workspace {
     }
 
     /// The tiny configuration with a frozen encoder: an encode stage, then heads only.
+    /// Heads over 168 rows train in milliseconds, so the candidates get 60 epochs: long
+    /// enough for kills to land mid-candidate.
     pub fn frozen(iterations: u64) -> Self {
         Self::with_config(
             |c| {
@@ -193,6 +195,7 @@ impl Workspace {
                     "freeze_embeddings = false",
                     "freeze_embeddings = false\nmode = \"frozen\"\npooling = \"mean\"",
                 )
+                .replace("epochs = 2\n", "epochs = 60\n")
             },
             iterations,
         )
