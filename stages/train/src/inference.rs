@@ -101,38 +101,53 @@ fn check_header<'w>(
     Ok((shape, rec))
 }
 
-/// Softmax class probabilities, one row per text.
-pub fn predict(
+/// The feature sources of an inference: one row per text (`predict`) or per dataset row
+/// (`evaluate`), `rows` of them.
+struct Features<'a> {
+    embeddings: Option<&'a Embeddings>,
+    llm: Option<&'a FeatureMatrix>,
+    rules: Option<&'a FeatureMatrix>,
+    rule_classes: Option<&'a [u32]>,
+    rows: usize,
+}
+
+/// Checks `weights` against the spec and the features, then runs the model over
+/// `examples` (`texts[k]` is example k, feature row `rows[k]`).
+#[allow(clippy::too_many_arguments)]
+fn infer_examples(
     encoder: &EncoderAssets,
     spec: &ModelSpec,
     num_classes: usize,
     weights: &[u8],
-    input: PredictInput,
+    f: Features,
+    texts: &[&str],
+    rows: Vec<usize>,
+    labels: Vec<u32>,
     device: &str,
-) -> Result<Vec<Vec<f32>>, TrainError> {
+    probs: bool,
+) -> Result<InferOut, TrainError> {
     parse_device(device)?;
-    let n = input.texts.len();
-    let (shape, rec) = check_header(weights, encoder, spec, num_classes, input.embeddings)?;
-    check_matrix("llm", input.llm, spec.llm_branch, n)?;
-    check_matrix("rule", input.rules, spec.rule_branch, n)?;
-    check_embeddings(input.embeddings, n, encoder)?;
-    let tokens = if input.embeddings.is_some() {
+    let (shape, rec) = check_header(weights, encoder, spec, num_classes, f.embeddings)?;
+    check_matrix("llm", f.llm, spec.llm_branch, f.rows)?;
+    check_matrix("rule", f.rules, spec.rule_branch, f.rows)?;
+    check_embeddings(f.embeddings, f.rows, encoder)?;
+    // A frozen-encoder head reads vectors; otherwise the texts are tokenized.
+    let tokens = if f.embeddings.is_some() {
         Vec::new()
     } else {
-        let refs: Vec<&str> = input.texts.iter().map(String::as_str).collect();
-        tokenize(encoder, &refs)?
+        tokenize(encoder, texts)?
     };
     let ex = Examples {
         tokens,
-        labels: vec![0; n],
-        rows: (0..n).collect(),
+        labels,
+        rows,
         pad_to: static_len(device, encoder.max_len),
     };
     let src = sources(
-        input.llm,
-        input.rules,
-        input.rule_classes,
-        input.embeddings,
+        f.llm,
+        f.rules,
+        f.rule_classes,
+        f.embeddings,
         &shape,
         encoder.arch.pad_token_id,
     )?;
@@ -142,9 +157,42 @@ pub fn predict(
         record: rec,
         ex,
         sources: src,
-        probs: true,
+        probs,
     };
-    match dispatch(device, task)?? {
+    dispatch(device, task)?
+}
+
+/// Softmax class probabilities, one row per text.
+pub fn predict(
+    encoder: &EncoderAssets,
+    spec: &ModelSpec,
+    num_classes: usize,
+    weights: &[u8],
+    input: PredictInput,
+    device: &str,
+) -> Result<Vec<Vec<f32>>, TrainError> {
+    let n = input.texts.len();
+    let texts: Vec<&str> = input.texts.iter().map(String::as_str).collect();
+    let f = Features {
+        embeddings: input.embeddings,
+        llm: input.llm,
+        rules: input.rules,
+        rule_classes: input.rule_classes,
+        rows: n,
+    };
+    let out = infer_examples(
+        encoder,
+        spec,
+        num_classes,
+        weights,
+        f,
+        &texts,
+        (0..n).collect(),
+        vec![0; n],
+        device,
+        true,
+    )?;
+    match out {
         InferOut::Probs(p) => Ok(p),
         InferOut::Pred(_) => unreachable!("probs requested"),
     }
@@ -159,54 +207,38 @@ pub fn evaluate(
     rows: &[usize],
     device: &str,
 ) -> Result<f64, TrainError> {
-    parse_device(device)?;
     let ds = data.dataset;
-    let (shape, rec) = check_header(weights, encoder, spec, ds.classes.len(), data.embeddings)?;
-    check_matrix("llm", data.llm_features, spec.llm_branch, ds.rows.len())?;
-    check_matrix("rule", data.rule_features, spec.rule_branch, ds.rows.len())?;
-    check_embeddings(data.embeddings, ds.rows.len(), encoder)?;
-    if rows.is_empty() {
-        return Ok(0.0);
-    }
-    let labels: Vec<u32> = rows
+    let f = Features {
+        embeddings: data.embeddings,
+        llm: data.llm_features,
+        rules: data.rule_features,
+        rule_classes: data.rule_classes,
+        rows: ds.rows.len(),
+    };
+    let picked: Vec<&crate::input::Row> = rows
         .iter()
         .map(|&i| {
             ds.rows
                 .get(i)
-                .map(|r| r.label)
                 .ok_or_else(|| TrainError::Input(format!("row {i} >= {} rows", ds.rows.len())))
         })
         .collect::<Result<_, _>>()?;
-    let tokens = if data.embeddings.is_some() {
-        Vec::new()
-    } else {
-        // Tokenized in `rows` order, so example k is rows[k]; features are read by row.
-        let texts: Vec<&str> = rows.iter().map(|&i| ds.rows[i].question.as_str()).collect();
-        tokenize(encoder, &texts)?
-    };
-    let ex = Examples {
-        tokens,
-        labels: labels.clone(),
-        rows: rows.to_vec(),
-        pad_to: static_len(device, encoder.max_len),
-    };
-    let src = sources(
-        data.llm_features,
-        data.rule_features,
-        data.rule_classes,
-        data.embeddings,
-        &shape,
-        encoder.arch.pad_token_id,
+    let texts: Vec<&str> = picked.iter().map(|r| r.question.as_str()).collect();
+    let labels: Vec<u32> = picked.iter().map(|r| r.label).collect();
+    let out = infer_examples(
+        encoder,
+        spec,
+        ds.classes.len(),
+        weights,
+        f,
+        &texts,
+        rows.to_vec(),
+        labels.clone(),
+        device,
+        false,
     )?;
-    let task = InferTask {
-        assets: encoder,
-        shape,
-        record: rec,
-        ex,
-        sources: src,
-        probs: false,
-    };
-    match dispatch(device, task)?? {
+    match out {
+        InferOut::Pred(_) if labels.is_empty() => Ok(0.0),
         InferOut::Pred(p) => {
             let ok = p.iter().zip(&labels).filter(|(a, b)| a == b).count();
             Ok(ok as f64 / labels.len() as f64)
