@@ -116,6 +116,11 @@ pub struct EncoderSection {
     /// Frozen mode: how token states become the question's vector.
     #[serde(default)]
     pub pooling: hhnas_train::Pooling,
+    /// Frozen mode: the head also reads each question's similarity to the nearest
+    /// training question of every class (the `neighbours` node). Absent in configs
+    /// frozen before it existed: off, as they ran.
+    #[serde(default)]
+    pub neighbours: bool,
     pub hidden: usize,
     pub layers: usize,
     pub heads: usize,
@@ -313,6 +318,13 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             "run.iterations",
             "must be at least 1".into(),
             "set a positive count",
+        );
+    }
+    if c.encoder.neighbours && c.encoder.mode != EncoderMode::Frozen {
+        return err(
+            "encoder.neighbours",
+            "neighbour evidence needs vectors that stay fixed, and a fine-tuned encoder's change with every step".into(),
+            "set encoder.mode = \"frozen\", or encoder.neighbours = false",
         );
     }
     if !["none", "overlap", "map"].contains(&c.data.merge.as_str()) {

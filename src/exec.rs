@@ -27,6 +27,8 @@ pub enum Stage {
     Encoder,
     /// Frozen encoder: the encoder run once over every question.
     Encode,
+    /// Frozen encoder: each row's per-class nearest-neighbour similarity.
+    Neighbours,
     /// Not stored: its key is the first search state's, the input of iteration 0.
     SearchInit,
     Sample,
@@ -35,12 +37,13 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
         Stage::Spider,
         Stage::Rules,
         Stage::LlmJudge,
         Stage::Encoder,
         Stage::Encode,
+        Stage::Neighbours,
         Stage::SearchInit,
         Stage::Sample,
         Stage::Train,
@@ -55,6 +58,7 @@ impl Stage {
             Stage::LlmJudge => "llm_judge",
             Stage::Encoder => "encoder",
             Stage::Encode => "encode",
+            Stage::Neighbours => "neighbours",
             Stage::SearchInit => "search_init",
             Stage::Sample => "sample",
             Stage::Train => "train",
@@ -70,6 +74,7 @@ impl Stage {
             Stage::LlmJudge => 2,
             Stage::Encoder => 1,
             Stage::Encode => 1,
+            Stage::Neighbours => 1,
             Stage::SearchInit => 1,
             // 2: SPEC §3/§5 fidelity (own parameters only, prose variance rule, half flips).
             Stage::Sample => 2,
@@ -286,6 +291,7 @@ mod tests {
                 "llm_judge",
                 "encoder",
                 "encode",
+                "neighbours",
                 "search_init",
                 "sample",
                 "train",
@@ -293,7 +299,7 @@ mod tests {
             ]
         );
         let versions: Vec<u32> = Stage::ALL.iter().map(|s| s.version()).collect();
-        assert_eq!(versions, [1, 1, 2, 1, 1, 1, 2, 2, 2]);
+        assert_eq!(versions, [1, 1, 2, 1, 1, 1, 1, 2, 2, 2]);
         for s in Stage::ALL {
             assert_eq!(Stage::from_name(s.name()), Some(s));
             assert_eq!(

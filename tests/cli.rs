@@ -407,6 +407,46 @@ fn eval_predict_and_gc_work_on_a_finished_run() {
     assert!(out.status.success(), "{}", text(&out));
 }
 
+/// A frozen run with neighbour evidence: `eval` encodes the test questions again and
+/// compares them with the training rows' vectors, and must score what training measured
+/// with the stored evidence; `predict` and a question file go the same way.
+#[test]
+fn frozen_runs_with_neighbours_evaluate_as_they_trained() {
+    let ws = Workspace::frozen(3);
+    let out = ws.run(&["run", "--config", ws.config().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let journal = ws.journal_lines();
+    assert!(journal
+        .iter()
+        .any(|e| e["event"] == "stage" && e["stage"] == "neighbours"));
+    let trained: Vec<String> = journal
+        .iter()
+        .filter(|e| e["event"] == "stage" && e["stage"] == "train")
+        .filter_map(|e| e["metrics"]["test_acc"].as_f64())
+        .map(|a| format!("accuracy {:.2}%", a * 100.0))
+        .collect();
+    let run_id = ws.run_id();
+    let out = ws.run(&["eval", &run_id]);
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        trained.iter().any(|t| printed.contains(t.as_str())),
+        "eval printed {printed}, training measured {trained:?}"
+    );
+    let out = ws.run(&["predict", &run_id, "How many singers are there?"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+    // Neighbour evidence needs fixed vectors: a fine-tuned encoder is refused up front.
+    let out = ws.run(&[
+        "run",
+        "--config",
+        ws.config().to_str().unwrap(),
+        "--set",
+        "encoder.mode=finetune",
+    ]);
+    assert_user_error(&out, &["encoder.neighbours", "frozen"]);
+}
+
 /// Per-class pooling needs the rule set's column classes at train, eval and predict time;
 /// the engine passes them along (the initial candidate uses the rule branch).
 #[test]

@@ -77,24 +77,33 @@ fn stored_inputs(run: &RunDir, store: &Store, events: &[Event]) -> Result<Inputs
     let parse = |k: &str| Key::parse(k).with_context(|| format!("bad key {k}"));
     let ds_key = required(Stage::Spider)?;
     let enc_key = required(Stage::Encoder)?;
-    Ok(Inputs {
-        ds_key: parse(&ds_key)?,
-        ds: load_stored(store, Stage::Spider, &ds_key)?,
-        rules: match stage_key(Stage::Rules) {
-            Some(k) => Some((parse(&k)?, load_stored(store, Stage::Rules, &k)?)),
-            None => None,
-        },
-        judge: match stage_key(Stage::LlmJudge) {
-            Some(k) => Some((parse(&k)?, load_stored(store, Stage::LlmJudge, &k)?)),
-            None => None,
-        },
-        enc_key: parse(&enc_key)?,
-        enc: load_stored(store, Stage::Encoder, &enc_key)?,
-        encoded: match stage_key(Stage::Encode) {
-            Some(k) => Some((parse(&k)?, load_stored(store, Stage::Encode, &k)?)),
-            None => None,
-        },
-    })
+    fn stored<T: serde::de::DeserializeOwned>(
+        store: &Store,
+        stage: Stage,
+        key: Option<String>,
+    ) -> Result<Option<(Key, T)>> {
+        match key {
+            Some(k) => {
+                let parsed = Key::parse(&k).with_context(|| format!("bad key {k}"))?;
+                Ok(Some((parsed, load_stored(store, stage, &k)?)))
+            }
+            None => Ok(None),
+        }
+    }
+    let rules = stored(store, Stage::Rules, stage_key(Stage::Rules))?;
+    let judge = stored(store, Stage::LlmJudge, stage_key(Stage::LlmJudge))?;
+    let encoded = stored(store, Stage::Encode, stage_key(Stage::Encode))?;
+    let neighbours = stored(store, Stage::Neighbours, stage_key(Stage::Neighbours))?;
+    Ok(Inputs::assemble(
+        parse(&ds_key)?,
+        load_stored(store, Stage::Spider, &ds_key)?,
+        rules,
+        judge,
+        parse(&enc_key)?,
+        load_stored(store, Stage::Encoder, &enc_key)?,
+        encoded,
+        neighbours,
+    ))
 }
 
 fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result<Trained> {
@@ -155,14 +164,16 @@ fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
     // A frozen-encoder head reads the new questions' vectors, from the run's encoder.
     let embeddings = match &t.inputs.encoded {
         Some((_, e)) => Some(
-            hhnas_train::embed(
-                &t.inputs.enc,
-                &refs,
-                e.pooling,
-                &t.cfg.train.device,
-                &mut |_, _| {},
-            )
-            .map_err(ExitClass::classified)?,
+            t.inputs.head_vectors(
+                hhnas_train::embed(
+                    &t.inputs.enc,
+                    &refs,
+                    e.pooling,
+                    &t.cfg.train.device,
+                    &mut |_, _| {},
+                )
+                .map_err(ExitClass::classified)?,
+            ),
         ),
         None => None,
     };

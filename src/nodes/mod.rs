@@ -4,7 +4,7 @@
 //! ```text
 //! spider ──► rules ─────────┐
 //!    │  └──► llm_judge ─────┤
-//!    └─────► encoder ──► encode (frozen mode only)
+//!    └─────► encoder ──► encode ──► neighbours (frozen mode only; neighbours if configured)
 //!                           ▼
 //!  iteration t:  sample(state_t) ─► train(candidate_t) ─► update(state_t, acc) = state_{t+1}
 //! ```
@@ -13,6 +13,7 @@ pub mod data;
 pub mod encode;
 pub mod encoder;
 pub mod features;
+pub mod neighbours;
 pub mod search;
 pub mod train;
 
@@ -20,7 +21,7 @@ use anyhow::Result;
 
 use hhnas_features::FeatureMatrix;
 use hhnas_spider::Dataset;
-use hhnas_train::EncoderAssets;
+use hhnas_train::{Embeddings, EncoderAssets};
 
 use crate::config::{EncoderMode, PipelineConfig};
 use crate::exec::Exec;
@@ -39,8 +40,13 @@ pub(crate) struct Inputs {
     pub judge: Option<(Key, FeatureMatrix)>,
     pub enc_key: Key,
     pub enc: EncoderAssets,
-    /// Frozen encoder: the encode stage's vectors of every row.
-    pub encoded: Option<(Key, hhnas_train::Embeddings)>,
+    /// Frozen encoder: what the head reads for every row (the encode stage's vectors,
+    /// then the neighbour evidence when configured), under the key of the last node that
+    /// made it.
+    pub encoded: Option<(Key, Embeddings)>,
+    /// With neighbour evidence: the encode stage's own vectors, the bank new texts are
+    /// compared with.
+    pub neighbour_bank: Option<Embeddings>,
 }
 
 impl Inputs {
@@ -57,7 +63,38 @@ impl Inputs {
             }
             EncoderMode::Finetune => None,
         };
-        Ok(Inputs {
+        let neighbours = match &encoded {
+            Some((k, v)) if cfg.encoder.neighbours => {
+                Some(neighbours::neighbours_node(exec, ds_key, &ds, *k, v)?)
+            }
+            _ => None,
+        };
+        Ok(Inputs::assemble(
+            ds_key, ds, rules, judge, enc_key, enc, encoded, neighbours,
+        ))
+    }
+
+    /// The inputs from their nodes' outputs; with neighbour evidence the head's vectors
+    /// are the encoder's joined with it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn assemble(
+        ds_key: Key,
+        ds: Dataset,
+        rules: Option<(Key, features::RuleOutput)>,
+        judge: Option<(Key, FeatureMatrix)>,
+        enc_key: Key,
+        enc: EncoderAssets,
+        encoded: Option<(Key, Embeddings)>,
+        neighbours: Option<(Key, hhnas_train::NeighbourScores)>,
+    ) -> Self {
+        let (encoded, neighbour_bank) = match (encoded, neighbours) {
+            (Some((_, base)), Some((nk, scores))) => (
+                Some((nk, hhnas_train::with_neighbours(&base, &scores))),
+                Some(base),
+            ),
+            (encoded, _) => (encoded, None),
+        };
+        Inputs {
             ds_key,
             ds,
             rules,
@@ -65,6 +102,20 @@ impl Inputs {
             enc_key,
             enc,
             encoded,
-        })
+            neighbour_bank,
+        }
+    }
+
+    /// What the head reads for new texts whose encoder vectors are `base`.
+    pub fn head_vectors(&self, base: Embeddings) -> Embeddings {
+        match &self.neighbour_bank {
+            Some(bank_vectors) => {
+                let labels = neighbours::train_labels(&self.ds);
+                let bank = neighbours::bank(&self.ds, bank_vectors, &labels);
+                let scores = hhnas_train::neighbour_scores(&bank, &base, false);
+                hhnas_train::with_neighbours(&base, &scores)
+            }
+            None => base,
+        }
     }
 }

@@ -185,7 +185,8 @@ impl Workspace {
         Self::with_config(|c| c, iterations)
     }
 
-    /// The tiny configuration with a frozen encoder: an encode stage, then heads only.
+    /// The tiny configuration with a frozen encoder and neighbour evidence: the encode and
+    /// neighbours stages, then heads only.
     /// Heads over 168 rows train in milliseconds, so the candidates get 60 epochs: long
     /// enough for kills to land mid-candidate.
     pub fn frozen(iterations: u64) -> Self {
@@ -193,7 +194,7 @@ impl Workspace {
             |c| {
                 c.replace(
                     "freeze_embeddings = false",
-                    "freeze_embeddings = false\nmode = \"frozen\"\npooling = \"mean\"",
+                    "freeze_embeddings = false\nmode = \"frozen\"\npooling = \"mean\"\nneighbours = true",
                 )
                 .replace("epochs = 2\n", "epochs = 60\n")
             },

@@ -51,6 +51,7 @@ fn shape() -> ClassifierShape {
         dropout: 0.1,
         classes: 86,
         pool: hhnas_train::BranchPool::GlobalMax,
+        extra_inputs: 0,
     }
 }
 

@@ -127,10 +127,10 @@ fn infer_examples(
     probs: bool,
 ) -> Result<InferOut, TrainError> {
     parse_device(device)?;
-    let (shape, rec) = check_header(weights, encoder, spec, num_classes, f.embeddings)?;
+    let (mut shape, rec) = check_header(weights, encoder, spec, num_classes, f.embeddings)?;
     check_matrix("llm", f.llm, spec.llm_branch, f.rows)?;
     check_matrix("rule", f.rules, spec.rule_branch, f.rows)?;
-    check_embeddings(f.embeddings, f.rows, encoder)?;
+    shape.extra_inputs = check_embeddings(f.embeddings, f.rows, encoder)?;
     // A frozen-encoder head reads vectors; otherwise the texts are tokenized.
     let tokens = if f.embeddings.is_some() {
         Vec::new()

@@ -15,6 +15,7 @@ mod hf;
 mod inference;
 mod input;
 mod model;
+mod neighbours;
 mod prepare;
 mod pypi;
 mod spec;
@@ -32,6 +33,7 @@ pub use hf::{LoadReport, KEY_REMAP};
 pub use inference::{evaluate, predict, PredictInput};
 pub use input::{ClassInfo, Dataset, FeatureMatrix, Row};
 pub use model::BranchPool;
+pub use neighbours::{neighbour_scores, with_neighbours, NeighbourBank, NeighbourScores};
 pub use pypi::{models_dir, pypi_download};
 pub use spec::{
     Checkpoint, EpochReport, ModelSpec, OptimizerKind, TrainConfig, TrainData, TrainOutcome,

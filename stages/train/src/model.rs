@@ -317,6 +317,9 @@ pub struct ClassifierShape {
     pub dropout: f64,
     pub classes: usize,
     pub pool: BranchPool,
+    /// Values a frozen-encoder head reads after the encoder's vector (the neighbour
+    /// evidence of [`crate::neighbours`]); 0 otherwise.
+    pub extra_inputs: usize,
 }
 
 impl ClassifierShape {

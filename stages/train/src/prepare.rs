@@ -132,17 +132,19 @@ pub(crate) fn shape_of(
         dropout: spec.dropout,
         classes,
         pool,
+        extra_inputs: 0,
     })
 }
 
-/// Check frozen-encoder vectors against the rows they must describe.
+/// Check frozen-encoder vectors against the rows they must describe; returns how many
+/// values each row holds after the encoder's own (the neighbour evidence, if any).
 pub(crate) fn check_embeddings(
     e: Option<&Embeddings>,
     rows: usize,
     assets: &EncoderAssets,
-) -> Result<(), TrainError> {
-    let Some(e) = e else { return Ok(()) };
-    if e.rows != rows || e.data.len() != e.rows * e.dim || e.dim != assets.arch.hidden {
+) -> Result<usize, TrainError> {
+    let Some(e) = e else { return Ok(0) };
+    if e.rows != rows || e.data.len() != e.rows * e.dim || e.dim < assets.arch.hidden {
         return Err(TrainError::Input(format!(
             "the encoder vectors are {}x{} ({} values) for {rows} rows of an encoder of width {}: pass the encode stage's output for this dataset and encoder",
             e.rows,
@@ -151,7 +153,7 @@ pub(crate) fn check_embeddings(
             assets.arch.hidden
         )));
     }
-    Ok(())
+    Ok(e.dim - assets.arch.hidden)
 }
 
 fn split_examples(
@@ -218,10 +220,10 @@ pub(crate) fn prepare<'a>(
             fix: "use e.g. 16".into(),
         });
     }
-    let shape = shape_of(spec, cfg.cnn_channels, ds.classes.len(), cfg.branch_pool)?;
+    let mut shape = shape_of(spec, cfg.cnn_channels, ds.classes.len(), cfg.branch_pool)?;
     check_matrix("llm", data.llm_features, spec.llm_branch, ds.rows.len())?;
     check_matrix("rule", data.rule_features, spec.rule_branch, ds.rows.len())?;
-    check_embeddings(data.embeddings, ds.rows.len(), assets)?;
+    shape.extra_inputs = check_embeddings(data.embeddings, ds.rows.len(), assets)?;
     if ds.train.is_empty() || ds.valid.is_empty() {
         return Err(TrainError::Input(
             "the training and validation splits must not be empty".into(),

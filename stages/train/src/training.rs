@@ -85,7 +85,11 @@ impl<B: Backend> Net<B> for Head<B> {
         device: &B::Device,
         _pretrained: bool,
     ) -> Result<Self, TrainError> {
-        Ok(Head::new(assets.arch.hidden, shape, device))
+        Ok(Head::new(
+            assets.arch.hidden + shape.extra_inputs,
+            shape,
+            device,
+        ))
     }
 
     fn logits(&self, b: Batch<B>) -> Tensor<B, 2> {
