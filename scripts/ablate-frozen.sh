@@ -7,7 +7,7 @@ set -euo pipefail
 bin="${HHNAS_BIN:-$(pwd)/target/release/hhnas-pipe}"
 cache="${1:-cache}"
 base=(--set search.strategy=fixed --set search.initial.llm_branch=true --set search.initial.rule_branch=true)
-for v in "default:" "no-loo:features.leave_one_out=false" "global-max:train.branch_pool=global-max" \
+for v in "default:" "no-neighbours:encoder.neighbours=false" "no-loo:features.leave_one_out=false" "global-max:train.branch_pool=global-max" \
          "binary-judge:features.lexical_levels=0" "cls:encoder.pooling=cls" "scratch-frozen:encoder.source=scratch"; do
   name=${v%%:*}; knob=${v#*:}
   extra=(); [ -n "$knob" ] && extra=(--set "$knob")
