@@ -407,13 +407,20 @@ fn eval_predict_and_gc_work_on_a_finished_run() {
     assert!(out.status.success(), "{}", text(&out));
 }
 
+/// `predict` on a finished run prints the top-5 classes, one line each.
+fn assert_predicts_top5(ws: &Workspace, run_id: &str) {
+    let out = ws.run(&["predict", run_id, "How many singers are there?"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+}
+
 /// A frozen run with neighbour evidence: `eval` encodes the test questions again and
 /// compares them with the training rows' vectors, and must score what training measured
 /// with the stored evidence; `predict` and a question file go the same way.
 #[test]
 fn frozen_runs_with_neighbours_evaluate_as_they_trained() {
     let ws = Workspace::frozen(3);
-    let out = ws.run(&["run", "--config", ws.config().to_str().unwrap()]);
+    let out = ws.run_with(&[]);
     assert!(out.status.success(), "{}", text(&out));
     let journal = ws.journal_lines();
     assert!(journal
@@ -433,17 +440,9 @@ fn frozen_runs_with_neighbours_evaluate_as_they_trained() {
         trained.iter().any(|t| printed.contains(t.as_str())),
         "eval printed {printed}, training measured {trained:?}"
     );
-    let out = ws.run(&["predict", &run_id, "How many singers are there?"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+    assert_predicts_top5(&ws, &run_id);
     // Neighbour evidence needs fixed vectors: a fine-tuned encoder is refused up front.
-    let out = ws.run(&[
-        "run",
-        "--config",
-        ws.config().to_str().unwrap(),
-        "--set",
-        "encoder.mode=finetune",
-    ]);
+    let out = ws.run_with(&["encoder.mode=finetune"]);
     assert_user_error(&out, &["encoder.neighbours", "frozen"]);
 }
 
@@ -452,28 +451,14 @@ fn frozen_runs_with_neighbours_evaluate_as_they_trained() {
 #[test]
 fn per_class_pooling_runs_evaluates_and_predicts() {
     let ws = Workspace::new(1);
-    let out = ws.run(&[
-        "run",
-        "--config",
-        ws.config().to_str().unwrap(),
-        "--set",
-        "train.branch_pool=per-class",
-    ]);
+    let out = ws.run_with(&["train.branch_pool=per-class"]);
     assert!(out.status.success(), "{}", text(&out));
     let run_id = ws.run_id();
     let out = ws.run(&["eval", &run_id]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = ws.run(&["predict", &run_id, "How many singers are there?"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+    assert_predicts_top5(&ws, &run_id);
     // A misspelt value names the key and the choices.
-    let out = ws.run(&[
-        "run",
-        "--config",
-        ws.config().to_str().unwrap(),
-        "--set",
-        "train.branch_pool=flatten",
-    ]);
+    let out = ws.run_with(&["train.branch_pool=flatten"]);
     assert_user_error(&out, &["branch_pool", "per-class"]);
 }
 

@@ -15,13 +15,7 @@ fn cuda_on_a_cpu_build_is_refused_before_any_run_directory() {
         return;
     }
     let ws = Workspace::new(1);
-    let out = ws.run(&[
-        "run",
-        "--config",
-        ws.config().to_str().unwrap(),
-        "--set",
-        "train.device=\"cuda:0\"",
-    ]);
+    let out = ws.run_with(&["train.device=\"cuda:0\""]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -14,7 +14,7 @@ use crate::config::PipelineConfig;
 use crate::error::ExitClass;
 use crate::exec::{load_stored, Stage, WEIGHTS};
 use crate::journal::{stage_records, Event};
-use crate::nodes::{features, Inputs, TrainSummary};
+use crate::nodes::{argmax, features, Inputs, TrainSummary};
 use crate::outln;
 use crate::run::Outcome;
 use crate::runs::{self, RunDir};
@@ -288,14 +288,6 @@ fn read_question_file(path: &Path, ds: &Dataset) -> Result<(Vec<String>, Vec<Opt
         labels.push(r.db_id.as_deref().and_then(|d| class_of.get(d).copied()));
     }
     Ok((texts, labels))
-}
-
-fn argmax(p: &[f32]) -> usize {
-    p.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.partial_cmp(b.1).unwrap_or(std::cmp::Ordering::Equal))
-        .map(|(i, _)| i)
-        .unwrap_or(0)
 }
 
 pub fn cmd_predict(cache: &Path, run: &str, question: &str, top: usize) -> Result<Outcome> {

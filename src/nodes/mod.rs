@@ -109,13 +109,20 @@ impl Inputs {
     /// What the head reads for new texts whose encoder vectors are `base`.
     pub fn head_vectors(&self, base: Embeddings) -> Embeddings {
         match &self.neighbour_bank {
-            Some(bank_vectors) => {
-                let labels = neighbours::train_labels(&self.ds);
-                let bank = neighbours::bank(&self.ds, bank_vectors, &labels);
-                let scores = hhnas_train::neighbour_scores(&bank, &base, false);
+            Some(bank) => {
+                let scores = neighbours::scores_against_training_rows(&self.ds, bank, &base, false);
                 hhnas_train::with_neighbours(&base, &scores)
             }
             None => base,
         }
     }
+}
+
+/// Index of the largest value (the predicted class of a row of scores).
+pub(crate) fn argmax(p: &[f32]) -> usize {
+    p.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.partial_cmp(b.1).unwrap_or(std::cmp::Ordering::Equal))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
 }

@@ -24,22 +24,23 @@ struct NeighbourMetrics {
     compute_secs: f64,
 }
 
-/// The training rows of `ds`, as the bank neighbours are drawn from.
-pub(crate) fn bank<'a>(
-    ds: &'a Dataset,
-    vectors: &'a Embeddings,
-    labels: &'a [u32],
-) -> NeighbourBank<'a> {
-    NeighbourBank {
+/// Per-class nearest-neighbour similarity of `queries` to the training rows of `ds`
+/// (their `vectors`). `same_rows`: the queries are those rows' own vectors, and each
+/// training row leaves itself out.
+pub(crate) fn scores_against_training_rows(
+    ds: &Dataset,
+    vectors: &Embeddings,
+    queries: &Embeddings,
+    same_rows: bool,
+) -> NeighbourScores {
+    let labels: Vec<u32> = ds.train.iter().map(|&r| ds.rows[r].label).collect();
+    let bank = NeighbourBank {
         vectors,
         rows: &ds.train,
-        labels,
+        labels: &labels,
         classes: ds.classes.len(),
-    }
-}
-
-pub(crate) fn train_labels(ds: &Dataset) -> Vec<u32> {
-    ds.train.iter().map(|&r| ds.rows[r].label).collect()
+    };
+    hhnas_train::neighbour_scores(&bank, queries, same_rows)
 }
 
 fn top1_rate(ds: &Dataset, s: &NeighbourScores, rows: &[usize]) -> f64 {
@@ -47,8 +48,7 @@ fn top1_rate(ds: &Dataset, s: &NeighbourScores, rows: &[usize]) -> f64 {
         .iter()
         .filter(|&&r| {
             let row = &s.data[r * s.classes..(r + 1) * s.classes];
-            let best = (0..s.classes).fold(0, |b, c| if row[c] > row[b] { c } else { b });
-            best as u32 == ds.rows[r].label
+            super::argmax(row) as u32 == ds.rows[r].label
         })
         .count();
     hits as f64 / rows.len().max(1) as f64
@@ -69,12 +69,13 @@ pub(crate) fn neighbours_node(
         .finish();
     let scores = exec.node(Stage::Neighbours, None, key, |_| {
         let started = Instant::now();
-        let labels = train_labels(ds);
-        let scores = hhnas_train::neighbour_scores(&bank(ds, vectors, &labels), vectors, true);
-        let (train_top1, test_top1) = (top1_rate(ds, &scores, &ds.train), top1_rate(ds, &scores, &ds.test));
+        let scores = scores_against_training_rows(ds, vectors, vectors, true);
+        let train_top1 = top1_rate(ds, &scores, &ds.train);
+        let test_top1 = top1_rate(ds, &scores, &ds.test);
         let metrics = NeighbourMetrics {
             summary: format!(
-                "{} questions x {} classes; nearest class right: train {:.1}% (each row left out), test {:.1}%",
+                "{} questions x {} classes; nearest class right: train {:.1}% (each row left \
+                 out), test {:.1}%",
                 scores.rows,
                 scores.classes,
                 train_top1 * 100.0,

@@ -247,6 +247,16 @@ impl Workspace {
         self.cmd(args).output().unwrap()
     }
 
+    /// `run` on the workspace's config with `--set` overrides (`key=value` each).
+    pub fn run_with(&self, sets: &[&str]) -> Output {
+        let config = self.config();
+        let mut args = vec!["run", "--config", config.to_str().unwrap()];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        self.run(&args)
+    }
+
     /// The only run directory.
     pub fn run_dir(&self) -> PathBuf {
         let mut runs: Vec<PathBuf> = std::fs::read_dir(self.cache().join("runs"))
