@@ -271,6 +271,21 @@ fn bad_inputs_exit_2_with_file_field_and_fix() {
     let out = ws.run(&["run", "--config", cfg_s, "--set", "train.epochz=3"]);
     assert_user_error(&out, &["epochz", "Fix"]);
 
+    // Values outside a closed set name the key and the accepted spellings.
+    for (set, needles) in [
+        ("data.merge=fuzzy", ["data.merge", "`overlap`"]),
+        ("features.judge=oracle", ["features.judge", "`lexical`"]),
+        (
+            "encoder.source=s3://m",
+            ["encoder.source", "pypi:NAME==VERSION"],
+        ),
+        ("train.device=tpu:0", ["train.device", "cuda:N"]),
+    ] {
+        let out = ws.run(&["run", "--config", cfg_s, "--set", set]);
+        assert_user_error(&out, &needles);
+        assert!(!run_exists(&ws));
+    }
+
     // Negative (inverted) learning-rate range.
     let out = ws.run(&[
         "run",

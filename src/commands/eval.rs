@@ -169,7 +169,7 @@ fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
                     &t.inputs.enc,
                     &refs,
                     e.pooling,
-                    &t.cfg.train.device,
+                    t.cfg.train.device.as_str(),
                     &mut |_, _| {},
                 )
                 .map_err(ExitClass::classified)?,
@@ -194,7 +194,7 @@ fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
             rules: rules.as_ref(),
             rule_classes: rule_classes.as_deref(),
         },
-        &t.cfg.train.device,
+        t.cfg.train.device.as_str(),
     )
     .map_err(ExitClass::classified)
 }

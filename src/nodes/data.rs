@@ -9,7 +9,7 @@ use serde::Serialize;
 use hhnas_spider::fetch::FetchError;
 use hhnas_spider::{DataError, Dataset};
 
-use crate::config::{self, PipelineConfig};
+use crate::config::{self, Merge, PipelineConfig};
 use crate::error::ExitClass;
 use crate::exec::{Exec, Stage};
 use crate::outln;
@@ -82,12 +82,13 @@ pub fn ensure_spider_dir(dir: &Path) -> Result<()> {
 /// The data stage's parameters; `merge = map` reads its map file here.
 pub fn data_params(cfg: &PipelineConfig) -> Result<hhnas_spider::DataParams> {
     use hhnas_spider::MergeRule;
-    let merge = match cfg.data.merge.as_str() {
-        "none" => MergeRule::None,
-        "overlap" => MergeRule::Overlap {
+    let merge = match cfg.data.merge {
+        Merge::None => MergeRule::None,
+        Merge::Overlap => MergeRule::Overlap {
             threshold: cfg.data.overlap_threshold,
         },
-        _ => MergeRule::Map(config::read_map_file(
+        // The config check guarantees the file is named.
+        Merge::Map => MergeRule::Map(config::read_map_file(
             cfg.data.map_file.as_deref().unwrap_or(Path::new("")),
         )?),
     };

@@ -9,7 +9,7 @@ use serde::Serialize;
 use hhnas_spider::Dataset;
 use hhnas_train::{EncoderAssets, EncoderConfig, EncoderSource};
 
-use crate::config::PipelineConfig;
+use crate::config::{PipelineConfig, SourceSpec};
 use crate::error::ExitClass;
 use crate::exec::{Exec, Stage};
 use crate::store::Key;
@@ -17,20 +17,17 @@ use crate::store::Key;
 /// `[encoder]` as the training crate takes it.
 pub fn encoder_config(cfg: &PipelineConfig) -> EncoderConfig {
     let e = &cfg.encoder;
-    let source = if let Some(p) = e.source.strip_prefix("dir:") {
-        EncoderSource::Dir(PathBuf::from(p))
-    } else if let Some(name) = e.source.strip_prefix("hf:") {
-        EncoderSource::Hf(name.to_string())
-    } else if let Some(spec) = e.source.strip_prefix("pypi:") {
-        EncoderSource::Pypi(spec.to_string())
-    } else {
-        EncoderSource::Scratch {
+    let source = match &e.source {
+        SourceSpec::Dir(p) => EncoderSource::Dir(p.clone()),
+        SourceSpec::Hf(id) => EncoderSource::Hf(id.clone()),
+        SourceSpec::Pypi(spec) => EncoderSource::Pypi(spec.clone()),
+        SourceSpec::Scratch => EncoderSource::Scratch {
             hidden: e.hidden,
             layers: e.layers,
             heads: e.heads,
             intermediate: e.intermediate,
             vocab_size: e.vocab_size,
-        }
+        },
     };
     EncoderConfig {
         source,

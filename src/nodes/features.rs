@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use hhnas_features::{FeatureMatrix, LlmStats, RuleSet};
 use hhnas_spider::Dataset;
 
-use crate::config::PipelineConfig;
+use crate::config::{Judge, PipelineConfig, RuleSource};
 use crate::error::ExitClass;
 use crate::exec::{Exec, Stage, LLM_ANSWERS};
 use crate::store::{Key, KeyBuilder, Lookup, Store};
@@ -84,8 +84,8 @@ struct RulesMetrics {
 fn rules_key(cfg: &PipelineConfig, ds_key: Key) -> Key {
     let f = &cfg.features;
     let mut kb = Stage::Rules.key();
-    kb.input(&ds_key).param(&f.rules);
-    if f.rules == "llm" {
+    kb.input(&ds_key).param(&f.rules.as_str());
+    if f.rules == RuleSource::Llm {
         llm_key_params(&mut kb, cfg);
         kb.param(&(f.llm_questions_per_class, f.llm_rule_retries));
     }
@@ -98,7 +98,7 @@ fn compute_rules(
     ds: &Dataset,
 ) -> Result<(RuleOutput, RulesMetrics)> {
     let f = &cfg.features;
-    let (rules, stats) = if f.rules == "llm" {
+    let (rules, stats) = if f.rules == RuleSource::Llm {
         let client = llm_client(cfg, store)?;
         client.check_reachable().map_err(ExitClass::classified)?;
         let params = hhnas_features::LlmRulesParams {
@@ -116,7 +116,7 @@ fn compute_rules(
     let summary = format!(
         "{} {} rules, {:.1} fired per question{}",
         rules.rules.len(),
-        f.rules,
+        f.rules.as_str(),
         matrix.ones() as f64 / matrix.rows.max(1) as f64,
         stats
             .as_ref()
@@ -162,9 +162,9 @@ fn judge_key(cfg: &PipelineConfig, ds_key: Key) -> Key {
     let f = &cfg.features;
     let mut kb = Stage::LlmJudge.key();
     kb.input(&ds_key)
-        .param(&(&f.judge, f.shortlist_k, f.lexical_true_m))
+        .param(&(f.judge.as_str(), f.shortlist_k, f.lexical_true_m))
         .param(&(f.leave_one_out, f.lexical_levels));
-    if f.judge == "llm" {
+    if f.judge == Judge::Llm {
         llm_key_params(&mut kb, cfg);
     }
     kb.finish()
@@ -183,7 +183,7 @@ fn compute_judge(
         let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
         hhnas_features::Queries::new(&texts)
     };
-    let (matrix, stats) = if f.judge == "llm" {
+    let (matrix, stats) = if f.judge == Judge::Llm {
         let client = llm_client(cfg, store)?;
         client.check_reachable().map_err(ExitClass::classified)?;
         let (m, s) = hhnas_features::judge_llm(&ranker, ds, &queries, f.shortlist_k, &client)
@@ -204,7 +204,7 @@ fn compute_judge(
     let hit_test = hhnas_features::label_hit_rate(&matrix, ds, &ds.test);
     let top1_train = hhnas_features::label_top1_rate(&matrix, ds, &ds.train);
     let top1_test = hhnas_features::label_top1_rate(&matrix, ds, &ds.test);
-    let backend = if f.judge == "llm" {
+    let backend = if f.judge == Judge::Llm {
         format!("LLM {}", f.llm.model)
     } else {
         "lexical stand-in (no LLM)".to_string()
@@ -259,7 +259,7 @@ pub(crate) fn judge_texts(
     let f = &cfg.features;
     let ranker = hhnas_features::Bm25Ranker::build(ds);
     let queries = hhnas_features::Queries::new(texts);
-    Ok(if f.judge == "llm" {
+    Ok(if f.judge == Judge::Llm {
         let client = llm_client(cfg, store)?;
         hhnas_features::judge_llm(&ranker, ds, &queries, f.shortlist_k, &client)
             .map_err(ExitClass::classified)?

@@ -13,7 +13,7 @@ use hhnas_search::Proposal;
 use hhnas_train::{Checkpoint, EpochReport, ModelSpec, TrainConfig, TrainOutcome};
 
 use super::Inputs;
-use crate::config::PipelineConfig;
+use crate::config::{DeviceName, PipelineConfig};
 use crate::error::ExitClass;
 use crate::exec::{Exec, Stage, WEIGHTS};
 use crate::progress::Progress;
@@ -32,7 +32,10 @@ pub fn model_spec(c: &hhnas_search::Candidate) -> ModelSpec {
         optimizer: match c.criterion_num {
             0 => hhnas_train::OptimizerKind::AdamW,
             1 => hhnas_train::OptimizerKind::SgdMomentum,
-            _ => hhnas_train::OptimizerKind::RmsProp,
+            2 => hhnas_train::OptimizerKind::RmsProp,
+            other => {
+                unreachable!("criterion_num {other}: the config check caps the optimizers at 3")
+            }
         },
         layer_size1: c.layer_size1,
         layer_size2: c.layer_size2,
@@ -48,7 +51,7 @@ pub fn train_config(cfg: &PipelineConfig) -> TrainConfig {
         epochs: t.epochs,
         batch_size: t.batch_size,
         seed: cfg.run.seed,
-        device: t.device.clone(),
+        device: t.device.to_string(),
         patience: (t.patience > 0).then_some(t.patience),
         max_train_rows: (t.max_train_rows > 0).then_some(t.max_train_rows),
         sort_by_length: t.sort_by_length,
@@ -59,9 +62,8 @@ pub fn train_config(cfg: &PipelineConfig) -> TrainConfig {
 
 /// `[train] device` must be one this binary can use: `cuda:N` needs a build with the
 /// `cuda` feature. The syntax is checked with the config; this is the capability.
-pub fn check_device(device: &str) -> Result<()> {
-    let parsed = hhnas_train::parse_device(device).map_err(ExitClass::classified)?;
-    if matches!(parsed, hhnas_train::Device::Cuda(_)) && !cfg!(feature = "cuda") {
+pub fn check_device(device: &DeviceName) -> Result<()> {
+    if matches!(device.parsed(), hhnas_train::Device::Cuda(_)) && !cfg!(feature = "cuda") {
         let e = hhnas_train::TrainError::NoCuda {
             given: device.to_string(),
         };

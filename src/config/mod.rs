@@ -9,8 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::UserError;
 
+mod values;
+pub use values::{DeviceName, Judge, Merge, RuleSource, SourceSpec};
+
 /// The file shipped with the project, compiled in so the tool runs with no config file.
-pub const EMBEDDED: &str = include_str!("../pipeline.toml");
+pub const EMBEDDED: &str = include_str!("../../pipeline.toml");
 
 /// The fully resolved configuration of one run.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -38,8 +41,7 @@ pub struct RunSection {
 pub struct DataSection {
     /// Spider directory; `HHNAS_SPIDER_DIR` overrides it.
     pub spider_dir: PathBuf,
-    /// Class merge: "none", "overlap" or "map".
-    pub merge: String,
+    pub merge: Merge,
     pub overlap_threshold: f64,
     /// For merge = "map": a JSON object file {db_id: class name}.
     pub map_file: Option<PathBuf>,
@@ -51,10 +53,8 @@ pub struct DataSection {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FeaturesSection {
-    /// Rule source: "schema" or "llm".
-    pub rules: String,
-    /// LLM-feature judge: "lexical" (a stand-in, no server) or "llm".
-    pub judge: String,
+    pub rules: RuleSource,
+    pub judge: Judge,
     /// Classes shortlisted by BM25 per question.
     pub shortlist_k: usize,
     /// For the lexical judge: how many of the shortlist count as true.
@@ -108,8 +108,7 @@ pub enum EncoderMode {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EncoderSection {
-    /// "scratch", "dir:PATH", "hf:ORG/NAME[@REV]" or "pypi:NAME==VERSION".
-    pub source: String,
+    pub source: SourceSpec,
     /// Absent in configs frozen before it existed: fine-tuning, as they ran.
     #[serde(default)]
     pub mode: EncoderMode,
@@ -133,8 +132,7 @@ pub struct EncoderSection {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TrainSection {
-    /// "cpu" or "cuda:N".
-    pub device: String,
+    pub device: DeviceName,
     pub epochs: usize,
     pub batch_size: usize,
     /// Early stop after this many epochs without improvement (0 = off).
@@ -254,10 +252,15 @@ pub fn resolve(
     }
     let config: PipelineConfig = serde_path_to_error::deserialize(resolved).map_err(|e| {
         let path = e.path().to_string();
+        // The message alone: toml's Display appends the key again on a second line.
         config_error(
             source,
             &path,
-            e.into_inner(),
+            e.into_inner()
+                .message()
+                .split("\nin `")
+                .next()
+                .unwrap_or_default(),
             "see the comments in pipeline.toml for the keys and their values",
         )
     })?;
@@ -327,13 +330,6 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             "set encoder.mode = \"frozen\", or encoder.neighbours = false",
         );
     }
-    if !["none", "overlap", "map"].contains(&c.data.merge.as_str()) {
-        return err(
-            "data.merge",
-            format!("unknown merge `{}`", c.data.merge),
-            "use \"none\", \"overlap\" or \"map\"",
-        );
-    }
     if !(0.0..=1.0).contains(&c.data.overlap_threshold) {
         return err(
             "data.overlap_threshold",
@@ -341,7 +337,7 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             "use a Jaccard threshold such as 0.8",
         );
     }
-    if c.data.merge == "map" && c.data.map_file.is_none() {
+    if c.data.merge == Merge::Map && c.data.map_file.is_none() {
         return err(
             "data.map_file",
             "merge = \"map\" needs a map file".into(),
@@ -359,37 +355,11 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             "use [0.7, 0.15, 0.15]",
         );
     }
-    if !["schema", "llm"].contains(&c.features.rules.as_str()) {
-        return err(
-            "features.rules",
-            format!("unknown rule source `{}`", c.features.rules),
-            "use \"schema\" or \"llm\"",
-        );
-    }
-    if !["lexical", "llm"].contains(&c.features.judge.as_str()) {
-        return err(
-            "features.judge",
-            format!("unknown judge `{}`", c.features.judge),
-            "use \"lexical\" or \"llm\"",
-        );
-    }
     if c.features.shortlist_k == 0 || c.features.lexical_true_m > c.features.shortlist_k {
         return err(
             "features.shortlist_k",
             "shortlist_k must be >= 1 and >= lexical_true_m".into(),
             "e.g. shortlist_k = 10, lexical_true_m = 3",
-        );
-    }
-    let src = &c.encoder.source;
-    if !(src == "scratch"
-        || src.starts_with("dir:")
-        || src.starts_with("hf:")
-        || src.starts_with("pypi:"))
-    {
-        return err(
-            "encoder.source",
-            format!("unknown source `{src}`"),
-            "use \"scratch\", \"dir:PATH\", \"hf:ORG/NAME[@REV]\" or \"pypi:NAME==VERSION\"",
         );
     }
     if c.encoder.hidden == 0
@@ -421,18 +391,6 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
     }
     if c.encoder.max_len < 2 {
         return err("encoder.max_len", "must be at least 2".into(), "e.g. 32");
-    }
-    let dev = &c.train.device;
-    let dev_ok = ["cpu", "cpu:ndarray", "cpu:flex"].contains(&dev.as_str())
-        || dev
-            .strip_prefix("cuda:")
-            .is_some_and(|n| n.parse::<usize>().is_ok());
-    if !dev_ok {
-        return err(
-            "train.device",
-            format!("unknown device `{dev}`"),
-            "use \"cpu\" (or \"cpu:ndarray\" / \"cpu:flex\") or \"cuda:N\" (N = GPU index)",
-        );
     }
     if c.train.epochs == 0 || c.train.batch_size == 0 {
         return err(
