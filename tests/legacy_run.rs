@@ -1,0 +1,203 @@
+//! A run written by an earlier release must keep working: it resumes to the end, and
+//! `status`, `eval` and `predict` print what that release printed on the same run.
+//!
+//! `tests/fixtures/legacy-run/` holds such a run, stopped by SIGKILL after its first
+//! candidate, as the release named in `release.txt` left it: the cache (store, run
+//! directory), the Spider-format data it read, and that release's own output of
+//! `resume`, `status`, `eval` and `predict` on a copy. To make it again with another
+//! release's binary:
+//! `HHNAS_LEGACY_BIN=/path/to/old/hhnas-pipe HHNAS_LEGACY_RELEASE=<commit> cargo test
+//! --test legacy_run -- --ignored make_legacy_fixture`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Stands for the Spider directory in the stored run configs (the absolute path of the
+/// folder the run was made in is meaningless elsewhere).
+const SPIDER_MARK: &str = "@SPIDER_DIR@";
+const QUESTION: &str = "How many singers are there?";
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy-run")
+}
+
+fn command(bin: &Path, cache: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin);
+    c.env_remove("HHNAS_SPIDER_DIR")
+        .env_remove("HHNAS_CACHE")
+        .env("RUST_LOG", "warn")
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args);
+    c
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// What must not change between releases: every line with a figure in it, with wall
+/// times and speeds (which differ from one machine and one day to the next) removed.
+fn figures(out: &str) -> String {
+    out.lines()
+        .filter(|l| l.chars().any(|c| c.is_ascii_digit()))
+        .map(|l| {
+            l.split_whitespace()
+                .filter(|w| !(w.ends_with('s') && w[..w.len() - 1].parse::<f64>().is_ok()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|l| {
+            !["elapsed", "wall", "/s", "ago", "started", "updated"]
+                .iter()
+                .any(|n| l.contains(n))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Copies `from` into `to`, replacing the Spider mark by `spider` (or the reverse when
+/// `mark` is set) in the run configs.
+fn copy_tree(from: &Path, to: &Path, spider: &str, mark: bool) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else if entry.file_name() == "config.toml" {
+            let t = std::fs::read_to_string(entry.path()).unwrap();
+            let t = if mark {
+                t.replace(spider, SPIDER_MARK)
+            } else {
+                t.replace(SPIDER_MARK, spider)
+            };
+            std::fs::write(&dest, t).unwrap();
+        } else if entry.file_name() != "lock" {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+fn run_id(cache: &Path) -> String {
+    let mut runs: Vec<String> = std::fs::read_dir(cache.join("runs"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("meta.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    runs.sort();
+    runs.pop().expect("a run directory")
+}
+
+/// `resume`, then `status`, `eval` and `predict` on the run, as one text per command
+/// (the cache's path written as `@CACHE@`).
+fn finish_and_report(bin: &Path, cache: &Path) -> Vec<(&'static str, String)> {
+    let id = run_id(cache);
+    [
+        ("resume", vec!["resume", &id]),
+        ("status", vec!["status", &id]),
+        ("eval", vec!["eval", &id]),
+        ("predict", vec!["predict", &id, QUESTION]),
+    ]
+    .into_iter()
+    .map(|(name, args)| {
+        let out = ok(command(bin, cache, &args).output().unwrap());
+        (name, out.replace(cache.to_str().unwrap(), "@CACHE@"))
+    })
+    .collect()
+}
+
+#[test]
+fn a_run_stopped_under_the_previous_release_resumes_and_reports_the_same_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let spider = dir.path().join("spider");
+    let cache = dir.path().join("cache");
+    copy_tree(&fixture().join("spider"), &spider, "", false);
+    copy_tree(
+        &fixture().join("cache"),
+        &cache,
+        spider.to_str().unwrap(),
+        false,
+    );
+    let stored_before = walkdir::WalkDir::new(cache.join("store"))
+        .into_iter()
+        .count();
+
+    let outputs = finish_and_report(Path::new(BIN), &cache);
+    for (name, out) in &outputs {
+        let expected =
+            std::fs::read_to_string(fixture().join("expected").join(format!("{name}.txt")))
+                .unwrap();
+        assert_eq!(
+            figures(out),
+            figures(&expected),
+            "`{name}` prints other figures than the release in release.txt did"
+        );
+    }
+    // The resume added the remaining candidates and kept what was stored.
+    let stored_after = walkdir::WalkDir::new(cache.join("store"))
+        .into_iter()
+        .count();
+    assert!(
+        stored_after > stored_before,
+        "{stored_before} -> {stored_after}"
+    );
+}
+
+/// Makes the fixture with the binary in `HHNAS_LEGACY_BIN` (see the module doc).
+#[test]
+#[ignore = "makes tests/fixtures/legacy-run with an older release's binary"]
+fn make_legacy_fixture() {
+    let bin = PathBuf::from(std::env::var_os("HHNAS_LEGACY_BIN").expect("HHNAS_LEGACY_BIN"));
+    let release = std::env::var("HHNAS_LEGACY_RELEASE").expect("HHNAS_LEGACY_RELEASE");
+    let ws = Workspace::frozen(3);
+    let config = ws.config();
+    // Stop it for good after the first candidate's train stage is stored.
+    let mut child = command(
+        &bin,
+        &ws.cache(),
+        &["run", "--config", config.to_str().unwrap()],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !(run_exists(&ws)
+        && ws
+            .journal_lines()
+            .iter()
+            .any(|e| e["event"] == "stage" && e["stage"] == "train"))
+    {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        assert!(Instant::now() < deadline, "run made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let out = fixture();
+    let _ = std::fs::remove_dir_all(&out);
+    let spider = ws.path().join("spider");
+    copy_tree(&spider, &out.join("spider"), "", true);
+    copy_tree(
+        &ws.cache(),
+        &out.join("cache"),
+        spider.to_str().unwrap(),
+        true,
+    );
+    std::fs::write(out.join("release.txt"), format!("{release}\n")).unwrap();
+
+    // That release's own output on a copy, the expected figures of the test above.
+    let outputs = finish_and_report(&bin, &ws.cache());
+    std::fs::create_dir_all(out.join("expected")).unwrap();
+    for (name, text) in outputs {
+        std::fs::write(out.join("expected").join(format!("{name}.txt")), text).unwrap();
+    }
+}
