@@ -295,7 +295,6 @@ where
         st = EpochState::from_checkpoint(ck);
     }
     let mut model = model.freeze(assets);
-    let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut train_secs = 0.0;
     let mut train_examples = 0usize;
     let mut diverged = None;
@@ -309,22 +308,22 @@ where
             cfg.seed,
             st.epoch,
         );
-        let mut loss_sum = 0.0;
-        let mut n = 0usize;
-        for idx in &batches {
-            let b = make_batch::<B>(&prep.train, idx, &prep.sources, &device);
-            let labels = b.labels.clone();
-            let loss = loss_fn.forward(model.logits(b), labels);
-            let lv: f64 = loss.clone().into_scalar().elem();
-            if !lv.is_finite() {
+        let pass;
+        (model, pass) = train_epoch(
+            model,
+            &mut optim,
+            prep,
+            &batches,
+            spec.learning_rate,
+            &device,
+        );
+        let (loss_sum, n) = match pass {
+            Ok(sums) => sums,
+            Err(lv) => {
                 diverged = Some(lv);
-                break;
+                (0.0, 0)
             }
-            loss_sum += lv * idx.len() as f64;
-            n += idx.len();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(spec.learning_rate, model, grads);
-        }
+        };
         if let Some(lv) = diverged {
             // SPEC §6: the epoch ends here; the best finite epoch so far still counts.
             st.curve.push(EpochReport {
@@ -380,29 +379,79 @@ where
     } else {
         0.0
     };
+    let failure = diverged.map(|lv| {
+        format!(
+            "loss became {lv} in epoch {} (learning rate {}) before any epoch finished: diverged",
+            st.epoch + 1,
+            spec.learning_rate
+        )
+    });
+    outcome(st, failure, examples_per_sec, model.valid(), prep, &device)
+}
+
+/// One pass over the training batches: the loss summed over rows and the row count, or
+/// the first loss that is not finite (SPEC §6: the epoch ends there).
+fn train_epoch<B, M, O>(
+    mut model: M,
+    optim: &mut O,
+    prep: &Prepared,
+    batches: &[Vec<usize>],
+    learning_rate: f64,
+    device: &B::Device,
+) -> (M, Result<(f64, usize), f64>)
+where
+    B: AutodiffBackend,
+    M: Net<B> + AutodiffModule<B>,
+    O: Optimizer<M, B>,
+{
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let mut loss_sum = 0.0;
+    let mut n = 0usize;
+    for idx in batches {
+        let b = make_batch::<B>(&prep.train, idx, &prep.sources, device);
+        let labels = b.labels.clone();
+        let loss = loss_fn.forward(model.logits(b), labels);
+        let lv: f64 = loss.clone().into_scalar().elem();
+        if !lv.is_finite() {
+            return (model, Err(lv));
+        }
+        loss_sum += lv * idx.len() as f64;
+        n += idx.len();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(learning_rate, model, grads);
+    }
+    (model, Ok((loss_sum, n)))
+}
+
+/// The candidate's result once training ends: the best epoch's weights scored on the test
+/// split, or a failed outcome when no epoch finished (`failure` says why, if known).
+fn outcome<B, M>(
+    st: EpochState,
+    failure: Option<String>,
+    examples_per_sec: f64,
+    inner: M,
+    prep: &Prepared,
+    device: &B::Device,
+) -> Result<TrainOutcome, TrainError>
+where
+    B: Backend,
+    M: Net<B> + Module<B>,
+{
     if st.best_weights.is_empty() {
-        let reason = match diverged {
-            Some(lv) => format!(
-                "loss became {lv} in epoch {} (learning rate {}) before any epoch finished: diverged",
-                st.epoch + 1,
-                spec.learning_rate
-            ),
-            None => "no epoch finished".to_string(),
-        };
         return Ok(TrainOutcome {
             curve: st.curve,
             best_epoch: 0,
             best_valid_acc: 0.0,
             test_acc: 0.0,
             stopped_early: st.stopped_early,
-            failed: Some(reason),
+            failed: Some(failure.unwrap_or_else(|| "no epoch finished".to_string())),
             best_weights: Vec::new(),
             examples_per_sec,
         });
     }
     let (_, rec) = unpack_weights(&st.best_weights)?;
-    let inner = load_record(model.valid(), rec, &device)?;
-    let test_acc = accuracy(&inner, &prep.test, &prep.sources, &device);
+    let inner = load_record(inner, rec, device)?;
+    let test_acc = accuracy(&inner, &prep.test, &prep.sources, device);
     Ok(TrainOutcome {
         curve: st.curve,
         best_epoch: st.best_epoch,
