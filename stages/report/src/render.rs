@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::charts::chart_names;
+use crate::charts::{chart_names, ChartNames, RunCharts};
 use crate::types::{ModelSummary, ReportInput, RunRecord};
 
 /// Per model of one run: candidates evaluated, max / min validation accuracy and the
@@ -85,163 +85,192 @@ pub fn render_markdown(input: &ReportInput) -> String {
         return md;
     }
     if input.runs.len() > 1 {
-        let _ = writeln!(md, "## Runs compared\n");
-        let _ = writeln!(
-            md,
-            "| run | strategy | seed | iterations | best valid acc | test acc of best | best model | iteration of best |"
-        );
-        let _ = writeln!(
-            md,
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-        );
-        for r in &input.runs {
-            let (bv, bt, bm, bi) = match &r.best {
-                Some(b) => (
-                    acc(b.valid_acc),
-                    b.test_acc.map(acc).unwrap_or_else(|| "-".into()),
-                    format!("Model {}", b.model),
-                    b.iteration.to_string(),
-                ),
-                None => ("-".into(), "-".into(), "-".into(), "-".into()),
-            };
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {bv} | {bt} | {bm} | {bi} |",
-                cell(&r.run_id),
-                cell(&r.strategy),
-                r.seed,
-                r.iterations.len()
-            );
-        }
-        if let Some(name) = &names.best_so_far {
-            let _ = writeln!(md, "\n![best validation accuracy so far per run]({name})\n");
-        }
+        runs_compared(&mut md, input, &names);
     }
     for (r, n) in input.runs.iter().zip(&names.runs) {
-        let cached = r.iterations.iter().filter(|i| i.cached).count();
-        let wall: f64 = r
-            .iterations
-            .iter()
-            .map(|i| i.wall_secs)
-            .filter(|w| w.is_finite())
-            .sum();
-        let _ = writeln!(md, "## Run {}\n", cell(&r.run_id));
-        let _ = writeln!(
-            md,
-            "Strategy `{}`, seed {}, {} iterations ({} replayed from cache), training wall time {:.1} s.\n",
-            r.strategy,
-            r.seed,
-            r.iterations.len(),
-            cached,
-            wall
-        );
-        let _ = writeln!(md, "### Models (Table 3)\n");
-        let _ = writeln!(
-            md,
-            "| model | evaluated | max valid acc | min valid acc | iteration of max |"
-        );
-        let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: |");
-        let t3 = table3(r);
-        for m in 1..=4u8 {
-            match t3.iter().find(|s| s.model == m) {
-                Some(s) => {
-                    let _ = writeln!(
-                        md,
-                        "| Model {} | {} | {} | {} | {} |",
-                        m,
-                        s.count,
-                        acc(s.max_valid),
-                        acc(s.min_valid),
-                        s.iter_of_max
-                    );
-                }
-                None => {
-                    let _ = writeln!(md, "| Model {m} | 0 | - | - | - |");
-                }
-            }
-        }
-        // Models outside 1-4 would be an engine bug; still show them rather than hide data.
-        for s in t3.iter().filter(|s| !(1..=4).contains(&s.model)) {
-            let _ = writeln!(
-                md,
-                "| Model {} | {} | {} | {} | {} |",
-                s.model,
-                s.count,
-                acc(s.max_valid),
-                acc(s.min_valid),
-                s.iter_of_max
-            );
-        }
-        let _ = writeln!(md);
-        if let Some(b) = &r.best {
-            let _ = writeln!(md, "### Best candidate\n");
-            let _ = writeln!(
-                md,
-                "Model {} at iteration {}: validation accuracy {}, test accuracy {}.\n",
-                b.model,
-                b.iteration,
+        run_section(&mut md, r, n);
+    }
+    md
+}
+
+/// The table of every run's best candidate, and the best-so-far chart.
+fn runs_compared(md: &mut String, input: &ReportInput, names: &ChartNames) {
+    let _ = writeln!(md, "## Runs compared\n");
+    let _ = writeln!(
+        md,
+        "| run | strategy | seed | iterations | best valid acc | test acc of best | best model | iteration of best |"
+    );
+    let _ = writeln!(
+        md,
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for r in &input.runs {
+        let (bv, bt, bm, bi) = match &r.best {
+            Some(b) => (
                 acc(b.valid_acc),
-                b.test_acc.map(acc).unwrap_or_else(|| "not computed".into())
-            );
-            if !b.params.is_empty() {
-                let _ = writeln!(md, "| parameter | value |");
-                let _ = writeln!(md, "| --- | --- |");
-                for (k, v) in &b.params {
-                    let _ = writeln!(md, "| {} | {} |", cell(k), cell(v));
-                }
-                let _ = writeln!(md);
-            }
-        }
-        let mut top: Vec<&crate::types::IterationRecord> = r
-            .iterations
-            .iter()
-            .filter(|i| i.valid_acc.is_finite())
-            .collect();
-        // Stable sort: ties keep iteration order.
-        top.sort_by(|a, b| b.valid_acc.total_cmp(&a.valid_acc));
-        if !top.is_empty() {
-            let _ = writeln!(md, "### Top candidates\n");
-            let _ = writeln!(md, "| iteration | model | valid acc | parameters |");
-            let _ = writeln!(md, "| ---: | ---: | ---: | --- |");
-            for it in top.iter().take(5) {
+                b.test_acc.map(acc).unwrap_or_else(|| "-".into()),
+                format!("Model {}", b.model),
+                b.iteration.to_string(),
+            ),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {bv} | {bt} | {bm} | {bi} |",
+            cell(&r.run_id),
+            cell(&r.strategy),
+            r.seed,
+            r.iterations.len()
+        );
+    }
+    if let Some(name) = &names.best_so_far {
+        let _ = writeln!(md, "\n![best validation accuracy so far per run]({name})\n");
+    }
+}
+
+/// One run: its summary line, Table 3, the best candidate, the top five, P(s), charts.
+fn run_section(md: &mut String, r: &RunRecord, n: &RunCharts) {
+    let cached = r.iterations.iter().filter(|i| i.cached).count();
+    let wall: f64 = r
+        .iterations
+        .iter()
+        .map(|i| i.wall_secs)
+        .filter(|w| w.is_finite())
+        .sum();
+    let _ = writeln!(md, "## Run {}\n", cell(&r.run_id));
+    let _ = writeln!(
+        md,
+        "Strategy `{}`, seed {}, {} iterations ({} replayed from cache), training wall time {:.1} s.\n",
+        r.strategy,
+        r.seed,
+        r.iterations.len(),
+        cached,
+        wall
+    );
+    let _ = writeln!(md, "### Models (Table 3)\n");
+    let _ = writeln!(
+        md,
+        "| model | evaluated | max valid acc | min valid acc | iteration of max |"
+    );
+    let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: |");
+    table3_section(md, r);
+    best_section(md, r);
+    top_section(md, r);
+    probs_section(md, r);
+    let _ = writeln!(
+        md,
+        "![validation accuracy per model over iterations]({})\n",
+        n.accuracy
+    );
+    let _ = writeln!(
+        md,
+        "![mutation probabilities over iterations]({})\n",
+        n.probs
+    );
+}
+
+/// Table 3 of the paper: per model, how many were evaluated and their best and worst.
+fn table3_section(md: &mut String, r: &RunRecord) {
+    let t3 = table3(r);
+    for m in 1..=4u8 {
+        match t3.iter().find(|s| s.model == m) {
+            Some(s) => {
                 let _ = writeln!(
                     md,
-                    "| {} | Model {} | {} | {} |",
-                    it.iteration,
-                    it.model,
-                    acc(it.valid_acc),
-                    cell(&params_text(&it.params))
+                    "| Model {} | {} | {} | {} | {} |",
+                    m,
+                    s.count,
+                    acc(s.max_valid),
+                    acc(s.min_valid),
+                    s.iter_of_max
                 );
+            }
+            None => {
+                let _ = writeln!(md, "| Model {m} | 0 | - | - | - |");
+            }
+        }
+    }
+    // Models outside 1-4 would be an engine bug; still show them rather than hide data.
+    for s in t3.iter().filter(|s| !(1..=4).contains(&s.model)) {
+        let _ = writeln!(
+            md,
+            "| Model {} | {} | {} | {} | {} |",
+            s.model,
+            s.count,
+            acc(s.max_valid),
+            acc(s.min_valid),
+            s.iter_of_max
+        );
+    }
+    let _ = writeln!(md);
+}
+
+fn best_section(md: &mut String, r: &RunRecord) {
+    if let Some(b) = &r.best {
+        let _ = writeln!(md, "### Best candidate\n");
+        let _ = writeln!(
+            md,
+            "Model {} at iteration {}: validation accuracy {}, test accuracy {}.\n",
+            b.model,
+            b.iteration,
+            acc(b.valid_acc),
+            b.test_acc.map(acc).unwrap_or_else(|| "not computed".into())
+        );
+        if !b.params.is_empty() {
+            let _ = writeln!(md, "| parameter | value |");
+            let _ = writeln!(md, "| --- | --- |");
+            for (k, v) in &b.params {
+                let _ = writeln!(md, "| {} | {} |", cell(k), cell(v));
             }
             let _ = writeln!(md);
         }
-        if let Some(last) = r.iterations.last() {
-            if !r.mutation_probs_names.is_empty() && !last.mutation_probs.is_empty() {
-                let _ = writeln!(
-                    md,
-                    "### Mutation probabilities P(s) after iteration {}\n",
-                    last.iteration
-                );
-                let _ = writeln!(md, "| parameter | P(s) |");
-                let _ = writeln!(md, "| --- | ---: |");
-                for (name, p) in r.mutation_probs_names.iter().zip(&last.mutation_probs) {
-                    let _ = writeln!(md, "| {} | {:.3} |", cell(name), p);
-                }
-                let _ = writeln!(md);
-            }
-        }
-        let _ = writeln!(
-            md,
-            "![validation accuracy per model over iterations]({})\n",
-            n.accuracy
-        );
-        let _ = writeln!(
-            md,
-            "![mutation probabilities over iterations]({})\n",
-            n.probs
-        );
     }
-    md
+}
+
+/// The five candidates with the highest validation accuracy.
+fn top_section(md: &mut String, r: &RunRecord) {
+    let mut top: Vec<&crate::types::IterationRecord> = r
+        .iterations
+        .iter()
+        .filter(|i| i.valid_acc.is_finite())
+        .collect();
+    // Stable sort: ties keep iteration order.
+    top.sort_by(|a, b| b.valid_acc.total_cmp(&a.valid_acc));
+    if !top.is_empty() {
+        let _ = writeln!(md, "### Top candidates\n");
+        let _ = writeln!(md, "| iteration | model | valid acc | parameters |");
+        let _ = writeln!(md, "| ---: | ---: | ---: | --- |");
+        for it in top.iter().take(5) {
+            let _ = writeln!(
+                md,
+                "| {} | Model {} | {} | {} |",
+                it.iteration,
+                it.model,
+                acc(it.valid_acc),
+                cell(&params_text(&it.params))
+            );
+        }
+        let _ = writeln!(md);
+    }
+}
+
+/// The mutation probabilities after the last iteration.
+fn probs_section(md: &mut String, r: &RunRecord) {
+    if let Some(last) = r.iterations.last() {
+        if !r.mutation_probs_names.is_empty() && !last.mutation_probs.is_empty() {
+            let _ = writeln!(
+                md,
+                "### Mutation probabilities P(s) after iteration {}\n",
+                last.iteration
+            );
+            let _ = writeln!(md, "| parameter | P(s) |");
+            let _ = writeln!(md, "| --- | ---: |");
+            for (name, p) in r.mutation_probs_names.iter().zip(&last.mutation_probs) {
+                let _ = writeln!(md, "| {} | {:.3} |", cell(name), p);
+            }
+            let _ = writeln!(md);
+        }
+    }
 }
 
 /// One CSV row per run x iteration: run_id, strategy, seed, iteration, model, valid_acc,
