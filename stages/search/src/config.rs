@@ -335,7 +335,12 @@ impl SearchConfig {
                 ));
             }
         }
+        self.validate_space()?;
+        self.validate_initial()
+    }
 
+    /// The search space: ranges ordered, grids non-empty, at most three optimizers.
+    fn validate_space(&self) -> Result<(), ConfigError> {
         let sp = &self.space;
         check_range(
             "space.lr_log10",
@@ -364,7 +369,12 @@ impl SearchConfig {
             ));
         }
         check_grid("space.kernel_size", &sp.kernel_size)?;
+        Ok(())
+    }
 
+    /// The initial candidate lies inside the search space.
+    fn validate_initial(&self) -> Result<(), ConfigError> {
+        let sp = &self.space;
         let c = &self.initial;
         let lr_ok = c.learning_rate.is_finite() && c.learning_rate > 0.0 && {
             let l = c.learning_rate.log10();
