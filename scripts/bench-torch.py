@@ -7,6 +7,11 @@ batch 16, sequence 32, CPU, the given thread count. Prints examples/s of forward
 backward + step, and machine-readable lines "RESULT <name>\t<ex/s>".
 
   bench-torch.py [--threads N] [--quick]
+  bench-torch.py [--threads N] --encode MODEL_DIR QUESTIONS.json
+
+--encode times what the encode stage does, in PyTorch: tokenize, forward without
+gradients, mean pooling over the attention mask (as sentence-transformers does),
+max_len 64, batches of 64 questions of similar length. Prints "RESULT encode\t<q/s>".
 """
 
 import argparse
@@ -75,12 +80,39 @@ def bench(name, hidden, layers, heads, inter, vocab, steps, frozen):
         print(f"RESULT {name}\t{train:.2f}")
 
 
+def encode(model_dir, questions_file):
+    import json
+    from transformers import AutoModel, AutoTokenizer
+
+    texts = json.load(open(questions_file))
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir).eval()
+    t0 = time.time()
+    order = sorted(range(len(texts)), key=lambda i: len(tok.tokenize(texts[i])))
+    with torch.inference_mode():
+        for start in range(0, len(order), 64):
+            batch = [texts[i] for i in order[start:start + 64]]
+            enc = tok(batch, padding=True, truncation=True, max_length=64, return_tensors="pt")
+            h = model(**enc).last_hidden_state
+            m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+            _ = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    secs = time.time() - t0
+    rate = len(texts) / secs
+    print(f"encode (PyTorch {torch.__version__}, {torch.get_num_threads()} threads): "
+          f"{len(texts)} questions, {secs:.1f} s, {rate:.1f} questions/s")
+    print(f"RESULT encode\t{rate:.3f}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--encode", nargs=2, metavar=("MODEL_DIR", "QUESTIONS"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.encode:
+        encode(*a.encode)
+        return
     print(f"PyTorch {torch.__version__}, batch {BATCH}, seq {SEQ}, AdamW, {a.threads} threads")
     archs = [
         ("demo-profile h64 L1 v2000", 64, 1, 2, 128, 2000, 10 if a.quick else 40),

