@@ -23,25 +23,20 @@ use crate::store::{write_atomic, Key, Lookup};
 /// The micro and macro parameters of a candidate as the training crate takes them. A
 /// model without CNN branches has no kernel: it is fixed at 1 there, so two Model 1
 /// candidates that differ only in `kernel_size` are one network with one cache key.
-pub fn model_spec(c: &hhnas_search::Candidate) -> ModelSpec {
+pub fn model_spec(c: &hhnas_search::Candidate) -> Result<ModelSpec> {
+    let optimizer = hhnas_train::OptimizerKind::from_criterion_num(u32::from(c.criterion_num))
+        .map_err(ExitClass::classified)?;
     let has_branch = c.llm_branch || c.rule_branch;
-    ModelSpec {
+    Ok(ModelSpec {
         llm_branch: c.llm_branch,
         rule_branch: c.rule_branch,
         learning_rate: c.learning_rate,
-        optimizer: match c.criterion_num {
-            0 => hhnas_train::OptimizerKind::AdamW,
-            1 => hhnas_train::OptimizerKind::SgdMomentum,
-            2 => hhnas_train::OptimizerKind::RmsProp,
-            other => {
-                unreachable!("criterion_num {other}: the config check caps the optimizers at 3")
-            }
-        },
+        optimizer,
         layer_size1: c.layer_size1,
         layer_size2: c.layer_size2,
         dropout: c.dropout_rate,
         kernel_size: if has_branch { c.kernel_size } else { 1 },
-    }
+    })
 }
 
 /// `[train]` (and the run's seed) as the training crate takes it.
@@ -336,7 +331,7 @@ pub(crate) fn train_node(
     iteration: u64,
     proposal: &Proposal,
 ) -> Result<(Key, TrainSummary)> {
-    let spec = model_spec(&proposal.candidate);
+    let spec = model_spec(&proposal.candidate)?;
     let tcfg = train_config(cfg);
     let key = train_key(inputs, &spec, &tcfg);
     drop_result_without_weights(exec, &key)?;

@@ -127,6 +127,19 @@ pub struct ClassInfo {
     pub tables: Vec<TableInfo>,
 }
 
+impl ClassInfo {
+    /// A class of one member with no schema (synthetic sets, labelled text sets).
+    pub fn without_schema(name: impl Into<String>) -> Self {
+        let name = name.into();
+        ClassInfo {
+            members: vec![name.clone()],
+            name,
+            schema_text: String::new(),
+            tables: Vec::new(),
+        }
+    }
+}
+
 /// The data stage's output.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Dataset {

@@ -191,12 +191,7 @@ fn variable_dataset(n: usize) -> Dataset {
         });
     }
     let classes = (0..8)
-        .map(|c| ClassInfo {
-            name: format!("db{c}"),
-            members: vec![format!("db{c}")],
-            schema_text: String::new(),
-            tables: Vec::new(),
-        })
+        .map(|c| ClassInfo::without_schema(format!("db{c}")))
         .collect();
     Dataset {
         rows,
@@ -247,13 +242,7 @@ fn sorted_batching(device: &str, quick: bool) {
             cnn_channels: 32,
             ..TrainConfig::default()
         };
-        let data = TrainData {
-            dataset: &ds,
-            llm_features: None,
-            rule_features: None,
-            rule_classes: None,
-            embeddings: None,
-        };
+        let data = TrainData::text_only(&ds);
         let out = train_candidate(data, &enc, &spec, &cfg, None, &mut |_, _| {}).expect("trains");
         println!(
             "  train loop, small encoder, lengths 8-40 tokens, sort_by_length={sort:<5}: {:7.1} ex/s",

@@ -48,14 +48,6 @@ pub struct ModelSpec {
     pub kernel_size: usize,
 }
 
-impl ModelSpec {
-    /// The paper's model number: 1 encoder alone, 2 + LLM-feature CNN, 3 + rule-feature
-    /// CNN, 4 both (the same numbering as `hhnas_search::Candidate::model_number`).
-    pub fn model_number(&self) -> u8 {
-        2 * u8::from(self.rule_branch) + u8::from(self.llm_branch) + 1
-    }
-}
-
 /// `[train]` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -107,6 +99,19 @@ pub struct TrainData<'a> {
     /// the candidate then trains only its [`crate::internals::Head`] over them, in
     /// seconds. `None`: the encoder is fine-tuned with the head (the paper's setting).
     pub embeddings: Option<&'a Embeddings>,
+}
+
+impl<'a> TrainData<'a> {
+    /// The questions alone: no feature branch inputs, the encoder fine-tuned.
+    pub fn text_only(dataset: &'a Dataset) -> Self {
+        TrainData {
+            dataset,
+            llm_features: None,
+            rule_features: None,
+            rule_classes: None,
+            embeddings: None,
+        }
+    }
 }
 
 /// One epoch of the learning curve (epochs count from 1).

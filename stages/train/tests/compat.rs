@@ -47,6 +47,16 @@ fn weights_of_the_previous_release_predict_the_same() {
         data: ds.test.iter().flat_map(|&i| m.row(i).to_vec()).collect(),
     };
     let (llm_t, rules_t) = (sub(&llm), sub(&rules));
+    let run = |weights: &[u8]| {
+        let input = PredictInput {
+            texts: &texts,
+            embeddings: None,
+            llm: Some(&llm_t),
+            rules: Some(&rules_t),
+            rule_classes: Some(&classes),
+        };
+        predict(&enc, &s, 4, weights, input, "cpu").unwrap()
+    };
     let dir = fixture_dir();
     if std::env::var_os("HHNAS_WRITE_FIXTURES").is_some() {
         let data = TrainData {
@@ -59,21 +69,7 @@ fn weights_of_the_previous_release_predict_the_same() {
         let mut c = cfg(2);
         c.branch_pool = BranchPool::PerClass;
         let out = train_candidate(data, &enc, &s, &c, None, &mut |_, _| {}).unwrap();
-        let p = predict(
-            &enc,
-            &s,
-            4,
-            &out.best_weights,
-            PredictInput {
-                texts: &texts,
-                embeddings: None,
-                llm: Some(&llm_t),
-                rules: Some(&rules_t),
-                rule_classes: Some(&classes),
-            },
-            "cpu",
-        )
-        .unwrap();
+        let p = run(&out.best_weights);
         std::fs::write(dir.join("weights.bin"), &out.best_weights).unwrap();
         std::fs::write(dir.join("probs.json"), serde_json::to_vec(&p).unwrap()).unwrap();
         eprintln!("wrote {}", dir.display());
@@ -82,21 +78,7 @@ fn weights_of_the_previous_release_predict_the_same() {
     let weights = std::fs::read(dir.join("weights.bin")).unwrap();
     let want: Vec<Vec<f32>> =
         serde_json::from_slice(&std::fs::read(dir.join("probs.json")).unwrap()).unwrap();
-    let got = predict(
-        &enc,
-        &s,
-        4,
-        &weights,
-        PredictInput {
-            texts: &texts,
-            embeddings: None,
-            llm: Some(&llm_t),
-            rules: Some(&rules_t),
-            rule_classes: Some(&classes),
-        },
-        "cpu",
-    )
-    .unwrap();
+    let got = run(&weights);
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {
         for (a, b) in g.iter().zip(w) {

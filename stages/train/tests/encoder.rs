@@ -148,13 +148,7 @@ fn hf_dir_errors_name_the_file_and_fix() {
     // Loading the encoder fails because nearly every tensor is missing.
     let ds = synthetic(40, 3);
     let s = spec(false, false, OptimizerKind::AdamW, 1e-3);
-    let data = TrainData {
-        dataset: &ds,
-        llm_features: None,
-        rule_features: None,
-        rule_classes: None,
-        embeddings: None,
-    };
+    let data = TrainData::text_only(&ds);
     // Token ids of the scratch tokenizer exceed vocab 10: clear tokenizer error first.
     let e = train_candidate(data, &ok, &s, &cfg_epochs(), None, &mut |_, _| {}).unwrap_err();
     assert!(e.to_string().contains("vocab_size"), "{e}");

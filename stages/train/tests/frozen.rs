@@ -111,8 +111,8 @@ fn heads_train_over_frozen_vectors_and_predict_with_them() {
         let out = train_candidate(data, &enc, &s, &c, None, &mut |_, _| {}).unwrap();
         assert!(
             out.best_valid_acc > 0.8,
-            "model {} {:?}",
-            s.model_number(),
+            "branches {:?} {:?}",
+            (s.llm_branch, s.rule_branch),
             out.curve
         );
         // Only the head is stored: far smaller than the tiny encoder alone.

@@ -141,12 +141,7 @@ fn a_tiny_checkpoint_trains_as_model_4() {
         });
     }
     ds.classes = (0..2)
-        .map(|c| ClassInfo {
-            name: format!("db{c}"),
-            members: vec![format!("db{c}")],
-            schema_text: String::new(),
-            tables: Vec::new(),
-        })
+        .map(|c| ClassInfo::without_schema(format!("db{c}")))
         .collect();
     ds.train = (0..24).collect();
     ds.valid = (24..32).collect();

@@ -34,16 +34,14 @@ fn run(
 #[test]
 fn all_four_models_beat_chance() {
     let _g = lock();
-    let ds = synthetic(480, 1);
-    let feats = rule_matrix(&ds);
-    let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
+    let (ds, feats, enc) = synthetic_setup(480, 1);
     for (llm, rules) in [(false, false), (true, false), (false, true), (true, true)] {
         let s = spec(llm, rules, OptimizerKind::AdamW, 3e-3);
         let t = std::time::Instant::now();
         let out = run(&ds, &enc, &s, &cfg(12), Some(&feats));
         eprintln!(
-            "model {}: valid {:.3} test {:.3} curve {:?} ({:.1}s, {:.0} ex/s)",
-            s.model_number(),
+            "llm/rule branches {:?}: valid {:.3} test {:.3} curve {:?} ({:.1}s, {:.0} ex/s)",
+            (s.llm_branch, s.rule_branch),
             out.best_valid_acc,
             out.test_acc,
             out.curve.iter().map(|e| e.valid_acc).collect::<Vec<_>>(),
@@ -54,8 +52,8 @@ fn all_four_models_beat_chance() {
         assert_eq!(out.curve.len(), 12);
         assert!(
             out.best_valid_acc > 0.5,
-            "model {} at chance: {:?}",
-            s.model_number(),
+            "branches {:?} at chance: {:?}",
+            (s.llm_branch, s.rule_branch),
             out.curve
         );
         assert!(!out.best_weights.is_empty());
@@ -89,9 +87,7 @@ fn three_optimizers_run() {
 #[test]
 fn two_runs_are_bitwise_equal() {
     let _g = lock();
-    let ds = synthetic(160, 3);
-    let feats = rule_matrix(&ds);
-    let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
+    let (ds, feats, enc) = synthetic_setup(160, 3);
     let s = spec(true, true, OptimizerKind::AdamW, 1e-3);
     let a = run(&ds, &enc, &s, &cfg(2), Some(&feats));
     let b = run(&ds, &enc, &s, &cfg(2), Some(&feats));
@@ -114,9 +110,7 @@ fn two_runs_are_bitwise_equal() {
 #[test]
 fn resume_from_checkpoint_equals_uninterrupted() {
     let _g = lock();
-    let ds = synthetic(160, 4);
-    let feats = rule_matrix(&ds);
-    let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
+    let (ds, feats, enc) = synthetic_setup(160, 4);
     for opt in [OptimizerKind::AdamW, OptimizerKind::SgdMomentum] {
         let s = spec(false, true, opt, 2e-3);
         let data = TrainData {
@@ -236,13 +230,7 @@ fn device_errors() {
 }
 
 fn run_err(ds: &Dataset, enc: &EncoderAssets, s: &ModelSpec, c: &TrainConfig) -> TrainError {
-    let data = TrainData {
-        dataset: ds,
-        llm_features: None,
-        rule_features: None,
-        rule_classes: None,
-        embeddings: None,
-    };
+    let data = TrainData::text_only(ds);
     train_candidate(data, enc, s, c, None, &mut |_, _| {}).unwrap_err()
 }
 
@@ -315,9 +303,7 @@ fn input_errors() {
 #[test]
 fn predict_and_evaluate_use_the_weights() {
     let _g = lock();
-    let ds = synthetic(480, 9);
-    let feats = rule_matrix(&ds);
-    let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
+    let (ds, feats, enc) = synthetic_setup(480, 9);
     let s = spec(false, true, OptimizerKind::AdamW, 3e-3);
     let data = TrainData {
         dataset: &ds,
@@ -343,21 +329,17 @@ fn predict_and_evaluate_use_the_weights() {
             .flat_map(|&i| feats.data[i * feats.cols..(i + 1) * feats.cols].to_vec())
             .collect(),
     };
-    let p = predict(
-        &enc,
-        &s,
-        4,
-        &out.best_weights,
-        PredictInput {
+    let run = |spec: &ModelSpec, weights: &[u8]| {
+        let input = PredictInput {
             texts: &texts,
             embeddings: None,
             llm: None,
             rules: Some(&sub),
             rule_classes: None,
-        },
-        "cpu",
-    )
-    .unwrap();
+        };
+        predict(&enc, spec, 4, weights, input, "cpu")
+    };
+    let p = run(&s, &out.best_weights).unwrap();
     assert_eq!(p.len(), texts.len());
     let mut ok = 0;
     for (probs, &i) in p.iter().zip(&ds.test) {
@@ -372,37 +354,9 @@ fn predict_and_evaluate_use_the_weights() {
     // Weights of another shape are refused with a clear error.
     let mut other = s.clone();
     other.layer_size1 = 64;
-    let e = predict(
-        &enc,
-        &other,
-        4,
-        &out.best_weights,
-        PredictInput {
-            texts: &texts,
-            embeddings: None,
-            llm: None,
-            rules: Some(&sub),
-            rule_classes: None,
-        },
-        "cpu",
-    )
-    .unwrap_err();
+    let e = run(&other, &out.best_weights).unwrap_err();
     assert!(e.to_string().contains("trained for"), "{e}");
-    assert!(predict(
-        &enc,
-        &s,
-        4,
-        b"garbage",
-        PredictInput {
-            texts: &texts,
-            embeddings: None,
-            llm: None,
-            rules: Some(&sub),
-            rule_classes: None
-        },
-        "cpu",
-    )
-    .is_err());
+    assert!(run(&s, b"garbage").is_err());
 }
 
 #[test]

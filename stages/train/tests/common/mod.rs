@@ -41,12 +41,7 @@ pub fn synthetic(n: usize, seed: u64) -> Dataset {
         });
     }
     let classes = (0..4)
-        .map(|c| ClassInfo {
-            name: format!("db{c}"),
-            members: vec![format!("db{c}")],
-            schema_text: String::new(),
-            tables: Vec::new(),
-        })
+        .map(|c| ClassInfo::without_schema(format!("db{c}")))
         .collect();
     let a = n * 6 / 10;
     let b = n * 8 / 10;
@@ -78,6 +73,14 @@ pub fn rule_matrix(ds: &Dataset) -> FeatureMatrix {
         cols,
         data,
     }
+}
+
+/// A synthetic set, its rule features and the tiny encoder prepared on it.
+pub fn synthetic_setup(n: usize, seed: u64) -> (Dataset, FeatureMatrix, EncoderAssets) {
+    let ds = synthetic(n, seed);
+    let feats = rule_matrix(&ds);
+    let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
+    (ds, feats, enc)
 }
 
 pub fn tiny_encoder() -> EncoderConfig {
