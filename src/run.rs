@@ -35,7 +35,7 @@ impl Outcome {
 /// Runs (or continues) one run to the end. The caller holds its lock.
 fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
     // A resume on another machine (a CPU-only build) fails here, not after the data stages.
-    train::check_device(&cfg.train.device)?;
+    config::check_device(&cfg.train.device)?;
     let cache_dir = run
         .path
         .parent()
@@ -165,7 +165,7 @@ pub fn cmd_run(
     base.data.spider_dir = std::path::absolute(&dir).unwrap_or(dir);
     // A run that cannot train or read its data is not worth a run directory `resume`
     // would retry. The device first: a bad one should not cost a download.
-    train::check_device(&base.train.device)?;
+    config::check_device(&base.train.device)?;
     data::ensure_spider_dir(&base.data.spider_dir)?;
     let seeds: Vec<u64> = if seeds.is_empty() {
         vec![base.run.seed]

@@ -5,9 +5,10 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::config;
+use crate::config::data_params;
 use crate::error::ExitClass;
 use crate::nodes::data::spider_base_url;
-use crate::nodes::{data_params, spider_dir};
+use crate::nodes::spider_dir;
 use crate::run::Outcome;
 use crate::{out, outln};
 

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::UserError;
 
+mod params;
 mod values;
+pub use params::{check_device, data_params, encoder_config, train_config};
 pub use values::{DeviceName, Judge, Merge, RuleSource, SourceSpec};
 
 /// The file shipped with the project, compiled in so the tool runs with no config file.

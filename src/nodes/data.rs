@@ -9,7 +9,7 @@ use serde::Serialize;
 use hhnas_spider::fetch::FetchError;
 use hhnas_spider::{DataError, Dataset};
 
-use crate::config::{self, Merge, PipelineConfig};
+use crate::config::{data_params, PipelineConfig};
 use crate::error::ExitClass;
 use crate::exec::{Exec, Stage};
 use crate::outln;
@@ -77,27 +77,6 @@ pub fn ensure_spider_dir(dir: &Path) -> Result<()> {
             }))
         }
     }
-}
-
-/// The data stage's parameters; `merge = map` reads its map file here.
-pub fn data_params(cfg: &PipelineConfig) -> Result<hhnas_spider::DataParams> {
-    use hhnas_spider::MergeRule;
-    let merge = match cfg.data.merge {
-        Merge::None => MergeRule::None,
-        Merge::Overlap => MergeRule::Overlap {
-            threshold: cfg.data.overlap_threshold,
-        },
-        // The config check guarantees the file is named.
-        Merge::Map => MergeRule::Map(config::read_map_file(
-            cfg.data.map_file.as_deref().unwrap_or(Path::new("")),
-        )?),
-    };
-    Ok(hhnas_spider::DataParams {
-        merge,
-        split_seed: cfg.data.split_seed,
-        ratios: cfg.data.ratios,
-        include_others: cfg.data.include_others,
-    })
 }
 
 /// The journal line of the `spider` node.

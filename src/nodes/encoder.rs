@@ -9,32 +9,10 @@ use serde::Serialize;
 use hhnas_spider::Dataset;
 use hhnas_train::{EncoderAssets, EncoderConfig, EncoderSource};
 
-use crate::config::{PipelineConfig, SourceSpec};
+use crate::config::{encoder_config, PipelineConfig};
 use crate::error::ExitClass;
 use crate::exec::{Exec, Stage};
 use crate::store::Key;
-
-/// `[encoder]` as the training crate takes it.
-pub fn encoder_config(cfg: &PipelineConfig) -> EncoderConfig {
-    let e = &cfg.encoder;
-    let source = match &e.source {
-        SourceSpec::Dir(p) => EncoderSource::Dir(p.clone()),
-        SourceSpec::Hf(id) => EncoderSource::Hf(id.clone()),
-        SourceSpec::Pypi(spec) => EncoderSource::Pypi(spec.clone()),
-        SourceSpec::Scratch => EncoderSource::Scratch {
-            hidden: e.hidden,
-            layers: e.layers,
-            heads: e.heads,
-            intermediate: e.intermediate,
-            vocab_size: e.vocab_size,
-        },
-    };
-    EncoderConfig {
-        source,
-        max_len: e.max_len,
-        freeze_embeddings: e.freeze_embeddings,
-    }
-}
 
 /// A pretrained model is part of the key through its files' bytes, not its path or hub
 /// id: moving a `dir:` keeps every trained candidate, and a hub branch that moved is seen.

@@ -176,38 +176,21 @@ fn compute_judge(
     ds: &Dataset,
 ) -> Result<(FeatureMatrix, JudgeMetrics)> {
     let f = &cfg.features;
-    let ranker = hhnas_features::Bm25Ranker::build(ds);
+    let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
     let queries = if f.leave_one_out {
         hhnas_features::Queries::dataset(ds)
     } else {
-        let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
         hhnas_features::Queries::new(&texts)
     };
-    let (matrix, stats) = if f.judge == Judge::Llm {
-        let client = llm_client(cfg, store)?;
-        client.check_reachable().map_err(ExitClass::classified)?;
-        let (m, s) = hhnas_features::judge_llm(&ranker, ds, &queries, f.shortlist_k, &client)
-            .map_err(ExitClass::classified)?;
-        (m, Some(s))
-    } else {
-        let m = hhnas_features::judge_lexical(
-            &ranker,
-            &queries,
-            f.shortlist_k,
-            f.lexical_true_m,
-            f.lexical_levels,
-        );
-        (m, None)
-    };
+    let (matrix, stats) = run_judge(cfg, store, ds, &queries)?;
     // Marked far more often on training rows than on test rows = the feature leaks.
     let hit_train = hhnas_features::label_hit_rate(&matrix, ds, &ds.train);
     let hit_test = hhnas_features::label_hit_rate(&matrix, ds, &ds.test);
     let top1_train = hhnas_features::label_top1_rate(&matrix, ds, &ds.train);
     let top1_test = hhnas_features::label_top1_rate(&matrix, ds, &ds.test);
-    let backend = if f.judge == Judge::Llm {
-        format!("LLM {}", f.llm.model)
-    } else {
-        "lexical stand-in (no LLM)".to_string()
+    let backend = match f.judge {
+        Judge::Llm => format!("LLM {}", f.llm.model),
+        Judge::Lexical => "lexical stand-in (no LLM)".to_string(),
     };
     let summary = format!(
         "{backend}: {:.2} marked per question over a shortlist of {}; own class marked on \
@@ -256,21 +239,36 @@ pub(crate) fn judge_texts(
     ds: &Dataset,
     texts: &[&str],
 ) -> Result<FeatureMatrix> {
+    let queries = hhnas_features::Queries::new(texts);
+    Ok(run_judge(cfg, store, ds, &queries)?.0)
+}
+
+/// The configured judge over `queries`: the LLM server, or the lexical stand-in.
+fn run_judge(
+    cfg: &PipelineConfig,
+    store: &Store,
+    ds: &Dataset,
+    queries: &hhnas_features::Queries,
+) -> Result<(FeatureMatrix, Option<LlmStats>)> {
     let f = &cfg.features;
     let ranker = hhnas_features::Bm25Ranker::build(ds);
-    let queries = hhnas_features::Queries::new(texts);
-    Ok(if f.judge == Judge::Llm {
-        let client = llm_client(cfg, store)?;
-        hhnas_features::judge_llm(&ranker, ds, &queries, f.shortlist_k, &client)
-            .map_err(ExitClass::classified)?
-            .0
-    } else {
-        hhnas_features::judge_lexical(
-            &ranker,
-            &queries,
-            f.shortlist_k,
-            f.lexical_true_m,
-            f.lexical_levels,
-        )
+    Ok(match f.judge {
+        Judge::Llm => {
+            let client = llm_client(cfg, store)?;
+            client.check_reachable().map_err(ExitClass::classified)?;
+            let (m, s) = hhnas_features::judge_llm(&ranker, ds, queries, f.shortlist_k, &client)
+                .map_err(ExitClass::classified)?;
+            (m, Some(s))
+        }
+        Judge::Lexical => {
+            let m = hhnas_features::judge_lexical(
+                &ranker,
+                queries,
+                f.shortlist_k,
+                f.lexical_true_m,
+                f.lexical_levels,
+            );
+            (m, None)
+        }
     })
 }

@@ -27,9 +27,9 @@ use crate::config::{EncoderMode, PipelineConfig};
 use crate::exec::Exec;
 use crate::store::Key;
 
-pub use data::{data_params, spider_dir};
+pub use data::spider_dir;
 pub use search::{iterations, SampleMetrics, UpdateMetrics};
-pub use train::{train_config, TrainMetrics, TrainSummary};
+pub use train::{TrainMetrics, TrainSummary};
 
 /// Everything the iterations share: the dataset, the feature matrices and the encoder,
 /// each with its key.

@@ -13,7 +13,7 @@ use hhnas_search::Proposal;
 use hhnas_train::{Checkpoint, EpochReport, ModelSpec, TrainConfig, TrainOutcome};
 
 use super::Inputs;
-use crate::config::{DeviceName, PipelineConfig};
+use crate::config::{train_config, PipelineConfig};
 use crate::error::ExitClass;
 use crate::exec::{Exec, Stage, WEIGHTS};
 use crate::progress::Progress;
@@ -37,34 +37,6 @@ pub fn model_spec(c: &hhnas_search::Candidate) -> Result<ModelSpec> {
         dropout: c.dropout_rate,
         kernel_size: if has_branch { c.kernel_size } else { 1 },
     })
-}
-
-/// `[train]` (and the run's seed) as the training crate takes it.
-pub fn train_config(cfg: &PipelineConfig) -> TrainConfig {
-    let t = &cfg.train;
-    TrainConfig {
-        epochs: t.epochs,
-        batch_size: t.batch_size,
-        seed: cfg.run.seed,
-        device: t.device.to_string(),
-        patience: (t.patience > 0).then_some(t.patience),
-        max_train_rows: (t.max_train_rows > 0).then_some(t.max_train_rows),
-        sort_by_length: t.sort_by_length,
-        cnn_channels: t.cnn_channels,
-        branch_pool: t.branch_pool,
-    }
-}
-
-/// `[train] device` must be one this binary can use: `cuda:N` needs a build with the
-/// `cuda` feature. The syntax is checked with the config; this is the capability.
-pub fn check_device(device: &DeviceName) -> Result<()> {
-    if matches!(device.parsed(), hhnas_train::Device::Cuda(_)) && !cfg!(feature = "cuda") {
-        let e = hhnas_train::TrainError::NoCuda {
-            given: device.to_string(),
-        };
-        return Err(e.classified());
-    }
-    Ok(())
 }
 
 /// The training result without its weights (stored apart, under the same key).
