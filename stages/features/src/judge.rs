@@ -16,6 +16,26 @@ pub fn judge_prompt(schema: &str, question: &str, max_schema_chars: usize) -> St
     )
 }
 
+/// The judge's prompt for one (text, class) pair of a labelled set, whose classes have a
+/// name and perhaps a description instead of a schema.
+pub fn judge_class_prompt(class_text: &str, text: &str, max_chars: usize) -> String {
+    format!(
+        "Does this text belong to this class?\nClass: {}\nText: {}\nAnswer true or false.",
+        cut_schema(class_text, max_chars),
+        text.trim()
+    )
+}
+
+/// The prompt for `class`: about a database (Spider), or about class membership (a label
+/// of a labelled set).
+fn prompt_for(class: &crate::ClassInfo, text: &str, max_chars: usize) -> String {
+    if crate::is_label_class(class) {
+        judge_class_prompt(&class.schema_text, text, max_chars)
+    } else {
+        judge_prompt(&class.schema_text, text, max_chars)
+    }
+}
+
 /// Reads a true/false answer leniently: the first of `true`/`yes` or `false`/`no` (as
 /// whole words, any case, Markdown and punctuation ignored) decides. `None` when neither
 /// occurs.
@@ -68,11 +88,7 @@ pub fn judge_llm(
     {
         for (class, _) in shortlist {
             cells.push((i, class as usize));
-            prompts.push(judge_prompt(
-                &ds.classes[class as usize].schema_text,
-                t,
-                max_schema,
-            ));
+            prompts.push(prompt_for(&ds.classes[class as usize], t, max_schema));
         }
     }
     let counters = Counters::default();

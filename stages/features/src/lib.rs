@@ -26,7 +26,7 @@ pub mod text;
 
 pub use bm25::{judge_lexical, label_hit_rate, label_top1_rate, Bm25Params, Bm25Ranker, Queries};
 pub use error::FeatureError;
-pub use judge::{judge_llm, judge_prompt, parse_judgement};
+pub use judge::{judge_class_prompt, judge_llm, judge_prompt, parse_judgement};
 pub use llm::{AnswerCache, DirAnswerCache, LlmClient, LlmConfig, LlmStats, MemAnswerCache};
 pub use llm_rules::{llm_rules, parse_rule_answer, rules_prompt, LlmRulesParams};
 pub use matrix::FeatureMatrix;
@@ -37,3 +37,10 @@ pub use rules::{
 
 /// The dataset types this crate reads (from `hhnas-spider`).
 pub use hhnas_spider::{ClassInfo, Dataset, Row, TableInfo};
+
+/// Whether a class is a label of a labelled text set rather than a Spider database: the
+/// labelled reader writes its `schema_text` as `label: NAME[ | description: ...]`, Spider's
+/// starts with `db: `. Prompts and rule sources follow it.
+pub(crate) fn is_label_class(class: &ClassInfo) -> bool {
+    class.schema_text.starts_with("label: ")
+}

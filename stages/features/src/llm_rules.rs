@@ -54,27 +54,49 @@ fn sample_questions(ds: &Dataset, class: u32, n: usize) -> Vec<&str> {
     (0..n).map(|i| rows[i * rows.len() / n]).collect()
 }
 
-/// The first prompt for one class.
+/// The first prompt for one class: about a database for a Spider class,
+/// about a class of texts for a label of a labelled set (its name and description).
 pub fn rules_prompt(class: &ClassInfo, questions: &[&str], max_schema_chars: usize) -> String {
+    let has_schema = !crate::is_label_class(class);
+    let (thing, texts, item) = if has_schema {
+        (
+            "questions asked about one database",
+            "questions about this database",
+            "database",
+        )
+    } else {
+        ("texts of one class", "texts of this class", "class")
+    };
     let mut p = String::new();
-    p.push_str("You write keyword rules that recognise questions asked about one database.\n");
-    p.push_str(&format!("Database name: {}\n", class.name));
     p.push_str(&format!(
-        "Schema: {}\n",
-        cut_schema(&class.schema_text, max_schema_chars)
+        "You write keyword rules that recognise {thing}.\n"
     ));
+    if has_schema {
+        p.push_str(&format!("Database name: {}\n", class.name));
+        p.push_str(&format!(
+            "Schema: {}\n",
+            cut_schema(&class.schema_text, max_schema_chars)
+        ));
+    } else {
+        p.push_str(&format!("Class name: {}\n", class.name));
+        p.push_str(&format!(
+            "About the class: {}\n",
+            cut_schema(&class.schema_text, max_schema_chars)
+        ));
+    }
     if !questions.is_empty() {
-        p.push_str("Example questions about this database:\n");
+        p.push_str(&format!("Example {texts}:\n"));
         for q in questions {
             p.push_str(&format!("- {}\n", q.trim()));
         }
     }
+    let noun = if has_schema { "question" } else { "text" };
     p.push_str(&format!(
         "Answer with JSON only, exactly in this form:\n\
          {{\"class\": \"{}\", \"rules\": [{{\"any\": [\"word\", \"word\"]}}, {{\"all\": [\"word\", \"word\"]}}, {{\"regex\": \"pattern\"}}]}}\n\
-         Give 3 to 10 rules. An \"any\" rule fires when a question contains any of its words, \
+         Give 3 to 10 rules. An \"any\" rule fires when a {noun} contains any of its words, \
          an \"all\" rule when it contains all of them, a \"regex\" rule when the case-insensitive \
-         regular expression matches. Use words specific to this database, not common words.",
+         regular expression matches. Use words specific to this {item}, not common words.",
         class.name
     ));
     p

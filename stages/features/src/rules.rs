@@ -260,7 +260,9 @@ pub fn schema_rules_with(ds: &Dataset, params: &SchemaRuleParams) -> RuleSet {
                 push(true, kw, &mut class_rules);
             }
         }
-        if class_rules.is_empty() {
+        // A class without schema words, or a label of a labelled set (whose only "schema"
+        // is its name), also gets rules from its training texts.
+        if class_rules.is_empty() || crate::is_label_class(class) {
             fallback_classes.push(ci);
         }
         rules.extend(class_rules);
@@ -270,11 +272,13 @@ pub fn schema_rules_with(ds: &Dataset, params: &SchemaRuleParams) -> RuleSet {
         let words_of = question_word_rules(ds, &fallback_classes, params.fallback_words);
         for &ci in &fallback_classes {
             let ws = words_of.get(&ci).cloned().unwrap_or_default();
-            tracing::warn!(
-                class = %ds.classes[ci as usize].name,
-                words = ?ws,
-                "class has no usable schema words; rules come from its training questions"
-            );
+            if !crate::is_label_class(&ds.classes[ci as usize]) {
+                tracing::warn!(
+                    class = %ds.classes[ci as usize].name,
+                    words = ?ws,
+                    "class has no usable schema words; rules come from its training questions"
+                );
+            }
             for w in ws {
                 rules.push(Rule {
                     class: ci,
