@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::DataError;
 use crate::merge::{overlap_groups, UnionFind};
 use crate::source::{SourceFile, SpiderSource};
-use crate::split::stratified_split;
+use crate::split::{split_by_class, split_counts_without_test, stratified_split};
 
 /// How databases are grouped into classes.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -158,7 +158,6 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Questions of the given row indices, e.g. `ds.texts(&ds.train)`.
     /// Labelled rows and their classes, split stratified by `params` (the one place
     /// both the Spider reader and the labelled-file reader build a dataset).
     pub(crate) fn split(
@@ -180,6 +179,33 @@ impl Dataset {
         }
     }
 
+    /// Rows `..n_first` (one file) split stratified into train and validation in the
+    /// proportion `params.ratios[0]:params.ratios[1]`; rows `n_first..` (a separate test
+    /// file) are the test split, in order.
+    pub(crate) fn split_with_test(
+        rows: Vec<Row>,
+        n_first: usize,
+        classes: Vec<ClassInfo>,
+        params: &DataParams,
+        merge: String,
+    ) -> Dataset {
+        let labels: Vec<u32> = rows[..n_first].iter().map(|r| r.label).collect();
+        let (train, valid, rest) = split_by_class(&labels, classes.len(), params.split_seed, |n| {
+            split_counts_without_test(n, params.ratios)
+        });
+        debug_assert!(rest.is_empty());
+        let test = (n_first..rows.len()).collect();
+        Dataset {
+            rows,
+            classes,
+            train,
+            valid,
+            test,
+            merge,
+        }
+    }
+
+    /// Questions of the given row indices, e.g. `ds.texts(&ds.train)`.
     pub fn texts(&self, idx: &[usize]) -> Vec<&str> {
         idx.iter()
             .map(|&i| self.rows[i].question.as_str())

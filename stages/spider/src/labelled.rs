@@ -1,13 +1,15 @@
 //! Generic labelled text sets (SPEC §1, last bullet): JSONL or CSV with a text column and a
-//! label column. Classes are the distinct labels; there are no schemas, so a class's
-//! `schema_text` is its label name.
+//! label column (intents, tickets, topics). Classes are the distinct labels; there are no
+//! schemas, so a class's `schema_text` is `label: <name>` plus its description, if given, and
+//! its one table is named after the label (schema-word rules come from the label's words).
+//! An optional separate test file gives the test split.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{ClassInfo, DataParams, Dataset, Row};
+use crate::dataset::{ClassInfo, DataParams, Dataset, Row, TableInfo};
 use crate::error::DataError;
 use crate::source::SourceFile;
 
@@ -34,6 +36,7 @@ pub struct LabelledSource {
 }
 
 /// Reads a JSONL or CSV file of labelled texts; parsing happens in `build_labelled_dataset`.
+/// `.csv` (any case) is CSV; anything else is JSONL.
 pub fn read_labelled_file(
     path: &Path,
     text_field: &str,
@@ -69,6 +72,25 @@ pub fn read_labelled_file(
     })
 }
 
+/// What the data node reports about a labelled set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelledSummary {
+    /// Rows of the dataset (both files), after dropping duplicates.
+    pub records: usize,
+    /// Exact duplicate (text, label) records dropped, within each file, both files counted.
+    pub duplicates_dropped: usize,
+    /// Rows that came from the test file (after dropping its duplicates); 0 without one.
+    pub test_file_rows: usize,
+}
+
+/// One record as read: its 1-based line (CSV: the header is line 1), text and label.
+#[derive(Debug)]
+struct Record {
+    line: usize,
+    text: String,
+    label: String,
+}
+
 fn field_fix(src: &LabelledSource) -> String {
     format!(
         "give every record a `{}` (text) and `{}` (label) field, or set [data] text_field / label_field",
@@ -76,57 +98,110 @@ fn field_fix(src: &LabelledSource) -> String {
     )
 }
 
+/// The file as text: an error naming the line and byte offset of the first invalid byte;
+/// a leading byte-order mark is dropped.
+fn utf8(f: &SourceFile) -> Result<&str, DataError> {
+    let text = std::str::from_utf8(&f.bytes).map_err(|e| {
+        let offset = e.valid_up_to();
+        DataError::NotUtf8 {
+            file: f.path.clone(),
+            line: f.bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1,
+            offset,
+        }
+    })?;
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
+
+/// A field's value, checked: present, and not empty after trimming. `raw` is the value or,
+/// when it is missing or unusable, why.
+fn checked(
+    src: &LabelledSource,
+    line: usize,
+    field: &str,
+    raw: Result<String, String>,
+) -> Result<String, DataError> {
+    let bad = |problem: String, fix: String| DataError::BadRecord {
+        file: src.file.path.clone(),
+        line,
+        field: field.to_string(),
+        problem,
+        fix,
+    };
+    let value = raw.map_err(|problem| bad(problem, field_fix(src)))?;
+    if value.trim().is_empty() {
+        let what = if field == src.label_field {
+            "label"
+        } else {
+            "text"
+        };
+        return Err(bad(
+            "is empty".to_string(),
+            format!("write a non-empty {what}, or delete the record"),
+        ));
+    }
+    Ok(value)
+}
+
 /// A JSON value as label / text: strings as is, numbers and booleans printed.
-fn scalar(v: &serde_json::Value) -> Option<String> {
+fn scalar(v: Option<&serde_json::Value>) -> Result<String, String> {
+    use serde_json::Value;
     match v {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        serde_json::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(Value::Bool(b)) => Ok(b.to_string()),
+        Some(Value::Null) => Err("is null, not a string".to_string()),
+        Some(Value::Array(_)) => Err("is an array, not a string".to_string()),
+        Some(Value::Object(_)) => Err("is an object, not a string".to_string()),
+        None => Err("missing".to_string()),
     }
 }
 
-fn parse_jsonl(src: &LabelledSource) -> Result<Vec<(String, String)>, DataError> {
+fn parse_jsonl(src: &LabelledSource) -> Result<Vec<Record>, DataError> {
     let f = &src.file;
-    let text = std::str::from_utf8(&f.bytes).map_err(|e| DataError::BadField {
-        file: f.path.clone(),
-        row: 0,
-        field: "bytes".to_string(),
-        problem: format!("not UTF-8 ({e})"),
-        fix: "save the file as UTF-8".to_string(),
-    })?;
+    let text = utf8(f)?;
     let mut out = Vec::new();
-    for (row, (lineno, line)) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .enumerate()
-    {
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| DataError::BadJson {
+    for (i, l) in text.lines().enumerate() {
+        let line = i + 1;
+        if l.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(l).map_err(|e| DataError::BadJson {
             file: f.path.clone(),
-            line: lineno + 1,
+            line,
             column: e.column(),
             problem: crate::error::strip_position(&e.to_string()),
             fix: "write one JSON object per line".to_string(),
         })?;
-        let get = |name: &str| -> Result<String, DataError> {
-            v.get(name)
-                .and_then(scalar)
-                .ok_or_else(|| DataError::BadField {
-                    file: f.path.clone(),
-                    row,
-                    field: name.to_string(),
-                    problem: "missing or not a string/number".to_string(),
-                    fix: field_fix(src),
-                })
+        let Some(obj) = v.as_object() else {
+            return Err(DataError::BadRecord {
+                file: f.path.clone(),
+                line,
+                field: src.text_field.clone(),
+                problem: "the line is not a JSON object".to_string(),
+                fix: format!(
+                    "write one JSON object per line, e.g. {{\"{}\": \"...\", \"{}\": \"...\"}}",
+                    src.text_field, src.label_field
+                ),
+            });
         };
-        out.push((get(&src.text_field)?, get(&src.label_field)?));
+        let text = checked(src, line, &src.text_field, scalar(obj.get(&src.text_field)))?;
+        let label = checked(
+            src,
+            line,
+            &src.label_field,
+            scalar(obj.get(&src.label_field)),
+        )?;
+        out.push(Record { line, text, label });
     }
     Ok(out)
 }
 
-fn parse_csv(src: &LabelledSource) -> Result<Vec<(String, String)>, DataError> {
+fn parse_csv(src: &LabelledSource) -> Result<Vec<Record>, DataError> {
     let f = &src.file;
+    let text = utf8(f)?;
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
     let csv_err = |e: csv::Error| {
         let place = match e.position() {
             Some(p) => format!("line {}", p.line()),
@@ -139,17 +214,19 @@ fn parse_csv(src: &LabelledSource) -> Result<Vec<(String, String)>, DataError> {
             fix: "write comma-separated UTF-8 with a header line and quoted fields".to_string(),
         }
     };
+    // Flexible: a row of the wrong width gets our own error, naming its line.
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(f.bytes.as_slice());
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let headers = rdr.headers().map_err(csv_err)?.clone();
     let col = |name: &str| -> Result<usize, DataError> {
         headers
             .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| DataError::BadField {
+            .position(|h| h.trim() == name)
+            .ok_or_else(|| DataError::BadRecord {
                 file: f.path.clone(),
-                row: 0,
+                line: 1,
                 field: name.to_string(),
                 problem: format!(
                     "no such column in the header ({})",
@@ -160,69 +237,214 @@ fn parse_csv(src: &LabelledSource) -> Result<Vec<(String, String)>, DataError> {
     };
     let (ti, li) = (col(&src.text_field)?, col(&src.label_field)?);
     let mut out = Vec::new();
-    for (row, rec) in rdr.records().enumerate() {
+    for rec in rdr.records() {
         let rec = rec.map_err(csv_err)?;
-        let get = |i: usize, name: &str| -> Result<String, DataError> {
-            rec.get(i)
-                .map(str::to_string)
-                .ok_or_else(|| DataError::BadField {
-                    file: f.path.clone(),
-                    row,
-                    field: name.to_string(),
-                    problem: "missing".to_string(),
-                    fix: field_fix(src),
-                })
-        };
-        out.push((get(ti, &src.text_field)?, get(li, &src.label_field)?));
+        let line = rec.position().map_or(0, |p| p.line() as usize);
+        if rec.len() != headers.len() {
+            return Err(DataError::RaggedCsvRow {
+                file: f.path.clone(),
+                line,
+                found: rec.len(),
+                expected: headers.len(),
+            });
+        }
+        let get = |i: usize| Ok(rec[i].to_string());
+        let text = checked(src, line, &src.text_field, get(ti))?;
+        let label = checked(src, line, &src.label_field, get(li))?;
+        out.push(Record { line, text, label });
     }
     Ok(out)
 }
 
-/// Builds a `Dataset` from a labelled file: exact duplicate (text, label) rows dropped,
-/// classes = distinct labels sorted by name, stratified split as for Spider. `params.merge`
-/// is not used (labels are the classes).
-pub fn build_labelled_dataset(
-    src: &LabelledSource,
-    params: &DataParams,
-) -> Result<Dataset, DataError> {
-    params.validate()?;
-    let pairs = match src.format {
+/// A file's records: parsed, labels trimmed, exact duplicate (text, label) records dropped
+/// (the first kept). Returns them and the number dropped; an empty file is an error.
+fn read_records(src: &LabelledSource) -> Result<(Vec<Record>, usize), DataError> {
+    let records = match src.format {
         LabelledFormat::Jsonl => parse_jsonl(src)?,
         LabelledFormat::Csv => parse_csv(src)?,
     };
-    let mut seen = HashSet::new();
-    let pairs: Vec<(String, String)> = pairs
-        .into_iter()
-        .filter(|p| seen.insert(p.clone()))
-        .collect();
-    if pairs.is_empty() {
+    if records.is_empty() {
         return Err(DataError::EmptyDataset {
             file: src.file.path.clone(),
-            fix: "give at least one labelled record".to_string(),
+            fix: match src.format {
+                LabelledFormat::Jsonl => {
+                    "give at least one labelled record, one JSON object per line"
+                }
+                LabelledFormat::Csv => "give a header line and at least one labelled row",
+            }
+            .to_string(),
         });
     }
-    let names: BTreeSet<&str> = pairs.iter().map(|(_, l)| l.as_str()).collect();
-    let label_of: HashMap<&str, u32> = names
+    let read = records.len();
+    let mut seen = HashSet::new();
+    let kept: Vec<Record> = records
+        .into_iter()
+        .map(|r| Record {
+            label: r.label.trim().to_string(),
+            ..r
+        })
+        .filter(|r| seen.insert((r.text.clone(), r.label.clone())))
+        .collect();
+    let dropped = read - kept.len();
+    Ok((kept, dropped))
+}
+
+/// `line 4` / `lines 4, 9` / `lines 4, 9, 12, ...`.
+fn lines_text(lines: &[usize]) -> String {
+    let shown: Vec<String> = lines.iter().take(5).map(|l| l.to_string()).collect();
+    let more = if lines.len() > 5 { ", ..." } else { "" };
+    let noun = if lines.len() == 1 { "line" } else { "lines" };
+    format!("{noun} {}{more}", shown.join(", "))
+}
+
+/// Builds a `Dataset` from a labelled file and, optionally, a separate test file (same
+/// fields and format rules). Within each file, exact duplicate (text, label) records are
+/// dropped and counted. Classes are the distinct labels of `src`, sorted by name; a class's
+/// `schema_text` is `label: <name>`, plus ` | description: <text>` where `descriptions`
+/// has one. Without a test file the split is stratified by `params.ratios` as for Spider
+/// (merge `labels`); with one, train and validation come from `src`, stratified in the
+/// proportion `ratios[0]:ratios[1]`, and the test split is the test file's rows, appended
+/// after `src`'s (merge `labels + test file`). `params.merge` and `include_others` are not
+/// used.
+///
+/// Errors name the file, the line (CSV: the header is line 1), the field and the fix: a
+/// missing field or column, an empty text or label, invalid UTF-8, a ragged CSV row, an
+/// empty file, a file with one class, a class with fewer than 3 distinct records (2 with a
+/// test file), a test label the training file lacks, a description of an unknown label.
+pub fn build_labelled_dataset(
+    src: &LabelledSource,
+    test: Option<&LabelledSource>,
+    descriptions: &BTreeMap<String, String>,
+    params: &DataParams,
+) -> Result<(Dataset, LabelledSummary), DataError> {
+    params.validate()?;
+    let (records, mut duplicates_dropped) = read_records(src)?;
+    let test_records = match test {
+        Some(t) => {
+            let (r, d) = read_records(t)?;
+            duplicates_dropped += d;
+            Some((t, r))
+        }
+        None => None,
+    };
+
+    // label -> lines of its records, sorted by label.
+    let mut by_label: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for r in &records {
+        by_label.entry(&r.label).or_default().push(r.line);
+    }
+    if by_label.len() == 1 {
+        return Err(DataError::OneClass {
+            file: src.file.path.clone(),
+            field: src.label_field.clone(),
+            class: records[0].label.clone(),
+        });
+    }
+    let needed = if test.is_some() { 2 } else { 3 };
+    let small: Vec<(&str, &Vec<usize>)> = by_label
         .iter()
+        .filter(|(_, lines)| lines.len() < needed)
+        .map(|(l, lines)| (*l, lines))
+        .collect();
+    if let Some(&(class, lines)) = small.first() {
+        let also = if small.len() > 1 {
+            let rest: Vec<String> = small[1..]
+                .iter()
+                .take(10)
+                .map(|(l, ls)| format!("`{l}` ({})", ls.len()))
+                .collect();
+            let more = if small.len() > 11 { ", ..." } else { "" };
+            format!("; also too small: {}{more}", rest.join(", "))
+        } else {
+            String::new()
+        };
+        return Err(DataError::SmallClass {
+            file: src.file.path.clone(),
+            class: class.to_string(),
+            lines: lines_text(lines),
+            count: lines.len(),
+            needed,
+            also,
+            with_test_file: test.is_some(),
+        });
+    }
+    if let Some((t, test_records)) = &test_records {
+        if let Some(r) = test_records
+            .iter()
+            .find(|r| !by_label.contains_key(r.label.as_str()))
+        {
+            return Err(DataError::UnknownLabel {
+                file: t.file.path.clone(),
+                line: r.line,
+                field: t.label_field.clone(),
+                label: r.label.clone(),
+                train: src.file.path.clone(),
+            });
+        }
+    }
+    if let Some(label) = descriptions
+        .keys()
+        .find(|l| !by_label.contains_key(l.as_str()))
+    {
+        let mut known: Vec<String> = by_label.keys().take(20).map(|l| format!("`{l}`")).collect();
+        if by_label.len() > 20 {
+            known.push(format!("and {} more", by_label.len() - 20));
+        }
+        return Err(DataError::UnknownDescription {
+            file: src.file.path.clone(),
+            label: label.clone(),
+            known: known.join(", "),
+        });
+    }
+
+    let label_of: HashMap<&str, u32> = by_label
+        .keys()
         .enumerate()
         .map(|(i, n)| (*n, i as u32))
         .collect();
-    let classes: Vec<ClassInfo> = names
-        .iter()
-        .map(|n| ClassInfo {
-            name: n.to_string(),
-            members: vec![n.to_string()],
-            schema_text: n.to_string(),
-            tables: Vec::new(),
+    let classes: Vec<ClassInfo> = by_label
+        .keys()
+        .map(|&name| {
+            let mut schema_text = format!("label: {name}");
+            if let Some(d) = descriptions.get(name) {
+                schema_text.push_str(" | description: ");
+                schema_text.push_str(d);
+            }
+            ClassInfo {
+                name: name.to_string(),
+                members: vec![name.to_string()],
+                schema_text,
+                tables: vec![TableInfo {
+                    name: name.to_string(),
+                    columns: Vec::new(),
+                }],
+            }
         })
         .collect();
-    let rows: Vec<Row> = pairs
-        .iter()
-        .map(|(t, l)| Row {
-            question: t.clone(),
-            db_id: l.clone(),
-            label: label_of[l.as_str()],
-        })
-        .collect();
-    Ok(Dataset::split(rows, classes, params, "labels".to_string()))
+    let row = |r: &Record| Row {
+        question: r.text.clone(),
+        db_id: r.label.clone(),
+        label: label_of[r.label.as_str()],
+    };
+    let mut rows: Vec<Row> = records.iter().map(row).collect();
+    let n_first = rows.len();
+    let ds = match &test_records {
+        None => Dataset::split(rows, classes, params, "labels".to_string()),
+        Some((_, test_records)) => {
+            rows.extend(test_records.iter().map(row));
+            Dataset::split_with_test(
+                rows,
+                n_first,
+                classes,
+                params,
+                "labels + test file".to_string(),
+            )
+        }
+    };
+    let summary = LabelledSummary {
+        records: ds.rows.len(),
+        duplicates_dropped,
+        test_file_rows: ds.rows.len() - n_first,
+    };
+    Ok((ds, summary))
 }
