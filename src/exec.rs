@@ -22,6 +22,8 @@ use crate::user_error;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Stage {
     Spider,
+    /// A labelled text file of the user's own, in place of Spider.
+    Labelled,
     Rules,
     LlmJudge,
     Encoder,
@@ -37,8 +39,9 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 10] = [
+    pub const ALL: [Stage; 11] = [
         Stage::Spider,
+        Stage::Labelled,
         Stage::Rules,
         Stage::LlmJudge,
         Stage::Encoder,
@@ -54,6 +57,7 @@ impl Stage {
     pub const fn name(self) -> &'static str {
         match self {
             Stage::Spider => "spider",
+            Stage::Labelled => "labelled",
             Stage::Rules => "rules",
             Stage::LlmJudge => "llm_judge",
             Stage::Encoder => "encoder",
@@ -69,6 +73,7 @@ impl Stage {
     pub const fn version(self) -> u32 {
         match self {
             Stage::Spider => 1,
+            Stage::Labelled => 1,
             Stage::Rules => 1,
             // 2: leave-one-out for training rows.
             Stage::LlmJudge => 2,
@@ -287,6 +292,7 @@ mod tests {
             names,
             [
                 "spider",
+                "labelled",
                 "rules",
                 "llm_judge",
                 "encoder",
@@ -299,7 +305,7 @@ mod tests {
             ]
         );
         let versions: Vec<u32> = Stage::ALL.iter().map(|s| s.version()).collect();
-        assert_eq!(versions, [1, 1, 2, 1, 1, 1, 1, 2, 2, 2]);
+        assert_eq!(versions, [1, 1, 1, 2, 1, 1, 1, 1, 2, 2, 2]);
         for s in Stage::ALL {
             assert_eq!(Stage::from_name(s.name()), Some(s));
             assert_eq!(

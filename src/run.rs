@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::commands::report::write_run_report;
-use crate::config::{self, PipelineConfig};
+use crate::config::{self, DataSource, PipelineConfig};
 use crate::error::EXIT_OK;
 use crate::exec::{Exec, RUN};
 use crate::journal::{now, stage_records, Event};
@@ -163,10 +163,24 @@ pub fn cmd_run(
     // absolute path, so a resume from cron reads the same files.
     let dir = nodes::spider_dir(&base);
     base.data.spider_dir = std::path::absolute(&dir).unwrap_or(dir);
+    let d = &mut base.data;
+    for path in [
+        &mut d.labelled_file,
+        &mut d.test_file,
+        &mut d.label_descriptions,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *path = std::path::absolute(&*path).unwrap_or(path.clone());
+    }
     // A run that cannot train or read its data is not worth a run directory `resume`
     // would retry. The device first: a bad one should not cost a download.
     config::check_device(&base.train.device)?;
-    data::ensure_spider_dir(&base.data.spider_dir)?;
+    match base.data.source {
+        DataSource::Spider => data::ensure_spider_dir(&base.data.spider_dir)?,
+        DataSource::Labelled => drop(data::labelled_dataset(&base)?),
+    }
     let seeds: Vec<u64> = if seeds.is_empty() {
         vec![base.run.seed]
     } else {
@@ -259,6 +273,9 @@ fn warn_if_config_changed(run: &RunDir, frozen: &PipelineConfig) {
         // What `run` itself fixed at creation is not a change of the file.
         current.run.seed = frozen.run.seed;
         current.data.spider_dir = frozen.data.spider_dir.clone();
+        current.data.labelled_file = frozen.data.labelled_file.clone();
+        current.data.test_file = frozen.data.test_file.clone();
+        current.data.label_descriptions = frozen.data.label_descriptions.clone();
         if &current != frozen {
             outln!(
                 "note: {} changed since run {} started; resuming with the run's frozen config \

@@ -5,9 +5,9 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::config;
-use crate::config::data_params;
+use crate::config::{data_params, DataSource};
 use crate::error::ExitClass;
-use crate::nodes::data::spider_base_url;
+use crate::nodes::data::{labelled_dataset, spider_base_url};
 use crate::nodes::spider_dir;
 use crate::run::Outcome;
 use crate::{out, outln};
@@ -19,9 +19,23 @@ pub fn cmd_data_stats(
 ) -> Result<Outcome> {
     let loaded = config::load(config_path, profile, sets)?;
     let cfg = &loaded.config;
-    let src = hhnas_spider::read_spider_dir(&spider_dir(cfg)).map_err(ExitClass::classified)?;
-    let ds =
-        hhnas_spider::build_dataset(&src, &data_params(cfg)?).map_err(ExitClass::classified)?;
+    let ds = match cfg.data.source {
+        DataSource::Spider => {
+            let src =
+                hhnas_spider::read_spider_dir(&spider_dir(cfg)).map_err(ExitClass::classified)?;
+            hhnas_spider::build_dataset(&src, &data_params(cfg)?).map_err(ExitClass::classified)?
+        }
+        DataSource::Labelled => {
+            let (ds, summary) = labelled_dataset(cfg)?;
+            outln!(
+                "{} records read, {} duplicates dropped, {} rows from the test file",
+                summary.records + summary.duplicates_dropped,
+                summary.duplicates_dropped,
+                summary.test_file_rows
+            );
+            ds
+        }
+    };
     out!("{}", hhnas_spider::dataset_stats(&ds));
     Ok(Outcome::Done)
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use hhnas_features::FeatureMatrix;
 use hhnas_spider::Dataset;
 
-use crate::config::PipelineConfig;
+use crate::config::{DataSource, PipelineConfig};
 use crate::error::ExitClass;
 use crate::exec::{load_stored, Stage, WEIGHTS};
 use crate::journal::{stage_records, Event};
@@ -75,7 +75,12 @@ fn stored_inputs(run: &RunDir, store: &Store, events: &[Event]) -> Result<Inputs
     };
     let required = |stage: Stage| stage_key(stage).ok_or_else(|| missing_stage(run, stage));
     let parse = |k: &str| Key::parse(k).with_context(|| format!("bad key {k}"));
-    let ds_key = required(Stage::Spider)?;
+    // The dataset node the run has: Spider's or a labelled file's.
+    let ds_stage = [Stage::Spider, Stage::Labelled]
+        .into_iter()
+        .find(|s| stage_key(*s).is_some())
+        .unwrap_or(Stage::Spider);
+    let ds_key = required(ds_stage)?;
     let enc_key = required(Stage::Encoder)?;
     fn stored<T: serde::de::DeserializeOwned>(
         store: &Store,
@@ -96,7 +101,7 @@ fn stored_inputs(run: &RunDir, store: &Store, events: &[Event]) -> Result<Inputs
     let neighbours = stored(store, Stage::Neighbours, stage_key(Stage::Neighbours))?;
     Ok(Inputs::assemble(
         parse(&ds_key)?,
-        load_stored(store, Stage::Spider, &ds_key)?,
+        load_stored(store, ds_stage, &ds_key)?,
         rules,
         judge,
         parse(&enc_key)?,
@@ -219,7 +224,10 @@ pub fn cmd_eval(
                 )
             })
             .unzip(),
-        Some(path) => read_question_file(path, &t.inputs.ds)?,
+        Some(path) => match t.cfg.data.source {
+            DataSource::Spider => read_question_file(path, &t.inputs.ds)?,
+            DataSource::Labelled => read_labelled_input(path, &t.cfg, &t.inputs.ds)?,
+        },
     };
     let probs = probabilities(&t, &texts)?;
     let mut correct = 0usize;
@@ -288,6 +296,32 @@ fn read_question_file(path: &Path, ds: &Dataset) -> Result<(Vec<String>, Vec<Opt
         labels.push(r.db_id.as_deref().and_then(|d| class_of.get(d).copied()));
     }
     Ok((texts, labels))
+}
+
+/// A file in the labelled run's own format (its text and label fields); a label outside
+/// the run's classes counts as unknown.
+fn read_labelled_input(
+    path: &Path,
+    cfg: &PipelineConfig,
+    ds: &Dataset,
+) -> Result<(Vec<String>, Vec<Option<usize>>)> {
+    let d = &cfg.data;
+    let src = hhnas_spider::read_labelled_file(path, &d.text_field, &d.label_field)
+        .map_err(ExitClass::classified)?;
+    let records = hhnas_spider::labelled_records(&src).map_err(ExitClass::classified)?;
+    let class_of: BTreeMap<&str, usize> = ds
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    Ok(records
+        .into_iter()
+        .map(|(text, label)| {
+            let class = class_of.get(label.as_str()).copied();
+            (text, class)
+        })
+        .unzip())
 }
 
 pub fn cmd_predict(cache: &Path, run: &str, question: &str, top: usize) -> Result<Outcome> {

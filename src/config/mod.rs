@@ -12,7 +12,7 @@ use crate::error::UserError;
 mod params;
 mod values;
 pub use params::{check_device, data_params, encoder_config, train_config};
-pub use values::{DeviceName, Judge, Merge, RuleSource, SourceSpec};
+pub use values::{DataSource, DeviceName, Judge, Merge, RuleSource, SourceSpec};
 
 /// The file shipped with the project, compiled in so the tool runs with no config file.
 pub const EMBEDDED: &str = include_str!("../../pipeline.toml");
@@ -41,8 +41,29 @@ pub struct RunSection {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
+    /// Where the rows come from: Spider, or a labelled text file of your own. Absent in
+    /// configs frozen before it existed: Spider.
+    #[serde(default)]
+    pub source: DataSource,
     /// Spider directory; `HHNAS_SPIDER_DIR` overrides it.
     pub spider_dir: PathBuf,
+    /// source = "labelled": a JSONL (one object per line) or CSV (header line) file.
+    #[serde(default)]
+    pub labelled_file: Option<PathBuf>,
+    /// source = "labelled": the field / column holding the text.
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+    /// source = "labelled": the field / column holding the label.
+    #[serde(default = "default_label_field")]
+    pub label_field: String,
+    /// source = "labelled": an optional file of test rows in the same format; train and
+    /// valid then both come from `labelled_file`.
+    #[serde(default)]
+    pub test_file: Option<PathBuf>,
+    /// source = "labelled": an optional JSON object {label: description}, shown to the LLM
+    /// judge and the LLM rule writer with the label's name.
+    #[serde(default)]
+    pub label_descriptions: Option<PathBuf>,
     pub merge: Merge,
     pub overlap_threshold: f64,
     /// For merge = "map": a JSON object file {db_id: class name}.
@@ -50,6 +71,14 @@ pub struct DataSection {
     pub split_seed: u64,
     pub ratios: [f64; 3],
     pub include_others: bool,
+}
+
+fn default_text_field() -> String {
+    "text".to_string()
+}
+
+fn default_label_field() -> String {
+    "label".to_string()
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -337,6 +366,22 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             "data.overlap_threshold",
             format!("{} is outside [0, 1]", c.data.overlap_threshold),
             "use a Jaccard threshold such as 0.8",
+        );
+    }
+    if c.data.source == DataSource::Labelled && c.data.labelled_file.is_none() {
+        return err(
+            "data.labelled_file",
+            "source = \"labelled\" needs a labelled file".into(),
+            "set data.labelled_file to a JSONL or CSV file of texts and labels",
+        );
+    }
+    if c.data.source == DataSource::Spider
+        && (c.data.labelled_file.is_some() || c.data.test_file.is_some())
+    {
+        return err(
+            "data.source",
+            "a labelled_file / test_file is set, but the rows come from Spider".into(),
+            "set data.source = \"labelled\" to use your file, or remove labelled_file and test_file",
         );
     }
     if c.data.merge == Merge::Map && c.data.map_file.is_none() {

@@ -6,13 +6,15 @@ use std::path::Path;
 use anyhow::Result;
 use hhnas_train::{EncoderConfig, EncoderSource, TrainConfig};
 
-use super::{read_map_file, DeviceName, Merge, PipelineConfig, SourceSpec};
+use super::{read_map_file, DataSource, DeviceName, Merge, PipelineConfig, SourceSpec};
 use crate::error::ExitClass;
 
 /// The data stage's parameters; `merge = map` reads its map file here.
 pub fn data_params(cfg: &PipelineConfig) -> Result<hhnas_spider::DataParams> {
     use hhnas_spider::MergeRule;
     let merge = match cfg.data.merge {
+        // A labelled set's classes are its labels: nothing to merge.
+        _ if cfg.data.source == DataSource::Labelled => MergeRule::None,
         Merge::None => MergeRule::None,
         Merge::Overlap => MergeRule::Overlap {
             threshold: cfg.data.overlap_threshold,

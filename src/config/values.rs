@@ -20,6 +20,17 @@ pub enum Merge {
     Map,
 }
 
+/// `[data] source`: where a run's rows come from.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DataSource {
+    /// Spider's folder (`spider_dir`): questions labelled with their database.
+    #[default]
+    Spider,
+    /// A JSONL or CSV file of texts and labels (`labelled_file`).
+    Labelled,
+}
+
 /// `[features] rules`: where the rule features' rules come from.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

@@ -1,19 +1,22 @@
-//! The `spider` node: the Spider files, merged into classes and split. Its key hashes the
-//! bytes of every file read, so a changed file is a changed dataset.
+//! The dataset nodes: `spider` (the Spider files, merged into classes and split) and
+//! `labelled` (a JSONL/CSV file of texts and labels). Their keys hash the bytes of every
+//! file read, so a changed file is a changed dataset.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use hhnas_spider::fetch::FetchError;
 use hhnas_spider::{DataError, Dataset};
 
-use crate::config::{data_params, PipelineConfig};
+use crate::config::{data_params, DataSource, PipelineConfig};
 use crate::error::ExitClass;
 use crate::exec::{Exec, Stage};
-use crate::outln;
 use crate::store::Key;
+use crate::{outln, user_error};
 
 /// The Spider directory for a new run or a one-off command: `HHNAS_SPIDER_DIR` wins over
 /// `[data] spider_dir`. A run freezes the result (absolute) in its config, so a resume
@@ -108,8 +111,16 @@ impl SpiderMetrics {
     }
 }
 
-/// Loads the dataset through the `spider` node.
+/// Loads the dataset: Spider through the `spider` node, a file of the user's own through
+/// the `labelled` node. Everything downstream sees a `Dataset` either way.
 pub(crate) fn dataset_node(exec: &mut Exec, cfg: &PipelineConfig) -> Result<(Key, Dataset)> {
+    match cfg.data.source {
+        DataSource::Spider => spider_node(exec, cfg),
+        DataSource::Labelled => labelled_node(exec, cfg),
+    }
+}
+
+fn spider_node(exec: &mut Exec, cfg: &PipelineConfig) -> Result<(Key, Dataset)> {
     let params = data_params(cfg)?;
     let src = hhnas_spider::read_spider_dir(&cfg.data.spider_dir).map_err(ExitClass::classified)?;
     let mut kb = Stage::Spider.key();
@@ -129,6 +140,124 @@ pub(crate) fn dataset_node(exec: &mut Exec, cfg: &PipelineConfig) -> Result<(Key
     let ds = exec.node(Stage::Spider, None, key, |_| {
         let ds = hhnas_spider::build_dataset(&src, &params).map_err(ExitClass::classified)?;
         let metrics = SpiderMetrics::of(&ds);
+        Ok((ds, metrics))
+    })?;
+    Ok((key, ds))
+}
+
+/// The journal line of the `labelled` node.
+#[derive(Serialize)]
+struct LabelledMetrics {
+    summary: String,
+    rows: usize,
+    classes: usize,
+    duplicates_dropped: usize,
+}
+
+/// The labelled files of a run: the rows, the optional test rows, the descriptions.
+pub struct LabelledFiles {
+    pub src: hhnas_spider::LabelledSource,
+    pub test: Option<hhnas_spider::LabelledSource>,
+    pub descriptions: BTreeMap<String, String>,
+}
+
+/// Reads `[data] labelled_file`, `test_file` and `label_descriptions`.
+pub fn read_labelled_files(cfg: &PipelineConfig) -> Result<LabelledFiles> {
+    let d = &cfg.data;
+    let read = |path: &Path| {
+        hhnas_spider::read_labelled_file(path, &d.text_field, &d.label_field)
+            .map_err(ExitClass::classified)
+    };
+    let file = d
+        .labelled_file
+        .as_deref()
+        .context("data.labelled_file is not set")?;
+    Ok(LabelledFiles {
+        src: read(file)?,
+        test: d.test_file.as_deref().map(read).transpose()?,
+        descriptions: match &d.label_descriptions {
+            Some(path) => read_descriptions(path)?,
+            None => BTreeMap::new(),
+        },
+    })
+}
+
+fn read_descriptions(path: &Path) -> Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        user_error!(
+            "{}: cannot read label descriptions ({e}). Fix: point data.label_descriptions at a \
+             JSON object {{\"label\": \"description\", ...}}",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        user_error!(
+            "{}: not a JSON object of label -> description ({e}). Fix: write \
+             {{\"label\": \"what the class means\", ...}}",
+            path.display()
+        )
+    })
+}
+
+impl LabelledFiles {
+    fn build(
+        &self,
+        params: &hhnas_spider::DataParams,
+    ) -> Result<(Dataset, hhnas_spider::LabelledSummary)> {
+        hhnas_spider::build_labelled_dataset(
+            &self.src,
+            self.test.as_ref(),
+            &self.descriptions,
+            params,
+        )
+        .map_err(ExitClass::classified)
+    }
+}
+
+/// The labelled set of `cfg`, read, parsed and split (`data-stats`, and the check of a new
+/// run, so bad input is refused before a run directory exists; parsing is cheap next to
+/// any stage after it).
+pub fn labelled_dataset(cfg: &PipelineConfig) -> Result<(Dataset, hhnas_spider::LabelledSummary)> {
+    read_labelled_files(cfg)?.build(&data_params(cfg)?)
+}
+
+fn labelled_node(exec: &mut Exec, cfg: &PipelineConfig) -> Result<(Key, Dataset)> {
+    let params = data_params(cfg)?;
+    let files = read_labelled_files(cfg)?;
+    let d = &cfg.data;
+    let mut kb = Stage::Labelled.key();
+    kb.param(&params)
+        .param(&(&d.text_field, &d.label_field, &files.descriptions))
+        .bytes(&files.src.file.bytes)
+        .param(&files.test.is_some());
+    if let Some(t) = &files.test {
+        kb.bytes(&t.file.bytes);
+    }
+    let key = kb.finish();
+    let names = [d.labelled_file.as_deref(), d.test_file.as_deref()]
+        .into_iter()
+        .flatten()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" and ");
+    exec.expect_unchanged(Stage::Labelled, key, &names)?;
+    let ds = exec.node(Stage::Labelled, None, key, |_| {
+        let (ds, summary) = files.build(&params)?;
+        let metrics = LabelledMetrics {
+            summary: format!(
+                "{} rows ({} duplicates dropped), {} classes ({}), split {}/{}/{}",
+                ds.rows.len(),
+                summary.duplicates_dropped,
+                ds.classes.len(),
+                ds.merge,
+                ds.train.len(),
+                ds.valid.len(),
+                ds.test.len()
+            ),
+            rows: ds.rows.len(),
+            classes: ds.classes.len(),
+            duplicates_dropped: summary.duplicates_dropped,
+        };
         Ok((ds, metrics))
     })?;
     Ok((key, ds))

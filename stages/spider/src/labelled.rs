@@ -289,6 +289,19 @@ fn read_records(src: &LabelledSource) -> Result<(Vec<Record>, usize), DataError>
     Ok((kept, dropped))
 }
 
+/// A file's (text, label) records as the dataset reader reads them (same checks, labels
+/// trimmed, duplicates kept): what `eval --input` scores against a labelled run.
+pub fn labelled_records(src: &LabelledSource) -> Result<Vec<(String, String)>, DataError> {
+    let records = match src.format {
+        LabelledFormat::Jsonl => parse_jsonl(src)?,
+        LabelledFormat::Csv => parse_csv(src)?,
+    };
+    Ok(records
+        .into_iter()
+        .map(|r| (r.text, r.label.trim().to_string()))
+        .collect())
+}
+
 /// `line 4` / `lines 4, 9` / `lines 4, 9, 12, ...`.
 fn lines_text(lines: &[usize]) -> String {
     let shown: Vec<String> = lines.iter().take(5).map(|l| l.to_string()).collect();

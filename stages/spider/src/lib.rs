@@ -14,7 +14,8 @@ pub mod stats;
 pub use dataset::{build_dataset, ClassInfo, DataParams, Dataset, MergeRule, Row, TableInfo};
 pub use error::{DataError, SPIDER_DIR_FIX};
 pub use labelled::{
-    build_labelled_dataset, read_labelled_file, LabelledFormat, LabelledSource, LabelledSummary,
+    build_labelled_dataset, labelled_records, read_labelled_file, LabelledFormat, LabelledSource,
+    LabelledSummary,
 };
 pub use source::{
     check_spider_dir, from_workspace_root, read_spider_dir, SourceFile, SpiderSource,
