@@ -1,10 +1,11 @@
 //! A run written by an earlier release must keep working: it resumes to the end, and
 //! `status`, `eval` and `predict` print what that release printed on the same run.
 //!
-//! `tests/fixtures/legacy-run/` holds such a run, stopped by SIGKILL after its first
-//! candidate, as the release named in `release.txt` left it: the cache (store, run
-//! directory), the Spider-format data it read, and that release's own output of
-//! `resume`, `status`, `eval` and `predict` on a copy. To make it again with another
+//! `tests/fixtures/legacy-run/` holds such a run as the release named in `release.txt`
+//! left it, cut as a kill right after its last candidate's train stage would leave it
+//! (see `make_legacy_fixture`): the cache (store, run directory), the Spider-format data
+//! it read, and that release's own output of `resume`, `status`, `eval` and `predict` on a
+//! copy. To make it again with another
 //! release's binary:
 //! `HHNAS_LEGACY_BIN=/path/to/old/hhnas-pipe HHNAS_LEGACY_RELEASE=<commit> cargo test
 //! --test legacy_run -- --ignored make_legacy_fixture`.
@@ -12,8 +13,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use common::*;
 
@@ -158,29 +158,34 @@ fn make_legacy_fixture() {
     let release = std::env::var("HHNAS_LEGACY_RELEASE").expect("HHNAS_LEGACY_RELEASE");
     let ws = Workspace::frozen(3);
     let config = ws.config();
-    // Stop it for good after the first candidate's train stage is stored.
-    let mut child = command(
+    // The whole run, then its state as a kill right after the last candidate's train
+    // stage leaves it: the journal cut there and the last update's store entry gone, so
+    // the resume computes something (the update, the report) without training anything
+    // (training is bit-identical on one machine, not necessarily across CPUs).
+    let out = command(
         &bin,
         &ws.cache(),
         &["run", "--config", config.to_str().unwrap()],
     )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
+    .output()
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !(run_exists(&ws)
-        && ws
-            .journal_lines()
-            .iter()
-            .any(|e| e["event"] == "stage" && e["stage"] == "train"))
-    {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
-        assert!(Instant::now() < deadline, "run made no progress");
-        std::thread::sleep(Duration::from_millis(5));
+    ok(out);
+    let journal = ws.run_dir().join("journal.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let last_train = lines
+        .iter()
+        .rposition(|l| l.contains("\"stage\":\"train\"") && l.contains("\"event\":\"stage\""))
+        .expect("a train stage");
+    for line in &lines[last_train + 1..] {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        if e["event"] == "stage" && e["stage"] == "update" {
+            let key = e["key"].as_str().unwrap();
+            std::fs::remove_file(ws.cache().join("store/update").join(key)).unwrap();
+        }
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    std::fs::write(&journal, lines[..=last_train].join("\n") + "\n").unwrap();
+    let _ = std::fs::remove_dir_all(ws.run_dir().join("report"));
 
     let out = fixture();
     let _ = std::fs::remove_dir_all(&out);
