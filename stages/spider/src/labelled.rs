@@ -310,6 +310,81 @@ fn lines_text(lines: &[usize]) -> String {
     format!("{noun} {}{more}", shown.join(", "))
 }
 
+/// The classes can be split and every test label and description names one of them.
+fn check_classes(
+    src: &LabelledSource,
+    by_label: &BTreeMap<&str, Vec<usize>>,
+    records: &[Record],
+    test_records: Option<&(&LabelledSource, Vec<Record>)>,
+    descriptions: &BTreeMap<String, String>,
+) -> Result<(), DataError> {
+    if by_label.len() == 1 {
+        return Err(DataError::OneClass {
+            file: src.file.path.clone(),
+            field: src.label_field.clone(),
+            class: records[0].label.clone(),
+        });
+    }
+    let needed = if test_records.is_some() { 2 } else { 3 };
+    let small: Vec<(&str, &Vec<usize>)> = by_label
+        .iter()
+        .filter(|(_, lines)| lines.len() < needed)
+        .map(|(l, lines)| (*l, lines))
+        .collect();
+    if let Some(&(class, lines)) = small.first() {
+        let also = if small.len() > 1 {
+            let rest: Vec<String> = small[1..]
+                .iter()
+                .take(10)
+                .map(|(l, ls)| format!("`{l}` ({})", ls.len()))
+                .collect();
+            let more = if small.len() > 11 { ", ..." } else { "" };
+            format!("; also too small: {}{more}", rest.join(", "))
+        } else {
+            String::new()
+        };
+        return Err(DataError::SmallClass {
+            file: src.file.path.clone(),
+            class: class.to_string(),
+            lines: lines_text(lines),
+            count: lines.len(),
+            needed,
+            also,
+            with_test_file: test_records.is_some(),
+        });
+    }
+    if let Some((t, test_records)) = test_records {
+        if let Some(r) = test_records
+            .iter()
+            .find(|r| !by_label.contains_key(r.label.as_str()))
+        {
+            return Err(DataError::UnknownLabel {
+                file: t.file.path.clone(),
+                line: r.line,
+                field: t.label_field.clone(),
+                label: r.label.clone(),
+                train: src.file.path.clone(),
+            });
+        }
+    }
+    if let Some(label) = descriptions
+        .keys()
+        .find(|l| !by_label.contains_key(l.as_str()))
+    {
+        let mut known: Vec<String> = by_label.keys().take(20).map(|l| format!("`{l}`")).collect();
+        if by_label.len() > 20 {
+            known.push(format!("and {} more", by_label.len() - 20));
+        }
+        return Err(DataError::UnknownDescription {
+            file: src.file.path.clone(),
+            label: label.clone(),
+            known: known.join(", "),
+        });
+    }
+
+    Ok(())
+}
+
 /// Builds a `Dataset` from a labelled file and, optionally, a separate test file (same
 /// fields and format rules). Within each file, exact duplicate (text, label) records are
 /// dropped and counted. Classes are the distinct labels of `src`, sorted by name; a class's
@@ -346,69 +421,13 @@ pub fn build_labelled_dataset(
     for r in &records {
         by_label.entry(&r.label).or_default().push(r.line);
     }
-    if by_label.len() == 1 {
-        return Err(DataError::OneClass {
-            file: src.file.path.clone(),
-            field: src.label_field.clone(),
-            class: records[0].label.clone(),
-        });
-    }
-    let needed = if test.is_some() { 2 } else { 3 };
-    let small: Vec<(&str, &Vec<usize>)> = by_label
-        .iter()
-        .filter(|(_, lines)| lines.len() < needed)
-        .map(|(l, lines)| (*l, lines))
-        .collect();
-    if let Some(&(class, lines)) = small.first() {
-        let also = if small.len() > 1 {
-            let rest: Vec<String> = small[1..]
-                .iter()
-                .take(10)
-                .map(|(l, ls)| format!("`{l}` ({})", ls.len()))
-                .collect();
-            let more = if small.len() > 11 { ", ..." } else { "" };
-            format!("; also too small: {}{more}", rest.join(", "))
-        } else {
-            String::new()
-        };
-        return Err(DataError::SmallClass {
-            file: src.file.path.clone(),
-            class: class.to_string(),
-            lines: lines_text(lines),
-            count: lines.len(),
-            needed,
-            also,
-            with_test_file: test.is_some(),
-        });
-    }
-    if let Some((t, test_records)) = &test_records {
-        if let Some(r) = test_records
-            .iter()
-            .find(|r| !by_label.contains_key(r.label.as_str()))
-        {
-            return Err(DataError::UnknownLabel {
-                file: t.file.path.clone(),
-                line: r.line,
-                field: t.label_field.clone(),
-                label: r.label.clone(),
-                train: src.file.path.clone(),
-            });
-        }
-    }
-    if let Some(label) = descriptions
-        .keys()
-        .find(|l| !by_label.contains_key(l.as_str()))
-    {
-        let mut known: Vec<String> = by_label.keys().take(20).map(|l| format!("`{l}`")).collect();
-        if by_label.len() > 20 {
-            known.push(format!("and {} more", by_label.len() - 20));
-        }
-        return Err(DataError::UnknownDescription {
-            file: src.file.path.clone(),
-            label: label.clone(),
-            known: known.join(", "),
-        });
-    }
+    check_classes(
+        src,
+        &by_label,
+        &records,
+        test_records.as_ref(),
+        descriptions,
+    )?;
 
     let label_of: HashMap<&str, u32> = by_label
         .keys()
