@@ -355,3 +355,60 @@ fn chat_many_bounds_concurrency_and_keeps_order() {
         .load(std::sync::atomic::Ordering::SeqCst);
     assert!((2..=3).contains(&peak), "peak in flight {peak}");
 }
+
+#[test]
+fn the_judge_asks_about_class_membership_for_a_labelled_set() {
+    use hhnas_spider::{ClassInfo, Dataset, Row, TableInfo};
+    let label = |name: &str, about: &str| ClassInfo {
+        name: name.into(),
+        members: vec![name.into()],
+        schema_text: format!("label: {name} | description: {about}"),
+        tables: vec![TableInfo {
+            name: name.into(),
+            columns: vec![],
+        }],
+    };
+    let texts = [
+        ("my invoice was charged twice", 0),
+        ("refund the invoice", 0),
+        ("reset my password", 1),
+        ("password expired", 1),
+    ];
+    let ds = Dataset {
+        rows: texts
+            .iter()
+            .map(|(t, l)| Row {
+                question: t.to_string(),
+                db_id: String::new(),
+                label: *l,
+            })
+            .collect(),
+        classes: vec![
+            label("billing_issue", "payments"),
+            label("password_reset", "log-in"),
+        ],
+        train: vec![0, 1, 2, 3],
+        valid: vec![],
+        test: vec![],
+        merge: "labels".into(),
+    };
+    // "true" only for billing_issue and a text about an invoice; never a database prompt.
+    let server = MockServer::start(|r, _| {
+        let p = r.prompt();
+        assert!(
+            p.starts_with("Does this text belong to this class?\nClass: label: "),
+            "{p}"
+        );
+        if p.contains("billing_issue | description: payments") && p.contains("invoice") {
+            chat("true")
+        } else {
+            chat("false")
+        }
+    });
+    let ranker = Bm25Ranker::build(&ds);
+    let queries = ["an invoice question", "a password question"];
+    let (c, _) = client(config(&server.url));
+    let (m, _) = judge_llm(&ranker, &ds, &hhnas_features::Queries::new(&queries), 2, &c).unwrap();
+    assert_eq!(m.row(0), &[1, 0]);
+    assert_eq!(m.row(1), &[0, 0]);
+}
