@@ -92,13 +92,17 @@ fn short(name: &str, width: usize) -> String {
 
 impl fmt::Display for DatasetStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A labelled set's classes are its labels ("labels", "labels + test file").
+        let source = if self.merge.starts_with("labels") {
+            format!("({})", self.merge)
+        } else {
+            format!("from {} databases (merge: {})", self.databases, self.merge)
+        };
         writeln!(
             f,
-            "{} rows, {} classes from {} databases (merge: {}); train {} / valid {} / test {}",
+            "{} rows, {} classes {source}; train {} / valid {} / test {}",
             self.rows,
             self.classes.len(),
-            self.databases,
-            self.merge,
             self.train,
             self.valid,
             self.test
