@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::config::DataSource;
 use crate::exec::Stage;
 use crate::journal::{now, Event, StageRecord};
 use crate::lock;
@@ -189,7 +190,11 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
     let current = if finished {
         None
     } else {
-        Some(next_node(last_node.as_ref(), iterations(&config)))
+        let first = match config.data.source {
+            DataSource::Spider => Stage::Spider,
+            DataSource::Labelled => Stage::Labelled,
+        };
+        Some(next_node(first, last_node.as_ref(), iterations(&config)))
     };
     // ETA from the mean wall time of iterations computed (not replayed) so far.
     let trained: Vec<f64> = done
@@ -253,10 +258,10 @@ pub fn strategy_name(s: &hhnas_search::Strategy) -> String {
     }
 }
 
-/// The node after the last completed one.
-fn next_node(last: Option<&(String, Option<u64>)>, total: u64) -> String {
+/// The node after the last completed one (`first`, the dataset node, when none is).
+fn next_node(first: Stage, last: Option<&(String, Option<u64>)>, total: u64) -> String {
     let Some((stage, iteration)) = last else {
-        return Stage::Spider.name().to_string();
+        return first.name().to_string();
     };
     let Some(i) = *iteration else {
         return format!("after {stage}");
@@ -404,4 +409,17 @@ pub fn render(s: &Status) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_node_of_a_run_not_started_is_its_dataset_node() {
+        assert_eq!(next_node(Stage::Labelled, None, 30), "labelled");
+        assert_eq!(next_node(Stage::Spider, None, 30), "spider");
+        let last = ("rules".to_string(), None);
+        assert_eq!(next_node(Stage::Labelled, Some(&last), 30), "after rules");
+    }
 }
