@@ -8,10 +8,10 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::config::DataSource;
 use crate::exec::Stage;
 use crate::journal::{now, Event, StageRecord};
 use crate::lock;
+use crate::nodes::data::dataset_stage;
 use crate::nodes::{iterations, SampleMetrics, TrainMetrics, UpdateMetrics};
 use crate::runs::{timestamp_human, RunDir};
 
@@ -190,10 +190,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
     let current = if finished {
         None
     } else {
-        let first = match config.data.source {
-            DataSource::Spider => Stage::Spider,
-            DataSource::Labelled => Stage::Labelled,
-        };
+        let first = dataset_stage(&config);
         Some(next_node(first, last_node.as_ref(), iterations(&config)))
     };
     // ETA from the mean wall time of iterations computed (not replayed) so far.

@@ -14,6 +14,7 @@ use crate::config::{DataSource, PipelineConfig};
 use crate::error::ExitClass;
 use crate::exec::{load_stored, Stage, WEIGHTS};
 use crate::journal::{stage_records, Event};
+use crate::nodes::data::dataset_stage;
 use crate::nodes::{argmax, features, Inputs, TrainSummary};
 use crate::outln;
 use crate::run::Outcome;
@@ -66,7 +67,8 @@ fn missing_stage(run: &RunDir, stage: Stage) -> anyhow::Error {
 }
 
 /// The shared inputs as the run's journal names them, read back from the store.
-fn stored_inputs(run: &RunDir, store: &Store, events: &[Event]) -> Result<Inputs> {
+/// `ds_stage`: the run's dataset node (`spider` or `labelled`).
+fn stored_inputs(run: &RunDir, store: &Store, events: &[Event], ds_stage: Stage) -> Result<Inputs> {
     let stage_key = |stage: Stage| {
         stage_records(events)
             .filter(|r| r.stage == stage.name())
@@ -75,11 +77,6 @@ fn stored_inputs(run: &RunDir, store: &Store, events: &[Event]) -> Result<Inputs
     };
     let required = |stage: Stage| stage_key(stage).ok_or_else(|| missing_stage(run, stage));
     let parse = |k: &str| Key::parse(k).with_context(|| format!("bad key {k}"));
-    // The dataset node the run has: Spider's or a labelled file's.
-    let ds_stage = [Stage::Spider, Stage::Labelled]
-        .into_iter()
-        .find(|s| stage_key(*s).is_some())
-        .unwrap_or(Stage::Spider);
     let ds_key = required(ds_stage)?;
     let enc_key = required(Stage::Encoder)?;
     fn stored<T: serde::de::DeserializeOwned>(
@@ -116,7 +113,7 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
     let cfg = run.config()?;
     let store = Store::new(cache);
     let events = run.journal().read()?.events;
-    let inputs = stored_inputs(&run, &store, &events)?;
+    let inputs = stored_inputs(&run, &store, &events, dataset_stage(&cfg))?;
     let chosen = chosen_train_key(&run, &events, candidate)?;
     if !stage_records(&events).any(|r| r.stage == Stage::Train.name() && r.key == chosen) {
         return Err(missing_stage(&run, Stage::Train));

@@ -452,17 +452,23 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
     Ok(())
 }
 
-/// Map file contents for merge = "map".
-pub fn read_map_file(path: &Path) -> Result<BTreeMap<String, String>, UserError> {
+/// A JSON object of strings named by `key` (`data.map_file`, `data.label_descriptions`):
+/// `what` it holds and an `example` go into the error messages.
+pub fn read_string_map(
+    path: &Path,
+    key: &str,
+    what: &str,
+    example: &str,
+) -> Result<BTreeMap<String, String>, UserError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         UserError(format!(
-            "{}: cannot read class map ({e}). Fix: point data.map_file at a JSON object",
+            "{}: cannot read {what} ({e}). Fix: point {key} at a JSON object {example}",
             path.display()
         ))
     })?;
     serde_json::from_str(&text).map_err(|e| {
         UserError(format!(
-            "{}: not a JSON object of db_id -> class ({e}). Fix: write {{\"db\": \"class\", ...}}",
+            "{}: not a JSON object of {what} ({e}). Fix: write {example}",
             path.display()
         ))
     })

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use hhnas_train::{EncoderConfig, EncoderSource, TrainConfig};
 
-use super::{read_map_file, DataSource, DeviceName, Merge, PipelineConfig, SourceSpec};
+use super::{read_string_map, DataSource, DeviceName, Merge, PipelineConfig, SourceSpec};
 use crate::error::ExitClass;
 
 /// The data stage's parameters; `merge = map` reads its map file here.
@@ -20,8 +20,11 @@ pub fn data_params(cfg: &PipelineConfig) -> Result<hhnas_spider::DataParams> {
             threshold: cfg.data.overlap_threshold,
         },
         // The config check guarantees the file is named.
-        Merge::Map => MergeRule::Map(read_map_file(
+        Merge::Map => MergeRule::Map(read_string_map(
             cfg.data.map_file.as_deref().unwrap_or(Path::new("")),
+            "data.map_file",
+            "db_id -> class name",
+            "{\"db_id\": \"class\", ...}",
         )?),
     };
     Ok(hhnas_spider::DataParams {

@@ -2,9 +2,8 @@
 //! `labelled` (a JSONL/CSV file of texts and labels). Their keys hash the bytes of every
 //! file read, so a changed file is a changed dataset.
 
-use std::path::{Path, PathBuf};
-
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -12,11 +11,11 @@ use serde::Serialize;
 use hhnas_spider::fetch::FetchError;
 use hhnas_spider::{DataError, Dataset};
 
-use crate::config::{data_params, DataSource, PipelineConfig};
+use crate::config::{data_params, read_string_map, DataSource, PipelineConfig};
 use crate::error::ExitClass;
 use crate::exec::{Exec, Stage};
+use crate::outln;
 use crate::store::Key;
-use crate::{outln, user_error};
 
 /// The Spider directory for a new run or a one-off command: `HHNAS_SPIDER_DIR` wins over
 /// `[data] spider_dir`. A run freezes the result (absolute) in its config, so a resume
@@ -120,6 +119,14 @@ pub(crate) fn dataset_node(exec: &mut Exec, cfg: &PipelineConfig) -> Result<(Key
     }
 }
 
+/// The node that gives a run its dataset: `spider` or `labelled` (`[data] source`).
+pub fn dataset_stage(cfg: &PipelineConfig) -> Stage {
+    match cfg.data.source {
+        DataSource::Spider => Stage::Spider,
+        DataSource::Labelled => Stage::Labelled,
+    }
+}
+
 fn spider_node(exec: &mut Exec, cfg: &PipelineConfig) -> Result<(Key, Dataset)> {
     let params = data_params(cfg)?;
     let src = hhnas_spider::read_spider_dir(&cfg.data.spider_dir).map_err(ExitClass::classified)?;
@@ -176,26 +183,14 @@ pub fn read_labelled_files(cfg: &PipelineConfig) -> Result<LabelledFiles> {
         src: read(file)?,
         test: d.test_file.as_deref().map(read).transpose()?,
         descriptions: match &d.label_descriptions {
-            Some(path) => read_descriptions(path)?,
+            Some(path) => read_string_map(
+                path,
+                "data.label_descriptions",
+                "label -> description",
+                "{\"label\": \"what the class means\", ...}",
+            )?,
             None => BTreeMap::new(),
         },
-    })
-}
-
-fn read_descriptions(path: &Path) -> Result<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        user_error!(
-            "{}: cannot read label descriptions ({e}). Fix: point data.label_descriptions at a \
-             JSON object {{\"label\": \"description\", ...}}",
-            path.display()
-        )
-    })?;
-    serde_json::from_str(&text).map_err(|e| {
-        user_error!(
-            "{}: not a JSON object of label -> description ({e}). Fix: write \
-             {{\"label\": \"what the class means\", ...}}",
-            path.display()
-        )
     })
 }
 

@@ -29,7 +29,7 @@ pub fn judge_class_prompt(class_text: &str, text: &str, max_chars: usize) -> Str
 /// The prompt for `class`: about a database (Spider), or about class membership (a label
 /// of a labelled set).
 fn prompt_for(class: &crate::ClassInfo, text: &str, max_chars: usize) -> String {
-    if crate::is_label_class(class) {
+    if class.is_label() {
         judge_class_prompt(&class.schema_text, text, max_chars)
     } else {
         judge_prompt(&class.schema_text, text, max_chars)

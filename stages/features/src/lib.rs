@@ -37,10 +37,3 @@ pub use rules::{
 
 /// The dataset types this crate reads (from `hhnas-spider`).
 pub use hhnas_spider::{ClassInfo, Dataset, Row, TableInfo};
-
-/// Whether a class is a label of a labelled text set rather than a Spider database: the
-/// labelled reader writes its `schema_text` as `label: NAME[ | description: ...]`, Spider's
-/// starts with `db: `. Prompts and rule sources follow it.
-pub(crate) fn is_label_class(class: &ClassInfo) -> bool {
-    class.schema_text.starts_with("label: ")
-}

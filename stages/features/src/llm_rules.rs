@@ -57,7 +57,7 @@ fn sample_questions(ds: &Dataset, class: u32, n: usize) -> Vec<&str> {
 /// The first prompt for one class: about a database for a Spider class,
 /// about a class of texts for a label of a labelled set (its name and description).
 pub fn rules_prompt(class: &ClassInfo, questions: &[&str], max_schema_chars: usize) -> String {
-    let has_schema = !crate::is_label_class(class);
+    let has_schema = !class.is_label();
     let (thing, texts, item) = if has_schema {
         (
             "questions asked about one database",

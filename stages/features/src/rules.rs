@@ -262,7 +262,7 @@ pub fn schema_rules_with(ds: &Dataset, params: &SchemaRuleParams) -> RuleSet {
         }
         // A class without schema words, or a label of a labelled set (whose only "schema"
         // is its name), also gets rules from its training texts.
-        if class_rules.is_empty() || crate::is_label_class(class) {
+        if class_rules.is_empty() || class.is_label() {
             fallback_classes.push(ci);
         }
         rules.extend(class_rules);
@@ -272,7 +272,7 @@ pub fn schema_rules_with(ds: &Dataset, params: &SchemaRuleParams) -> RuleSet {
         let words_of = question_word_rules(ds, &fallback_classes, params.fallback_words);
         for &ci in &fallback_classes {
             let ws = words_of.get(&ci).cloned().unwrap_or_default();
-            if !crate::is_label_class(&ds.classes[ci as usize]) {
+            if !ds.classes[ci as usize].is_label() {
                 tracing::warn!(
                     class = %ds.classes[ci as usize].name,
                     words = ?ws,

@@ -128,6 +128,16 @@ pub struct ClassInfo {
 }
 
 impl ClassInfo {
+    /// How a labelled set's class `schema_text` starts (`label: NAME[ | description: ...]`);
+    /// Spider's starts with `db: `.
+    pub const LABEL_PREFIX: &'static str = "label: ";
+
+    /// Whether the class is a label of a labelled text set rather than a Spider database:
+    /// prompts and rule sources downstream follow it.
+    pub fn is_label(&self) -> bool {
+        self.schema_text.starts_with(Self::LABEL_PREFIX)
+    }
+
     /// A class of one member with no schema (synthetic sets, labelled text sets).
     pub fn without_schema(name: impl Into<String>) -> Self {
         let name = name.into();

@@ -259,10 +259,7 @@ fn parse_csv(src: &LabelledSource) -> Result<Vec<Record>, DataError> {
 /// A file's records: parsed, labels trimmed, exact duplicate (text, label) records dropped
 /// (the first kept). Returns them and the number dropped; an empty file is an error.
 fn read_records(src: &LabelledSource) -> Result<(Vec<Record>, usize), DataError> {
-    let records = match src.format {
-        LabelledFormat::Jsonl => parse_jsonl(src)?,
-        LabelledFormat::Csv => parse_csv(src)?,
-    };
+    let records = parse_records(src)?;
     if records.is_empty() {
         return Err(DataError::EmptyDataset {
             file: src.file.path.clone(),
@@ -279,10 +276,6 @@ fn read_records(src: &LabelledSource) -> Result<(Vec<Record>, usize), DataError>
     let mut seen = HashSet::new();
     let kept: Vec<Record> = records
         .into_iter()
-        .map(|r| Record {
-            label: r.label.trim().to_string(),
-            ..r
-        })
         .filter(|r| seen.insert((r.text.clone(), r.label.clone())))
         .collect();
     let dropped = read - kept.len();
@@ -292,13 +285,24 @@ fn read_records(src: &LabelledSource) -> Result<(Vec<Record>, usize), DataError>
 /// A file's (text, label) records as the dataset reader reads them (same checks, labels
 /// trimmed, duplicates kept): what `eval --input` scores against a labelled run.
 pub fn labelled_records(src: &LabelledSource) -> Result<Vec<(String, String)>, DataError> {
+    Ok(parse_records(src)?
+        .into_iter()
+        .map(|r| (r.text, r.label))
+        .collect())
+}
+
+/// A file's records in its format, labels trimmed (`"billing "` is `billing`).
+fn parse_records(src: &LabelledSource) -> Result<Vec<Record>, DataError> {
     let records = match src.format {
         LabelledFormat::Jsonl => parse_jsonl(src)?,
         LabelledFormat::Csv => parse_csv(src)?,
     };
     Ok(records
         .into_iter()
-        .map(|r| (r.text, r.label.trim().to_string()))
+        .map(|r| Record {
+            label: r.label.trim().to_string(),
+            ..r
+        })
         .collect())
 }
 
@@ -437,7 +441,7 @@ pub fn build_labelled_dataset(
     let classes: Vec<ClassInfo> = by_label
         .keys()
         .map(|&name| {
-            let mut schema_text = format!("label: {name}");
+            let mut schema_text = format!("{}{name}", ClassInfo::LABEL_PREFIX);
             if let Some(d) = descriptions.get(name) {
                 schema_text.push_str(" | description: ");
                 schema_text.push_str(d);
