@@ -31,6 +31,7 @@ pub enum Stage {
     Encode,
     /// Frozen encoder: each row's per-class nearest-neighbour similarity.
     Neighbours,
+    CharNeighbours,
     /// Not stored: its key is the first search state's, the input of iteration 0.
     SearchInit,
     Sample,
@@ -39,7 +40,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 11] = [
+    pub const ALL: [Stage; 12] = [
         Stage::Spider,
         Stage::Labelled,
         Stage::Rules,
@@ -47,6 +48,7 @@ impl Stage {
         Stage::Encoder,
         Stage::Encode,
         Stage::Neighbours,
+        Stage::CharNeighbours,
         Stage::SearchInit,
         Stage::Sample,
         Stage::Train,
@@ -63,6 +65,7 @@ impl Stage {
             Stage::Encoder => "encoder",
             Stage::Encode => "encode",
             Stage::Neighbours => "neighbours",
+            Stage::CharNeighbours => "char_neighbours",
             Stage::SearchInit => "search_init",
             Stage::Sample => "sample",
             Stage::Train => "train",
@@ -80,6 +83,7 @@ impl Stage {
             Stage::Encoder => 1,
             Stage::Encode => 1,
             Stage::Neighbours => 1,
+            Stage::CharNeighbours => 1,
             Stage::SearchInit => 1,
             // 2: SPEC §3/§5 fidelity (own parameters only, prose variance rule, half flips).
             Stage::Sample => 2,
@@ -298,6 +302,7 @@ mod tests {
                 "encoder",
                 "encode",
                 "neighbours",
+                "char_neighbours",
                 "search_init",
                 "sample",
                 "train",
@@ -305,7 +310,7 @@ mod tests {
             ]
         );
         let versions: Vec<u32> = Stage::ALL.iter().map(|s| s.version()).collect();
-        assert_eq!(versions, [1, 1, 1, 2, 1, 1, 1, 1, 2, 2, 2]);
+        assert_eq!(versions, [1, 1, 1, 2, 1, 1, 1, 1, 1, 2, 2, 2]);
         for s in Stage::ALL {
             assert_eq!(Stage::from_name(s.name()), Some(s));
             assert_eq!(

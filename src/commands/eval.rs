@@ -95,7 +95,14 @@ fn stored_inputs(run: &RunDir, store: &Store, events: &[Event], ds_stage: Stage)
     let rules = stored(store, Stage::Rules, stage_key(Stage::Rules))?;
     let judge = stored(store, Stage::LlmJudge, stage_key(Stage::LlmJudge))?;
     let encoded = stored(store, Stage::Encode, stage_key(Stage::Encode))?;
-    let neighbours = stored(store, Stage::Neighbours, stage_key(Stage::Neighbours))?;
+    let evidence = crate::nodes::Evidence {
+        neighbours: stored(store, Stage::Neighbours, stage_key(Stage::Neighbours))?,
+        char_neighbours: stored(
+            store,
+            Stage::CharNeighbours,
+            stage_key(Stage::CharNeighbours),
+        )?,
+    };
     Ok(Inputs::assemble(
         parse(&ds_key)?,
         load_stored(store, ds_stage, &ds_key)?,
@@ -104,7 +111,7 @@ fn stored_inputs(run: &RunDir, store: &Store, events: &[Event], ds_stage: Stage)
         parse(&enc_key)?,
         load_stored(store, Stage::Encoder, &enc_key)?,
         encoded,
-        neighbours,
+        evidence,
     ))
 }
 
@@ -175,6 +182,7 @@ fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
                     &mut |_, _| {},
                 )
                 .map_err(ExitClass::classified)?,
+                &refs,
             ),
         ),
         None => None,

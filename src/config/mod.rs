@@ -103,6 +103,11 @@ pub struct FeaturesSection {
     /// shortlisted class graded 1..=N by its BM25 score. Absent in older configs: 0.
     #[serde(default)]
     pub lexical_levels: u8,
+    /// Frozen mode: the head also reads each question's character n-gram TF-IDF cosine
+    /// to the nearest training question of every class (the `char_neighbours` node).
+    /// Absent in configs frozen before it existed: off, as they ran.
+    #[serde(default)]
+    pub char_neighbours: bool,
     pub llm: LlmSection,
 }
 
@@ -175,6 +180,10 @@ pub struct TrainSection {
     /// Pooling of the CNN feature branches; absent in configs frozen before it existed.
     #[serde(default)]
     pub branch_pool: hhnas_train::BranchPool,
+    /// The head of frozen-encoder candidates; absent in configs frozen before it existed:
+    /// the SPEC's dense head, as they ran.
+    #[serde(default)]
+    pub head: hhnas_train::HeadKind,
 }
 
 /// A config error: the file, the key and how to fix it.
@@ -360,6 +369,29 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             "neighbour evidence needs vectors that stay fixed, and a fine-tuned encoder's change with every step".into(),
             "set encoder.mode = \"frozen\", or encoder.neighbours = false",
         );
+    }
+    if c.features.char_neighbours && c.encoder.mode != EncoderMode::Frozen {
+        return err(
+            "features.char_neighbours",
+            "character neighbour evidence joins a frozen encoder's vectors".into(),
+            "set encoder.mode = \"frozen\", or features.char_neighbours = false",
+        );
+    }
+    if c.train.head == hhnas_train::HeadKind::Evidence {
+        if c.encoder.mode != EncoderMode::Frozen {
+            return err(
+                "train.head",
+                "the evidence head sits on a frozen encoder's vectors".into(),
+                "set encoder.mode = \"frozen\", or train.head = \"dense\"",
+            );
+        }
+        if c.train.branch_pool != hhnas_train::BranchPool::PerClass {
+            return err(
+                "train.head",
+                "the evidence head scores each class from its own branch outputs".into(),
+                "set train.branch_pool = \"per-class\", or train.head = \"dense\"",
+            );
+        }
     }
     if !(0.0..=1.0).contains(&c.data.overlap_threshold) {
         return err(

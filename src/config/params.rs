@@ -70,6 +70,7 @@ pub fn train_config(cfg: &PipelineConfig) -> TrainConfig {
         sort_by_length: t.sort_by_length,
         cnn_channels: t.cnn_channels,
         branch_pool: t.branch_pool,
+        head: t.head,
     }
 }
 

@@ -4,7 +4,8 @@
 //! ```text
 //! spider ──► rules ─────────┐
 //!    │  └──► llm_judge ─────┤
-//!    └─────► encoder ──► encode ──► neighbours (frozen mode only; neighbours if configured)
+//!    └─────► encoder ──► encode ──► neighbours ──► char_neighbours
+//!                       (frozen mode only; the last two if configured)
 //!                           ▼
 //!  iteration t:  sample(state_t) ─► train(candidate_t) ─► update(state_t, acc) = state_{t+1}
 //! ```
@@ -47,6 +48,8 @@ pub(crate) struct Inputs {
     /// With neighbour evidence: the encode stage's own vectors, the bank new texts are
     /// compared with.
     pub neighbour_bank: Option<Embeddings>,
+    /// With character n-gram neighbour evidence: new texts get it too.
+    pub char_neighbours: bool,
 }
 
 impl Inputs {
@@ -69,13 +72,27 @@ impl Inputs {
             }
             _ => None,
         };
+        let prev_key = neighbours
+            .as_ref()
+            .map(|n| n.0)
+            .or(encoded.as_ref().map(|e| e.0));
+        let char_neighbours = match prev_key {
+            Some(prev) if cfg.features.char_neighbours => {
+                Some(neighbours::char_neighbours_node(exec, ds_key, &ds, prev)?)
+            }
+            _ => None,
+        };
+        let evidence = Evidence {
+            neighbours,
+            char_neighbours,
+        };
         Ok(Inputs::assemble(
-            ds_key, ds, rules, judge, enc_key, enc, encoded, neighbours,
+            ds_key, ds, rules, judge, enc_key, enc, encoded, evidence,
         ))
     }
 
     /// The inputs from their nodes' outputs; with neighbour evidence the head's vectors
-    /// are the encoder's joined with it.
+    /// are the encoder's joined with it, under the key of the last evidence node.
     #[allow(clippy::too_many_arguments)]
     pub fn assemble(
         ds_key: Key,
@@ -85,14 +102,19 @@ impl Inputs {
         enc_key: Key,
         enc: EncoderAssets,
         encoded: Option<(Key, Embeddings)>,
-        neighbours: Option<(Key, hhnas_train::NeighbourScores)>,
+        evidence: Evidence,
     ) -> Self {
-        let (encoded, neighbour_bank) = match (encoded, neighbours) {
+        let char_neighbours = evidence.char_neighbours.is_some();
+        let (encoded, neighbour_bank) = match (encoded, evidence.neighbours) {
             (Some((_, base)), Some((nk, scores))) => (
-                Some((nk, hhnas_train::with_neighbours(&base, &scores))),
+                Some((nk, with_scores(&base, &scores, NEIGHBOURS))),
                 Some(base),
             ),
             (encoded, _) => (encoded, None),
+        };
+        let encoded = match (encoded, evidence.char_neighbours) {
+            (Some((_, v)), Some((ck, scores))) => Some((ck, with_scores(&v, &scores, CHARS))),
+            (encoded, _) => encoded,
         };
         Inputs {
             ds_key,
@@ -103,20 +125,39 @@ impl Inputs {
             enc,
             encoded,
             neighbour_bank,
+            char_neighbours,
         }
     }
 
-    /// What the head reads for new texts whose encoder vectors are `base`.
-    pub fn head_vectors(&self, base: Embeddings) -> Embeddings {
-        match &self.neighbour_bank {
+    /// What the head reads for new `texts` whose encoder vectors are `base`.
+    pub fn head_vectors(&self, base: Embeddings, texts: &[&str]) -> Embeddings {
+        let mut v = match &self.neighbour_bank {
             Some(bank) => {
                 let scores = neighbours::scores_against_training_rows(&self.ds, bank, &base, false);
-                hhnas_train::with_neighbours(&base, &scores)
+                with_scores(&base, &scores, NEIGHBOURS)
             }
             None => base,
+        };
+        if self.char_neighbours {
+            let scores = neighbours::char_scores_against_training_rows(&self.ds, texts, false);
+            v = with_scores(&v, &scores, CHARS);
         }
+        v
     }
 }
+
+/// The outputs of the evidence nodes that join the encoder's vectors, when configured.
+#[derive(Default)]
+pub(crate) struct Evidence {
+    pub neighbours: Option<(Key, hhnas_train::NeighbourScores)>,
+    pub char_neighbours: Option<(Key, hhnas_train::NeighbourScores)>,
+}
+
+/// Names of the evidence blocks in the vectors' identity (frozen weights record it).
+const NEIGHBOURS: &str = "neighbours";
+const CHARS: &str = "char-neighbours";
+
+use hhnas_train::with_class_scores as with_scores;
 
 /// Index of the largest value (the predicted class of a row of scores).
 pub(crate) fn argmax(p: &[f32]) -> usize {

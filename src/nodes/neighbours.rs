@@ -89,3 +89,72 @@ pub(crate) fn neighbours_node(
     })?;
     Ok((key, scores))
 }
+
+/// Per-class character n-gram nearest-neighbour cosine of `texts` to the training rows
+/// of `ds` ([`hhnas_features::CharNgramIndex`]). `same_rows`: the texts are all of
+/// `ds`'s rows in order, and each training row leaves itself out.
+pub(crate) fn char_scores_against_training_rows(
+    ds: &Dataset,
+    texts: &[&str],
+    same_rows: bool,
+) -> NeighbourScores {
+    let bank: Vec<&str> = ds
+        .train
+        .iter()
+        .map(|&r| ds.rows[r].question.as_str())
+        .collect();
+    let labels: Vec<u32> = ds.train.iter().map(|&r| ds.rows[r].label).collect();
+    let index = hhnas_features::CharNgramIndex::build(&bank, &labels, ds.classes.len());
+    // With `same_rows`, dataset row r is query r; a training row is bank position p.
+    let own_rows = same_rows.then(|| {
+        let mut position = vec![None; ds.rows.len()];
+        for (p, &r) in ds.train.iter().enumerate() {
+            position[r] = Some(p);
+        }
+        position
+    });
+    let scores = index.class_scores(texts, own_rows.as_deref());
+    NeighbourScores {
+        classes: scores.classes,
+        rows: scores.rows,
+        data: scores.data,
+    }
+}
+
+/// The `char_neighbours` node (`features.char_neighbours = true`): keyed by the dataset
+/// and by `prev_key`, the node whose vectors these values join, so the key of the
+/// head's input names everything in it.
+pub(crate) fn char_neighbours_node(
+    exec: &mut Exec,
+    ds_key: Key,
+    ds: &Dataset,
+    prev_key: Key,
+) -> Result<(Key, NeighbourScores)> {
+    let key = Stage::CharNeighbours
+        .key()
+        .input(&ds_key)
+        .input(&prev_key)
+        .finish();
+    let scores = exec.node(Stage::CharNeighbours, None, key, |_| {
+        let started = Instant::now();
+        let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
+        let scores = char_scores_against_training_rows(ds, &texts, true);
+        let train_top1 = top1_rate(ds, &scores, &ds.train);
+        let test_top1 = top1_rate(ds, &scores, &ds.test);
+        let metrics = NeighbourMetrics {
+            summary: format!(
+                "{} questions x {} classes, character 2-5-gram TF-IDF; nearest class right: \
+                 train {:.1}% (each row left out), test {:.1}%",
+                scores.rows,
+                scores.classes,
+                train_top1 * 100.0,
+                test_top1 * 100.0
+            ),
+            train_top1,
+            test_top1,
+            compute_secs: started.elapsed().as_secs_f64(),
+        };
+        Ok((scores, metrics))
+    })?;
+    Ok((key, scores))
+}

@@ -12,10 +12,14 @@
 //!   [`AnswerCache`] trait (the engine implements it; [`MemAnswerCache`] and
 //!   [`DirAnswerCache`] ship here for tests and scripts).
 //!
+//! - Character n-gram evidence: [`CharNgramIndex`] gives each question its TF-IDF cosine
+//!   to the nearest training question of every class.
+//!
 //! Everything here is a pure function of its typed inputs (plus the LLM's answers, which
 //! are cached by the hash of everything that determines them).
 
 mod bm25;
+mod char_ngrams;
 mod error;
 mod judge;
 mod llm;
@@ -25,6 +29,7 @@ mod rules;
 pub mod text;
 
 pub use bm25::{judge_lexical, label_hit_rate, label_top1_rate, Bm25Params, Bm25Ranker, Queries};
+pub use char_ngrams::{CharNeighbourScores, CharNgramIndex};
 pub use error::FeatureError;
 pub use judge::{judge_class_prompt, judge_llm, judge_prompt, parse_judgement};
 pub use llm::{AnswerCache, DirAnswerCache, LlmClient, LlmConfig, LlmStats, MemAnswerCache};

@@ -57,6 +57,7 @@ fn shape() -> ClassifierShape {
         classes: 86,
         pool: hhnas_train::BranchPool::GlobalMax,
         extra_inputs: 0,
+        head: hhnas_train::HeadKind::Dense,
     }
 }
 

@@ -95,6 +95,7 @@ fn main() {
             Ok("global-max") => BranchPool::GlobalMax,
             _ => BranchPool::PerClass,
         },
+        head: hhnas_train::HeadKind::Dense,
     };
     let models = std::env::var("MODELS").unwrap_or_else(|_| "1,4".into());
     for m in models

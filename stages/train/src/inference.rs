@@ -7,9 +7,10 @@ use crate::data::{check_matrix, eval_batches, make_batch, static_len, Examples, 
 use crate::embed::Embeddings;
 use crate::encoder::{tokenize, EncoderAssets};
 use crate::error::TrainError;
+use crate::evidence::{EvidenceHead, HeadKind};
 use crate::input::FeatureMatrix;
 use crate::model::{Classifier, ClassifierShape, Head};
-use crate::prepare::{check_embeddings, shape_of, sources};
+use crate::prepare::{set_extra_inputs, shape_of, sources};
 use crate::spec::{ModelSpec, TrainData};
 use crate::training::{build, predict_argmax, Net};
 use crate::weights::{load_record, unpack_weights};
@@ -44,7 +45,12 @@ impl BackendTask for InferTask<'_> {
     type Out = Result<InferOut, TrainError>;
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Out {
         if self.sources.embeddings.is_some() {
-            infer::<B::InnerBackend, Head<B::InnerBackend>>(self, &device)
+            match self.shape.head {
+                HeadKind::Dense => infer::<B::InnerBackend, Head<B::InnerBackend>>(self, &device),
+                HeadKind::Evidence => {
+                    infer::<B::InnerBackend, EvidenceHead<B::InnerBackend>>(self, &device)
+                }
+            }
         } else {
             infer::<B::InnerBackend, Classifier<B::InnerBackend>>(self, &device)
         }
@@ -84,7 +90,7 @@ fn check_header<'w>(
     embeddings: Option<&Embeddings>,
 ) -> Result<(ClassifierShape, &'w [u8]), TrainError> {
     let (h, rec) = unpack_weights(weights)?;
-    let shape = shape_of(spec, h.channels, num_classes, h.pool)?;
+    let shape = shape_of(spec, h.channels, num_classes, h.pool, h.head)?;
     let want = crate::weights::header_of(&shape, assets, embeddings.map(Embeddings::identity));
     if h != want {
         let hint = match (&h.frozen, embeddings) {
@@ -130,7 +136,7 @@ fn infer_examples(
     let (mut shape, rec) = check_header(weights, encoder, spec, num_classes, f.embeddings)?;
     check_matrix("llm", f.llm, spec.llm_branch, f.rows)?;
     check_matrix("rule", f.rules, spec.rule_branch, f.rows)?;
-    shape.extra_inputs = check_embeddings(f.embeddings, f.rows, encoder)?;
+    set_extra_inputs(&mut shape, f.embeddings, f.rows, encoder)?;
     // A frozen-encoder head reads vectors; otherwise the texts are tokenized.
     let tokens = if f.embeddings.is_some() {
         Vec::new()

@@ -11,6 +11,7 @@ mod data;
 mod embed;
 mod encoder;
 mod error;
+mod evidence;
 mod hf;
 mod inference;
 mod input;
@@ -29,11 +30,12 @@ pub use encoder::{
     EncoderSource, HubOptions, WeightsRef,
 };
 pub use error::TrainError;
+pub use evidence::{HeadKind, SCORER_HIDDEN};
 pub use hf::{LoadReport, KEY_REMAP};
 pub use inference::{evaluate, predict, PredictInput};
 pub use input::{ClassInfo, Dataset, FeatureMatrix, Row};
 pub use model::BranchPool;
-pub use neighbours::{neighbour_scores, with_neighbours, NeighbourBank, NeighbourScores};
+pub use neighbours::{neighbour_scores, with_class_scores, NeighbourBank, NeighbourScores};
 pub use pypi::{models_dir, pypi_download};
 pub use spec::{
     Checkpoint, EpochReport, ModelSpec, OptimizerKind, TrainConfig, TrainData, TrainOutcome,
@@ -44,6 +46,7 @@ pub use training::train_candidate;
 pub mod internals {
     pub use crate::data::sparse_batch;
     pub use crate::encoder::tokenize_texts;
+    pub use crate::evidence::{EvidenceHead, EvidenceScorer};
     pub use crate::hf::{load_encoder_bytes, load_encoder_weights};
     pub use crate::model::{
         Classifier, ClassifierShape, CnnBranch, Head, SparseBranchBatch, TextEncoder,

@@ -15,6 +15,7 @@ use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::encoder::EncoderArch;
+use crate::evidence::HeadKind;
 
 /// Word + position + token-type embeddings, LayerNorm, dropout (HF `embeddings.*`).
 #[derive(Module, Debug)]
@@ -320,6 +321,8 @@ pub struct ClassifierShape {
     /// Values a frozen-encoder head reads after the encoder's vector (the neighbour
     /// evidence of [`crate::neighbours`]); 0 otherwise.
     pub extra_inputs: usize,
+    /// Which head a frozen-encoder candidate trains.
+    pub head: HeadKind,
 }
 
 impl ClassifierShape {

@@ -85,9 +85,10 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// The head's input: each row's vector followed by its class similarities. The identity
-/// names both, so a head trained on one kind of input never loads vectors of the other.
-pub fn with_neighbours(base: &Embeddings, scores: &NeighbourScores) -> Embeddings {
+/// The head's input: each row's vector followed by its class scores, named `tag` (e.g.
+/// "neighbours"). The identity names both, so a head trained on one kind of input never
+/// loads vectors of the other.
+pub fn with_class_scores(base: &Embeddings, scores: &NeighbourScores, tag: &str) -> Embeddings {
     assert_eq!(base.rows, scores.rows, "one score row per vector");
     let dim = base.dim + scores.classes;
     let mut data = Vec::with_capacity(base.rows * dim);
@@ -100,7 +101,7 @@ pub fn with_neighbours(base: &Embeddings, scores: &NeighbourScores) -> Embedding
         dim,
         rows: base.rows,
         data,
-        encoder_id: format!("{}+neighbours/{}", base.encoder_id, scores.classes),
+        encoder_id: format!("{}+{tag}/{}", base.encoder_id, scores.classes),
     }
 }
 
@@ -146,7 +147,7 @@ mod tests {
         let all = neighbour_scores(&bank, &v, false);
         assert!((all.data[0] - 1.0).abs() < 1e-5);
 
-        let joined = with_neighbours(&v, &s);
+        let joined = with_class_scores(&v, &s, "neighbours");
         assert_eq!(joined.dim, 4);
         assert_eq!(&joined.row(3)[..2], v.row(3));
         assert_eq!(&joined.row(3)[2..], &s.data[6..8]);

@@ -11,6 +11,7 @@ use crate::data::{
 use crate::embed::Embeddings;
 use crate::encoder::{tokenize, EncoderAssets};
 use crate::error::TrainError;
+use crate::evidence::HeadKind;
 use crate::input::{Dataset, FeatureMatrix};
 use crate::model::{BranchPool, ClassifierShape};
 use crate::spec::{ModelSpec, TrainConfig, TrainData};
@@ -80,6 +81,7 @@ pub(crate) fn shape_of(
     channels: usize,
     classes: usize,
     pool: BranchPool,
+    head: HeadKind,
 ) -> Result<ClassifierShape, TrainError> {
     let cfg = |field: &'static str, value: String, fix: &str| TrainError::Config {
         field,
@@ -122,6 +124,14 @@ pub(crate) fn shape_of(
             "{classes} classes: classification needs at least 2"
         )));
     }
+    if head == HeadKind::Evidence && pool != BranchPool::PerClass {
+        return Err(cfg(
+            "[train] head",
+            "evidence".into(),
+            "the evidence head scores each class from its own branch outputs: set [train] \
+             branch_pool = \"per-class\", or head = \"dense\"",
+        ));
+    }
     Ok(ClassifierShape {
         llm: spec.llm_branch,
         rules: spec.rule_branch,
@@ -133,7 +143,39 @@ pub(crate) fn shape_of(
         classes,
         pool,
         extra_inputs: 0,
+        head,
     })
+}
+
+/// Sets the values a frozen head reads after the encoder's own, and checks that the
+/// evidence head gets vectors in whole per-class blocks.
+pub(crate) fn set_extra_inputs(
+    shape: &mut ClassifierShape,
+    e: Option<&Embeddings>,
+    rows: usize,
+    assets: &EncoderAssets,
+) -> Result<(), TrainError> {
+    shape.extra_inputs = check_embeddings(e, rows, assets)?;
+    if shape.head == HeadKind::Evidence {
+        if e.is_none() {
+            return Err(TrainError::Config {
+                field: "[train] head",
+                value: "evidence".into(),
+                fix: "the evidence head sits on a frozen encoder's vectors: set [encoder] \
+                      mode = \"frozen\", or [train] head = \"dense\""
+                    .into(),
+            });
+        }
+        if !shape.extra_inputs.is_multiple_of(shape.classes) {
+            return Err(TrainError::Input(format!(
+                "the vectors carry {} values after the encoder's {}, not whole blocks of one \
+                 value per class ({} classes): pass the neighbour nodes' output for this \
+                 dataset",
+                shape.extra_inputs, assets.arch.hidden, shape.classes
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Check frozen-encoder vectors against the rows they must describe; returns how many
@@ -220,10 +262,16 @@ pub(crate) fn prepare<'a>(
             fix: "use e.g. 16".into(),
         });
     }
-    let mut shape = shape_of(spec, cfg.cnn_channels, ds.classes.len(), cfg.branch_pool)?;
+    let mut shape = shape_of(
+        spec,
+        cfg.cnn_channels,
+        ds.classes.len(),
+        cfg.branch_pool,
+        cfg.head,
+    )?;
     check_matrix("llm", data.llm_features, spec.llm_branch, ds.rows.len())?;
     check_matrix("rule", data.rule_features, spec.rule_branch, ds.rows.len())?;
-    shape.extra_inputs = check_embeddings(data.embeddings, ds.rows.len(), assets)?;
+    set_extra_inputs(&mut shape, data.embeddings, ds.rows.len(), assets)?;
     if ds.train.is_empty() || ds.valid.is_empty() {
         return Err(TrainError::Input(
             "the training and validation splits must not be empty".into(),
@@ -280,6 +328,9 @@ pub(crate) fn prepare<'a>(
         // Only non-default settings are fingerprinted, so older checkpoints stay resumable.
         if !cfg.branch_pool.is_global_max() {
             fp["pool"] = serde_json::json!(cfg.branch_pool);
+        }
+        if !cfg.head.is_dense() {
+            fp["head"] = serde_json::json!(cfg.head);
         }
         if let Some(e) = data.embeddings {
             fp["frozen"] = serde_json::json!(e.identity());

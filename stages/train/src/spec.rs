@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::embed::Embeddings;
 use crate::error::TrainError;
+use crate::evidence::HeadKind;
 use crate::input::{Dataset, FeatureMatrix};
 use crate::model::BranchPool;
 
@@ -68,6 +69,10 @@ pub struct TrainConfig {
     /// default, so cache keys of existing runs do not change.
     #[serde(default, skip_serializing_if = "BranchPool::is_global_max")]
     pub branch_pool: BranchPool,
+    /// The head of frozen-encoder candidates. Left out when it is the SPEC's dense head,
+    /// so cache keys of existing runs do not change.
+    #[serde(default, skip_serializing_if = "HeadKind::is_dense")]
+    pub head: HeadKind,
 }
 
 impl Default for TrainConfig {
@@ -82,6 +87,7 @@ impl Default for TrainConfig {
             sort_by_length: true,
             cnn_channels: 32,
             branch_pool: BranchPool::GlobalMax,
+            head: HeadKind::Dense,
         }
     }
 }

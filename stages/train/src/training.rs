@@ -17,6 +17,7 @@ use crate::data::{
 };
 use crate::encoder::EncoderAssets;
 use crate::error::TrainError;
+use crate::evidence::{EvidenceHead, HeadKind};
 use crate::model::{Classifier, ClassifierShape, Head};
 use crate::prepare::{prepare, Prepared};
 use crate::spec::{
@@ -74,6 +75,24 @@ impl<B: Backend> Net<B> for Classifier<B> {
         match b.input {
             ModelInput::Tokens { ids, mask_pad } => self.forward(ids, mask_pad, b.llm, b.rules),
             ModelInput::Vectors(_) => unreachable!("a fine-tuned model is fed tokens"),
+        }
+    }
+}
+
+impl<B: Backend> Net<B> for EvidenceHead<B> {
+    fn init(
+        assets: &EncoderAssets,
+        shape: &ClassifierShape,
+        device: &B::Device,
+        _pretrained: bool,
+    ) -> Result<Self, TrainError> {
+        Ok(EvidenceHead::new(assets.arch.hidden, shape, device))
+    }
+
+    fn logits(&self, b: Batch<B>) -> Tensor<B, 2> {
+        match b.input {
+            ModelInput::Vectors(v) => self.forward(v, b.llm, b.rules),
+            ModelInput::Tokens { .. } => unreachable!("a frozen-encoder head is fed vectors"),
         }
     }
 }
@@ -161,7 +180,10 @@ impl BackendTask for TrainTask<'_, '_> {
     type Out = Result<TrainOutcome, TrainError>;
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Out {
         if self.prep.sources.embeddings.is_some() {
-            with_optimizer::<B, Head<B>>(self, device)
+            match self.prep.shape.head {
+                HeadKind::Dense => with_optimizer::<B, Head<B>>(self, device),
+                HeadKind::Evidence => with_optimizer::<B, EvidenceHead<B>>(self, device),
+            }
         } else {
             with_optimizer::<B, Classifier<B>>(self, device)
         }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoder::EncoderAssets;
 use crate::error::TrainError;
+use crate::evidence::HeadKind;
 use crate::model::{BranchPool, ClassifierShape};
 
 const MAGIC: &[u8; 6] = b"HHNW1\n";
@@ -27,6 +28,8 @@ pub(crate) struct WeightsHeader {
     pub vocab: usize,
     #[serde(default, skip_serializing_if = "BranchPool::is_global_max")]
     pub pool: BranchPool,
+    #[serde(default, skip_serializing_if = "HeadKind::is_dense")]
+    pub head: HeadKind,
     /// With a frozen encoder: the identity of the vectors the head was trained on
     /// ([`crate::Embeddings::identity`]); the weights then hold only the head.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -50,6 +53,7 @@ pub(crate) fn header_of(
         layers: assets.arch.layers,
         vocab: assets.arch.vocab_size,
         pool: shape.pool,
+        head: shape.head,
         frozen,
     }
 }
@@ -152,6 +156,7 @@ mod tests {
             layers: 1,
             vocab: 100,
             pool: BranchPool::GlobalMax,
+            head: HeadKind::Dense,
             frozen: None,
         };
         let b = pack_weights(&h, &[1, 2, 3]);

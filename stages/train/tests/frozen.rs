@@ -329,3 +329,128 @@ fn a_late_divergence_keeps_the_best_finite_epoch() {
     assert_eq!(again, out.test_acc);
     assert!(out.test_acc > 0.5, "{}", out.test_acc);
 }
+
+/// Vectors with no class signal, followed by one block of per-class evidence in which
+/// the row's own class is usually, not always, the highest.
+fn noise_with_evidence(ds: &Dataset, dim: usize) -> Embeddings {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let classes = ds.classes.len();
+    let mut data = Vec::new();
+    for r in &ds.rows {
+        data.extend((0..dim).map(|_| rng.random_range(-1.0f32..1.0)));
+        data.extend((0..classes).map(|c| {
+            let own = if c == r.label as usize { 0.3 } else { 0.0 };
+            own + rng.random_range(0.0f32..0.6)
+        }));
+    }
+    Embeddings {
+        pooling: Pooling::Mean,
+        dim: dim + classes,
+        rows: ds.rows.len(),
+        data,
+        encoder_id: "test+neighbours/4".into(),
+    }
+}
+
+#[test]
+fn the_evidence_head_scores_classes_from_their_own_evidence() {
+    let _g = lock();
+    let ds = synthetic(400, 13);
+    let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
+    let emb = noise_with_evidence(&ds, enc.arch.hidden);
+    let rules = rule_matrix(&ds);
+    let classes: Vec<u32> = vec![0, 1, 2, 3, 0, 1, 2, 3];
+    let data = TrainData {
+        dataset: &ds,
+        llm_features: None,
+        rule_features: Some(&rules),
+        rule_classes: Some(&classes),
+        embeddings: Some(&emb),
+    };
+    // The evidence alone: own class highest with probability about 0.8.
+    let evidence_top1 = ds
+        .test
+        .iter()
+        .filter(|&&i| {
+            let block = &emb.row(i)[enc.arch.hidden..];
+            (0..4).max_by(|&a, &b| block[a].total_cmp(&block[b])) == Some(ds.rows[i].label as usize)
+        })
+        .count() as f64
+        / ds.test.len() as f64;
+    let mut c = cfg(8);
+    c.branch_pool = BranchPool::PerClass;
+    c.head = HeadKind::Evidence;
+    for s in [
+        spec(false, false, OptimizerKind::AdamW, 1e-2),
+        spec(false, true, OptimizerKind::AdamW, 1e-2),
+    ] {
+        let out = train_candidate(data, &enc, &s, &c, None, &mut |_, _| {}).unwrap();
+        // The SPEC's dense head over the same values learns one weight per (class,
+        // value) pair from the same rows.
+        let dense = HeadKind::Dense;
+        let spec_head = train_candidate(
+            data,
+            &enc,
+            &s,
+            &TrainConfig {
+                head: dense,
+                ..c.clone()
+            },
+            None,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert!(
+            out.test_acc >= evidence_top1 - 0.1 && out.test_acc > spec_head.test_acc + 0.05,
+            "rules {}: test {} (dense head {}), the evidence's own top-1 {evidence_top1}: {:?}",
+            s.rule_branch,
+            out.test_acc,
+            spec_head.test_acc,
+            out.curve
+        );
+        assert_eq!(
+            evaluate(&enc, &s, &out.best_weights, data, &ds.test, "cpu").unwrap(),
+            out.test_acc
+        );
+        // Other vectors are refused, and the message names the head the weights hold.
+        let e = evaluate(
+            &enc,
+            &s,
+            &out.best_weights,
+            TrainData {
+                embeddings: Some(&class_vectors(&ds, enc.arch.hidden)),
+                ..data
+            },
+            &ds.test,
+            "cpu",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("Evidence"), "{e}");
+    }
+    // It needs per-class branch outputs and vectors in whole per-class blocks.
+    c.branch_pool = BranchPool::GlobalMax;
+    let s = spec(false, true, OptimizerKind::AdamW, 1e-2);
+    let e = train_candidate(data, &enc, &s, &c, None, &mut |_, _| {}).unwrap_err();
+    assert!(e.to_string().contains("branch_pool"), "{e}");
+    c.branch_pool = BranchPool::PerClass;
+    let ragged = Embeddings {
+        dim: emb.dim - 1,
+        data: (0..emb.rows)
+            .flat_map(|r| emb.row(r)[..emb.dim - 1].to_vec())
+            .collect(),
+        ..emb.clone()
+    };
+    let e = train_candidate(
+        TrainData {
+            embeddings: Some(&ragged),
+            ..data
+        },
+        &enc,
+        &s,
+        &c,
+        None,
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("whole blocks"), "{e}");
+}

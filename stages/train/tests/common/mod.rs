@@ -121,5 +121,6 @@ pub fn cfg(epochs: usize) -> TrainConfig {
         sort_by_length: true,
         cnn_channels: 8,
         branch_pool: BranchPool::GlobalMax,
+        head: hhnas_train::HeadKind::Dense,
     }
 }
