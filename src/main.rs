@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use hhnas_pipe::commands;
 use hhnas_pipe::errln;
 use hhnas_pipe::error::{exit_code, render, EXIT_FAILURE};
+use hhnas_pipe::executor::Executor;
 use hhnas_pipe::progress::init_logging;
 use hhnas_pipe::run::{self, Outcome};
 
@@ -50,7 +51,18 @@ enum Command {
         /// Independent experiments: one run per seed, e.g. --seeds 0,1,2,3.
         #[arg(long, value_delimiter = ',')]
         seeds: Vec<u64>,
+        /// Run the seeds side by side, one process per device, e.g. --devices
+        /// cuda:0,cuda:1 (seed i on device i mod n; "cpu,cpu" for two CPU processes).
+        #[arg(long, value_delimiter = ',')]
+        devices: Vec<String>,
+        /// "local" (this machine) or "slurm" (one sbatch array task per seed, with the
+        /// [slurm] section of the config; each task runs `resume RUN`).
+        #[arg(long, default_value = "local")]
+        executor: String,
     },
+    /// Stop a run: cancel its Slurm task, or signal the local process working on it.
+    /// Finished work stays in the cache; `resume` continues.
+    Cancel { run: String },
     /// Continue the newest unfinished run (or RUN) from its frozen config.
     Resume { run: Option<String> },
     /// Show a run's state, iterations, best candidate and ETA.
@@ -148,13 +160,20 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     let cache = cli.cache_dir;
     match cli.command {
-        Command::Run { cfg, seeds } => run::cmd_run(
+        Command::Run {
+            cfg,
+            seeds,
+            devices,
+            executor,
+        } => run::cmd_run(
             &cache,
             cfg.config.as_deref(),
             cfg.profile.as_deref(),
             &cfg.sets,
             &seeds,
+            &Executor::from_args(&executor, &devices)?,
         ),
+        Command::Cancel { run } => commands::cmd_cancel(&cache, &run),
         Command::Resume { run } => run::cmd_resume(&cache, run.as_deref()),
         Command::Status { run, json, all } => {
             commands::cmd_status(&cache, run.as_deref(), json, all)

@@ -9,6 +9,7 @@ use crate::commands::report::write_run_report;
 use crate::config::{self, DataSource, PipelineConfig};
 use crate::error::EXIT_OK;
 use crate::exec::{Exec, RUN};
+use crate::executor::Executor;
 use crate::journal::{now, stage_records, Event};
 use crate::lock::{self, Acquire};
 use crate::nodes::search::{self, Update};
@@ -156,6 +157,7 @@ pub fn cmd_run(
     profile: Option<&str>,
     sets: &[String],
     seeds: &[u64],
+    executor: &Executor,
 ) -> Result<Outcome> {
     let loaded = config::load(config_path, profile, sets)?;
     let mut base = loaded.config.clone();
@@ -177,6 +179,11 @@ pub fn cmd_run(
     // A run that cannot train or read its data is not worth a run directory `resume`
     // would retry. The device first: a bad one should not cost a download.
     config::check_device(&base.train.device)?;
+    if let Executor::Devices(devices) = executor {
+        for d in devices {
+            config::check_device(d)?;
+        }
+    }
     match base.data.source {
         DataSource::Spider => data::ensure_spider_dir(&base.data.spider_dir)?,
         DataSource::Labelled => drop(data::labelled_dataset(&base)?),
@@ -189,9 +196,12 @@ pub fn cmd_run(
     // Every run directory exists before the first trains, so a kill during seed 0 leaves
     // the later seeds for `resume` too.
     let mut created = Vec::new();
-    for seed in seeds {
+    for (i, seed) in seeds.into_iter().enumerate() {
         let mut cfg = base.clone();
         cfg.run.seed = seed;
+        if let Some(device) = executor.device_for(i) {
+            cfg.train.device = device.clone();
+        }
         let run = runs::create(cache, &cfg, &loaded.profile, &loaded.source, sets)?;
         outln!(
             "run {} created ({}, profile {})",
@@ -201,8 +211,25 @@ pub fn cmd_run(
         );
         created.push((run, cfg));
     }
-    for (run, cfg) in &created {
-        run_locked(run, cfg, "run")?;
+    match executor {
+        Executor::InProcess => {
+            for (run, cfg) in &created {
+                run_locked(run, cfg, "run")?;
+            }
+        }
+        Executor::Devices(devices) => {
+            let runs: Vec<RunDir> = created.into_iter().map(|(r, _)| r).collect();
+            crate::executor::run_in_processes(cache, &runs, devices.len().min(runs.len()))?;
+        }
+        Executor::Slurm => {
+            let runs: Vec<RunDir> = created.into_iter().map(|(r, _)| r).collect();
+            let job = crate::slurm::submit(cache, &base.slurm, &runs)?;
+            outln!(
+                "submitted Slurm job {job}: {} array task(s), one per run; `hhnas-pipe \
+                 status RUN` shows each task's state, `hhnas-pipe cancel RUN` cancels it",
+                runs.len()
+            );
+        }
     }
     Ok(Outcome::Done)
 }

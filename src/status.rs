@@ -27,6 +27,8 @@ pub struct Status {
     pub state: String,
     pub pid: Option<u32>,
     pub heartbeat_age_secs: Option<f64>,
+    /// For a run submitted to Slurm: its task and what the scheduler says of it.
+    pub slurm: Option<String>,
     pub strategy: String,
     pub seed: u64,
     pub iterations_total: u64,
@@ -217,6 +219,15 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         state: state.to_string(),
         pid: holder.as_ref().filter(|_| alive).map(|h| h.pid),
         heartbeat_age_secs: holder.filter(|_| alive).map(|h| now() - h.heartbeat),
+        // The scheduler is asked only while the run is unfinished.
+        slurm: crate::slurm::job_of(run).map(|job| {
+            let state = if finished {
+                "finished".to_string()
+            } else {
+                crate::slurm::task_state(&job)
+            };
+            format!("job {}: {state}", job.task_id())
+        }),
         strategy: strategy_name(&config.search.strategy),
         seed: config.run.seed,
         iterations_total: iterations(&config),
@@ -319,6 +330,9 @@ pub fn render(s: &Status) -> String {
         _ => s.state.clone(),
     };
     let _ = writeln!(out, "state      {state}");
+    if let Some(slurm) = &s.slurm {
+        let _ = writeln!(out, "slurm      {slurm}");
+    }
     let _ = writeln!(
         out,
         "progress   {}/{} iterations{}",

@@ -156,7 +156,7 @@ fn a_run_stopped_under_the_previous_release_resumes_and_reports_the_same_figures
 fn make_legacy_fixture() {
     let bin = PathBuf::from(std::env::var_os("HHNAS_LEGACY_BIN").expect("HHNAS_LEGACY_BIN"));
     let release = std::env::var("HHNAS_LEGACY_RELEASE").expect("HHNAS_LEGACY_RELEASE");
-    let ws = Workspace::frozen(3);
+    let ws = Workspace::frozen_dense(3);
     let config = ws.config();
     // The whole run, then its state as a kill right after the last candidate's train
     // stage leaves it: the journal cut there and the last update's store entry gone, so

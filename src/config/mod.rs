@@ -27,6 +27,10 @@ pub struct PipelineConfig {
     pub encoder: EncoderSection,
     pub train: TrainSection,
     pub search: hhnas_search::SearchConfig,
+    /// What each task asks Slurm for (`run --executor slurm`); absent in configs frozen
+    /// before it existed, and optional: the cluster's defaults.
+    #[serde(default)]
+    pub slurm: crate::slurm::SlurmSection,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -175,6 +175,14 @@ layer_size2 = [32, 64]
     )
 }
 
+fn frozen_config(c: String) -> String {
+    c.replace(
+        "freeze_embeddings = false",
+        "freeze_embeddings = false\nmode = \"frozen\"\npooling = \"mean\"\nneighbours = true",
+    )
+    .replace("epochs = 2\n", "epochs = 60\n")
+}
+
 /// A test workspace: a fixture dataset, a config file and a cache directory.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
@@ -185,21 +193,29 @@ impl Workspace {
         Self::with_config(|c| c, iterations)
     }
 
-    /// The tiny configuration with a frozen encoder and neighbour evidence: the encode and
+    /// The tiny configuration with a frozen encoder, neighbour evidence by vectors and by
+    /// character n-grams and the evidence head, as the demo: the encode and both
     /// neighbours stages, then heads only.
     /// Heads over 168 rows train in milliseconds, so the candidates get 60 epochs: long
     /// enough for kills to land mid-candidate.
     pub fn frozen(iterations: u64) -> Self {
         Self::with_config(
             |c| {
-                c.replace(
-                    "freeze_embeddings = false",
-                    "freeze_embeddings = false\nmode = \"frozen\"\npooling = \"mean\"\nneighbours = true",
-                )
-                .replace("epochs = 2\n", "epochs = 60\n")
+                frozen_config(c)
+                    .replace(
+                        "epochs = 60\n",
+                        "epochs = 60\nbranch_pool = \"per-class\"\nhead = \"evidence\"\n",
+                    )
+                    .replace("[features.llm]", "char_neighbours = true\n[features.llm]")
             },
             iterations,
         )
+    }
+
+    /// The frozen configuration with the SPEC's dense head and vector neighbours only (no
+    /// key a release before the evidence head would refuse).
+    pub fn frozen_dense(iterations: u64) -> Self {
+        Self::with_config(frozen_config, iterations)
     }
 
     fn with_config(edit: impl Fn(String) -> String, iterations: u64) -> Self {
@@ -278,7 +294,12 @@ impl Workspace {
     }
 
     pub fn journal_lines(&self) -> Vec<serde_json::Value> {
-        let path = self.run_dir().join("journal.jsonl");
+        self.journal_lines_of(&self.run_id())
+    }
+
+    /// The journal of run `id`, one JSON value per line.
+    pub fn journal_lines_of(&self, id: &str) -> Vec<serde_json::Value> {
+        let path = self.cache().join("runs").join(id).join("journal.jsonl");
         std::fs::read_to_string(path)
             .unwrap_or_default()
             .lines()

@@ -119,11 +119,13 @@ impl CharNgramIndex {
             .into_iter()
             .map(|(id, tf)| (id, (1.0 + (tf as f32).ln()) * self.idf[id as usize]))
             .collect();
+        // Sorted before summing: a HashMap's order changes from process to process, and
+        // so would the last bits of the norm.
+        v.sort_unstable_by_key(|&(id, _)| id);
         let norm = v.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
         if norm > 0.0 {
             v.iter_mut().for_each(|(_, w)| *w /= norm);
         }
-        v.sort_unstable_by_key(|&(id, _)| id);
         v
     }
 

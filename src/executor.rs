@@ -1,0 +1,112 @@
+//! Where the runs of one `run` command execute: in this process one after another, in
+//! one child process per device (`--devices`), or as a Slurm array (`--executor slurm`).
+//!
+//! Every executor runs the same thing, `resume RUN` on a run folder that `run` created,
+//! so a run is the same journal whichever way it ran. The runs share one store: a node
+//! two runs need (the dataset, the features, the encode stage) is computed by whichever
+//! gets there first; the other computes it too if it started before the first finished,
+//! and both write identical bytes by atomic rename. No lock spans a node's computation,
+//! so runs never wait on each other.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::config::DeviceName;
+use crate::runs::RunDir;
+use crate::{errln, outln, user_error};
+
+/// How `run` executes its runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Executor {
+    /// In this process, one run after another.
+    InProcess,
+    /// One child process per device; run i goes to device i mod n.
+    Devices(Vec<DeviceName>),
+    /// One Slurm array task per run.
+    Slurm,
+}
+
+impl Executor {
+    /// From the command line: `--executor local|slurm` and `--devices`.
+    pub fn from_args(executor: &str, devices: &[String]) -> Result<Self> {
+        match (executor, devices.is_empty()) {
+            ("local", true) => Ok(Executor::InProcess),
+            ("local", false) => devices
+                .iter()
+                .map(|d| {
+                    DeviceName::try_from(d.clone()).map_err(|e| {
+                        user_error!("--devices: {e}. Fix: e.g. --devices cuda:0,cuda:1")
+                    })
+                })
+                .collect::<Result<_>>()
+                .map(Executor::Devices),
+            ("slurm", true) => Ok(Executor::Slurm),
+            ("slurm", false) => Err(user_error!(
+                "--devices with --executor slurm: Slurm gives each task its own devices. \
+                 Fix: leave out --devices and ask for GPUs with `gres = \"gpu:1\"` in the \
+                 [slurm] section of pipeline.toml"
+            )),
+            (other, _) => Err(user_error!(
+                "--executor {other:?} is not known. Fix: use `local` (the default) or `slurm`"
+            )),
+        }
+    }
+
+    /// The device run number `i` trains on, when the executor decides it.
+    pub fn device_for(&self, i: usize) -> Option<&DeviceName> {
+        match self {
+            Executor::Devices(d) => Some(&d[i % d.len()]),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `runs` in one child process per device slot (slot j takes runs j, j + n, ...),
+/// each child being `hhnas-pipe --cache-dir CACHE resume RUN`. Waits for all; a failed
+/// run is named with the command that continues it.
+pub fn run_in_processes(cache: &Path, runs: &[RunDir], slots: usize) -> Result<()> {
+    let exe = std::env::current_exe().context("locating the hhnas-pipe binary")?;
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..slots)
+            .map(|slot| {
+                let exe = &exe;
+                scope.spawn(move || {
+                    let mut failed = Vec::new();
+                    for run in runs.iter().skip(slot).step_by(slots) {
+                        outln!("run {}: started in its own process (slot {slot})", run.id);
+                        let status = Command::new(exe)
+                            .arg("--cache-dir")
+                            .arg(cache)
+                            .args(["resume", &run.id])
+                            .status();
+                        match status {
+                            Ok(s) if s.success() => {}
+                            Ok(s) => failed.push(format!("{} ({s})", run.id)),
+                            Err(e) => failed.push(format!("{} (could not start: {e})", run.id)),
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|_| vec!["a worker thread".into()]))
+            .collect()
+    });
+    if failures.is_empty() {
+        return Ok(());
+    }
+    for f in &failures {
+        errln!("hhnas-pipe: run {f} did not finish");
+    }
+    Err(user_error!(
+        "{} of {} runs did not finish: {}. Fix: see their errors above; `hhnas-pipe \
+         resume RUN` continues each from its last finished step",
+        failures.len(),
+        runs.len(),
+        failures.join(", ")
+    ))
+}
