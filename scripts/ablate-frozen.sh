@@ -7,10 +7,15 @@ set -euo pipefail
 bin="${HHNAS_BIN:-$(pwd)/target/release/hhnas-pipe}"
 cache="${1:-cache}"
 base=(--set search.strategy=fixed --set search.initial.llm_branch=true --set search.initial.rule_branch=true)
-for v in "default:" "no-neighbours:encoder.neighbours=false" "no-loo:features.leave_one_out=false" "global-max:train.branch_pool=global-max" \
+# Each variant: NAME:KEY=VALUE[,KEY=VALUE...] (the global max pool needs the dense head).
+for v in "default:" "dense-head:train.head=dense" "no-char-neighbours:features.char_neighbours=false" \
+         "no-neighbours:encoder.neighbours=false,features.char_neighbours=false" \
+         "no-loo:features.leave_one_out=false" "global-max:train.branch_pool=global-max,train.head=dense" \
          "binary-judge:features.lexical_levels=0" "cls:encoder.pooling=cls" "scratch-frozen:encoder.source=scratch"; do
-  name=${v%%:*}; knob=${v#*:}
-  extra=(); [ -n "$knob" ] && extra=(--set "$knob")
+  name=${v%%:*}; knobs=${v#*:}
+  extra=()
+  IFS=',' read -ra kv <<<"$knobs"
+  for k in "${kv[@]}"; do extra+=(--set "$k"); done
   start=$(date +%s)
   log=$("$bin" --cache-dir "$cache" run "${base[@]}" "${extra[@]}" 2>&1)
   echo "$name: $(grep -E 'train \(iteration 0\): model' <<<"$log" | sed 's/.*INFO //') wall $(( $(date +%s) - start )) s"
