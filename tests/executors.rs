@@ -269,3 +269,35 @@ fn slurm_array_survives_a_requeue_mid_candidate() {
     assert_same_journals(&journals_by_seed(&ws), &journals_by_seed(&reference));
     let _ = Command::new(slurm_script()).arg("stop").status();
 }
+
+#[test]
+fn cancel_stops_a_local_run_and_resume_finishes_it() {
+    let ws = Workspace::frozen(2);
+    let c = ws.config_text().replace("epochs = 60\n", "epochs = 400\n");
+    std::fs::write(ws.config(), c).unwrap();
+    let config = ws.config();
+    let mut child = ws
+        .cmd(&["run", "--config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !(run_exists(&ws) && ws.run_dir().join("training.json").is_file()) {
+        assert!(Instant::now() < deadline, "the run never started training");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let id = ws.run_id();
+    let out = ws.run(&["cancel", &id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("sent SIGTERM"), "{}", text(&out));
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the run ended by itself: {status}");
+    let out = ws.run(&["status", &id]);
+    assert!(text(&out).contains("interrupted"), "{}", text(&out));
+    let out = ws.run(&["cancel", &id]);
+    assert!(text(&out).contains("nothing to cancel"), "{}", text(&out));
+    let out = ws.run(&["resume", &id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(ws.journal_lines().iter().any(|e| e["event"] == "finished"));
+}

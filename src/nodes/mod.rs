@@ -22,7 +22,7 @@ use anyhow::Result;
 
 use hhnas_features::FeatureMatrix;
 use hhnas_spider::Dataset;
-use hhnas_train::{Embeddings, EncoderAssets};
+use hhnas_train::{with_class_scores as with_scores, Embeddings, EncoderAssets};
 
 use crate::config::{EncoderMode, PipelineConfig};
 use crate::exec::Exec;
@@ -156,8 +156,6 @@ pub(crate) struct Evidence {
 /// Names of the evidence blocks in the vectors' identity (frozen weights record it).
 const NEIGHBOURS: &str = "neighbours";
 const CHARS: &str = "char-neighbours";
-
-use hhnas_train::with_class_scores as with_scores;
 
 /// Index of the largest value (the predicted class of a row of scores).
 pub(crate) fn argmax(p: &[f32]) -> usize {
