@@ -132,6 +132,25 @@ fn four_processes_share_one_store() {
     for j in journals.values() {
         assert_eq!(shared(j), first);
     }
+    // How many of the four computed each shared node (the rest replayed it).
+    let mut computed: BTreeMap<String, usize> = BTreeMap::new();
+    for e in std::fs::read_dir(ws.cache().join("runs")).unwrap() {
+        let journal = e.unwrap().path().join("journal.jsonl");
+        let Ok(text) = std::fs::read_to_string(&journal) else {
+            continue;
+        };
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if v["event"] == "stage" && v["iteration"].is_null() {
+                let n = computed
+                    .entry(v["stage"].as_str().unwrap().into())
+                    .or_default();
+                *n += usize::from(v["cache_hit"] == false);
+            }
+        }
+    }
+    eprintln!("shared nodes computed by how many of 4 processes: {computed:?}");
+    assert!(computed.values().all(|&n| n >= 1), "{computed:?}");
     let entries = assert_store_verifies(&ws.cache());
     assert!(entries > 8, "{entries} entries");
 }
