@@ -4,9 +4,11 @@
 //! Every executor runs the same thing, `resume RUN` on a run folder that `run` created,
 //! so a run is the same journal whichever way it ran. The runs share one store: a node
 //! two runs need (the dataset, the features, the encode stage) is computed by whichever
-//! gets there first; the other computes it too if it started before the first finished,
-//! and both write identical bytes by atomic rename. No lock spans a node's computation,
-//! so runs never wait on each other.
+//! gets there first. With `--devices` the first process computes them alone and the
+//! others start once its first iteration begins, so they replay them instead of
+//! computing them again. Processes that do meet on a node (Slurm tasks starting
+//! together) both compute it and write identical bytes by atomic rename; no lock spans a
+//! node's computation.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,6 +16,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 
 use crate::config::DeviceName;
+use crate::journal::Event;
 use crate::runs::RunDir;
 use crate::{errln, outln, user_error};
 
@@ -69,28 +72,33 @@ impl Executor {
 pub fn run_in_processes(cache: &Path, runs: &[RunDir], slots: usize) -> Result<()> {
     let exe = std::env::current_exe().context("locating the hhnas-pipe binary")?;
     let failures: Vec<String> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..slots)
-            .map(|slot| {
-                let exe = &exe;
-                scope.spawn(move || {
-                    let mut failed = Vec::new();
-                    for run in runs.iter().skip(slot).step_by(slots) {
-                        outln!("run {}: started in its own process (slot {slot})", run.id);
-                        let status = Command::new(exe)
-                            .arg("--cache-dir")
-                            .arg(cache)
-                            .args(["resume", &run.id])
-                            .status();
-                        match status {
-                            Ok(s) if s.success() => {}
-                            Ok(s) => failed.push(format!("{} ({s})", run.id)),
-                            Err(e) => failed.push(format!("{} (could not start: {e})", run.id)),
-                        }
+        let exe = &exe;
+        let worker = |slot: usize| {
+            scope.spawn(move || {
+                let mut failed = Vec::new();
+                for run in runs.iter().skip(slot).step_by(slots) {
+                    outln!("run {}: started in its own process (slot {slot})", run.id);
+                    let status = Command::new(exe)
+                        .arg("--cache-dir")
+                        .arg(cache)
+                        .args(["resume", &run.id])
+                        .status();
+                    match status {
+                        Ok(s) if s.success() => {}
+                        Ok(s) => failed.push(format!("{} ({s})", run.id)),
+                        Err(e) => failed.push(format!("{} (could not start: {e})", run.id)),
                     }
-                    failed
-                })
+                }
+                failed
             })
-            .collect();
+        };
+        let first = worker(0);
+        // The others start when the first run has passed its shared nodes (or ended).
+        while !first.is_finished() && !past_shared_nodes(&runs[0]) {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        let mut workers = vec![first];
+        workers.extend((1..slots).map(worker));
         workers
             .into_iter()
             .flat_map(|w| w.join().unwrap_or_else(|_| vec!["a worker thread".into()]))
@@ -102,11 +110,23 @@ pub fn run_in_processes(cache: &Path, runs: &[RunDir], slots: usize) -> Result<(
     for f in &failures {
         errln!("hhnas-pipe: run {f} did not finish");
     }
-    Err(user_error!(
+    Err(anyhow::anyhow!(
         "{} of {} runs did not finish: {}. Fix: see their errors above; `hhnas-pipe \
          resume RUN` continues each from its last finished step",
         failures.len(),
         runs.len(),
         failures.join(", ")
     ))
+}
+
+/// Whether a run's journal shows its first iteration (every shared node done before it),
+/// a failure or its end.
+fn past_shared_nodes(run: &RunDir) -> bool {
+    run.journal().read().is_ok_and(|c| {
+        c.events.iter().any(|e| match e {
+            Event::Stage(r) => r.iteration.is_some(),
+            Event::Failed { .. } | Event::Finished { .. } => true,
+            _ => false,
+        })
+    })
 }

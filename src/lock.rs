@@ -1,7 +1,9 @@
 //! One lock per run: an exclusive advisory lock (flock) on `<run>/lock`, which the kernel
 //! releases when the holder dies, plus the holder's pid and a heartbeat written into the
 //! file for `status`. A pid left in the file by a holder that no longer holds the flock is
-//! a stale lock from a killed process, and is taken over.
+//! a stale lock from a killed process, and is taken over. The file also names the host,
+//! so a run held by a Slurm task on a compute node reads as running on the login node
+//! (by its heartbeat) and is never signalled from there.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -18,11 +20,44 @@ use crate::journal::now;
 /// How often the holder rewrites its heartbeat.
 pub const HEARTBEAT_SECS: u64 = 5;
 
+/// A heartbeat older than this means the holder is gone even if its pid was reused.
+pub const HEARTBEAT_STALE_SECS: f64 = 3.0 * HEARTBEAT_SECS as f64 + 5.0;
+
 /// What the lock file says about its (last) holder.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Holder {
     pub pid: u32,
     pub heartbeat: f64,
+    /// The holder's host; absent in lock files written before it was recorded.
+    pub host: Option<String>,
+}
+
+impl Holder {
+    /// Whether the holder runs on this machine (old lock files: assumed so).
+    pub fn is_local(&self) -> bool {
+        self.host.as_deref().is_none_or(|h| h == hostname())
+    }
+}
+
+/// This machine's name (Linux), for lock files and temporary file names on a shared
+/// filesystem.
+pub fn hostname() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .ok()
+            .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+            .unwrap_or_else(|| "unknown-host".into())
+    })
+}
+
+/// The holder, if one is alive: a fresh heartbeat and, on this machine, a live pid. A
+/// holder on another host is judged by its heartbeat alone.
+pub fn live_holder(run_dir: &Path) -> Option<Holder> {
+    read_holder(run_dir).filter(|h| {
+        now() - h.heartbeat < HEARTBEAT_STALE_SECS && (!h.is_local() || pid_alive(h.pid))
+    })
 }
 
 pub enum Acquire {
@@ -54,7 +89,12 @@ fn parse_holder(text: &str) -> Option<Holder> {
     let mut parts = text.split_whitespace();
     let pid = parts.next()?.parse().ok()?;
     let heartbeat = parts.next()?.parse().ok()?;
-    Some(Holder { pid, heartbeat })
+    let host = parts.next().map(str::to_string);
+    Some(Holder {
+        pid,
+        heartbeat,
+        host,
+    })
 }
 
 /// Whether a process with this pid exists (Linux /proc).
@@ -117,7 +157,7 @@ fn write_heartbeat(file: &File) -> Result<()> {
     let mut f = file;
     f.set_len(0)?;
     f.seek(SeekFrom::Start(0))?;
-    writeln!(f, "{} {:.3}", std::process::id(), now())?;
+    writeln!(f, "{} {:.3} {}", std::process::id(), now(), hostname())?;
     f.sync_data()?;
     Ok(())
 }

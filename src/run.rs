@@ -178,11 +178,9 @@ pub fn cmd_run(
     }
     // A run that cannot train or read its data is not worth a run directory `resume`
     // would retry. The device first: a bad one should not cost a download.
-    config::check_device(&base.train.device)?;
-    if let Executor::Devices(devices) = executor {
-        for d in devices {
-            config::check_device(d)?;
-        }
+    match executor {
+        Executor::Devices(devices) => devices.iter().try_for_each(config::check_device)?,
+        _ => config::check_device(&base.train.device)?,
     }
     match base.data.source {
         DataSource::Spider => data::ensure_spider_dir(&base.data.spider_dir)?,
@@ -250,6 +248,24 @@ pub fn cmd_resume(cache: &Path, name: Option<&str>) -> Result<Outcome> {
     let pending: Vec<RunDir> = runs::list(cache)?
         .into_iter()
         .filter(|r| !r.is_finished())
+        .filter(|r| match crate::slurm::job_of(r) {
+            // A run whose Slurm task may still start belongs to that task.
+            Some(job) if std::env::var("SLURM_JOB_ID").is_err() => {
+                let state = crate::slurm::task_state(&job);
+                let active = crate::slurm::is_active(&state);
+                if active {
+                    outln!(
+                        "skipping run {}: its Slurm task {} is {state} (`hhnas-pipe cancel {}` \
+                         first to run it here)",
+                        r.id,
+                        job.task_id(),
+                        r.id
+                    );
+                }
+                !active
+            }
+            _ => true,
+        })
         .collect();
     if pending.is_empty() {
         outln!(
@@ -299,6 +315,7 @@ fn warn_if_config_changed(run: &RunDir, frozen: &PipelineConfig) {
         let mut current = loaded.config;
         // What `run` itself fixed at creation is not a change of the file.
         current.run.seed = frozen.run.seed;
+        current.train.device = frozen.train.device.clone();
         current.data.spider_dir = frozen.data.spider_dir.clone();
         current.data.labelled_file = frozen.data.labelled_file.clone();
         current.data.test_file = frozen.data.test_file.clone();

@@ -85,7 +85,9 @@ pub fn render_script(
     // Preempted or failed nodes put the task back in the queue; `resume` continues it.
     opt("--requeue".into());
     opt("--open-mode=append".into());
-    opt(format!("--output={}/slurm-%A_%a.out", log_dir.display()));
+    // sbatch expands `%` in the path, hence `%%` for a literal one.
+    let log = log_dir.display().to_string().replace('%', "%%");
+    opt(format!("--output=\"{log}/slurm-%A_%a.out\""));
     for (flag, value) in [
         ("partition", &section.partition),
         ("account", &section.account),
@@ -123,8 +125,84 @@ fn tool(name: &str) -> Command {
     Command::new(name)
 }
 
+/// Checks the `[slurm]` values before they become `#SBATCH` lines: one token each, and
+/// `extra` entries are options.
+pub fn validate(section: &SlurmSection) -> std::result::Result<(), (String, String)> {
+    let one_token = |key: &str, v: &str| {
+        if v.chars().any(char::is_whitespace) {
+            Err((
+                format!("slurm.{key}"),
+                format!("{v:?} holds white space; give one value without spaces"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    for (key, v) in [
+        ("partition", &section.partition),
+        ("account", &section.account),
+        ("time", &section.time),
+        ("gres", &section.gres),
+        ("mem", &section.mem),
+    ] {
+        one_token(key, v)?;
+    }
+    for (i, line) in section.extra.iter().enumerate() {
+        one_token(&format!("extra[{i}]"), line)?;
+        if !line.starts_with('-') {
+            return Err((
+                format!("slurm.extra[{i}]"),
+                format!("{line:?} is not an sbatch option; write it as e.g. \"--qos=long\""),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a Slurm query with a deadline: an unresponsive controller must not hang
+/// `status`. None on failure, time-out or empty output.
+fn query(cmd: &mut Command) -> Option<String> {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => break,
+            Ok(Some(_)) | Err(_) => return None,
+            Ok(None) if std::time::Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
+    Some(out.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Whether a task state (as [`task_state`] gives it) may still run the run.
+pub fn is_active(state: &str) -> bool {
+    [
+        "PENDING",
+        "RUNNING",
+        "REQUEUED",
+        "CONFIGURING",
+        "COMPLETING",
+        "SUSPENDED",
+        "RESIZING",
+    ]
+    .iter()
+    .any(|s| state.starts_with(s))
+}
+
 /// Writes the script beside the runs, submits it and records each run's task.
 pub fn submit(cache: &Path, section: &SlurmSection, runs: &[RunDir]) -> Result<String> {
+    anyhow::ensure!(!runs.is_empty(), "no runs to submit");
     let exe = std::env::current_exe().context("locating the hhnas-pipe binary")?;
     let cache = std::path::absolute(cache).unwrap_or(cache.to_path_buf());
     let log_dir = crate::runs::runs_root(&cache);
@@ -147,8 +225,8 @@ pub fn submit(cache: &Path, section: &SlurmSection, runs: &[RunDir]) -> Result<S
     if !out.status.success() {
         return Err(user_error!(
             "sbatch refused {}: {}. Fix: adjust the [slurm] section of pipeline.toml \
-             (partition, account, time, gres); the runs are created and `hhnas-pipe run \
-             --executor slurm` is not needed again: submit the script with `sbatch` yourself",
+             (partition, account, time, gres) and run again; the runs made now stay \
+             unstarted (`hhnas-pipe resume RUN` runs one here)",
             script_path.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         ));
@@ -177,13 +255,7 @@ pub fn submit(cache: &Path, section: &SlurmSection, runs: &[RunDir]) -> Result<S
 /// `scontrol show job` (finished jobs stay there for a few minutes), then `sacct`.
 pub fn task_state(job: &SlurmJob) -> String {
     let id = job.task_id();
-    let run = |cmd: &mut Command| {
-        cmd.output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .filter(|s| !s.is_empty())
-    };
+    let run = query;
     if let Some(s) = run(tool("squeue").args(["-h", "-j", &id, "-o", "%T %r"])) {
         let (state, reason) = s.split_once(' ').unwrap_or((&s, ""));
         return match reason {
@@ -247,7 +319,7 @@ mod tests {
             "#SBATCH --gres=gpu:1",
             "#SBATCH --time=5-00:00:00",
             "#SBATCH --qos=long",
-            "#SBATCH --output=/shared/cache/runs/slurm-%A_%a.out",
+            "#SBATCH --output=\"/shared/cache/runs/slurm-%A_%a.out\"",
             r"runs=('a-s0' 'it'\''s-s1')",
             "exec '/opt/bin/hhnas-pipe' --cache-dir '/shared/cache' resume \"${runs[$SLURM_ARRAY_TASK_ID]}\"",
         ] {

@@ -15,9 +15,6 @@ use crate::nodes::data::dataset_stage;
 use crate::nodes::{iterations, SampleMetrics, TrainMetrics, UpdateMetrics};
 use crate::runs::{timestamp_human, RunDir};
 
-/// A heartbeat older than this means the holder is gone even if its pid was reused.
-const HEARTBEAT_STALE_SECS: f64 = 3.0 * lock::HEARTBEAT_SECS as f64 + 5.0;
-
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub run_id: String,
@@ -174,10 +171,8 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         })
         .map(|r| (*r).clone());
 
-    let holder = lock::read_holder(&run.path);
-    let alive = holder
-        .as_ref()
-        .is_some_and(|h| lock::pid_alive(h.pid) && now() - h.heartbeat < HEARTBEAT_STALE_SECS);
+    let holder = lock::live_holder(&run.path);
+    let alive = holder.is_some();
     let state = if alive {
         "running"
     } else if finished {

@@ -90,12 +90,14 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().context("path has no parent directory")?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    // pid + a process-wide counter: threads writing the same entry never share a temp file.
+    // host + pid + a process-wide counter: no two writers of the same entry share a temp
+    // file, also not tasks on two nodes of a cluster writing one shared cache.
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(
-        ".{}.tmp-{}-{n}",
+        ".{}.tmp-{}-{}-{n}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
+        crate::lock::hostname(),
         std::process::id()
     ));
     {

@@ -1,6 +1,6 @@
-//! `cancel RUN`: stops a run wherever it runs. A Slurm task is cancelled with `scancel`;
-//! a local process holding the run's lock gets SIGTERM. Either way the journal and the
-//! store keep what finished, and `resume RUN` continues.
+//! `cancel RUN`: stops a run wherever it runs. A queued or running Slurm task is
+//! cancelled with `scancel`; a local process holding the run's lock gets SIGTERM. Either
+//! way the journal and the store keep what finished, and `resume RUN` continues.
 
 use std::path::Path;
 use std::process::Command;
@@ -20,7 +20,8 @@ pub fn cmd_cancel(cache: &Path, name: &str) -> Result<Outcome> {
         outln!("nothing to cancel: run {} has finished", run.id);
         return Ok(Outcome::NothingToDo);
     }
-    if let Some(job) = slurm::job_of(&run) {
+    // The scheduler's task first: it is the one that would start the run again.
+    if let Some(job) = slurm::job_of(&run).filter(|j| slurm::is_active(&slurm::task_state(j))) {
         slurm::cancel(&job)?;
         outln!(
             "cancelled Slurm task {} of run {}; `hhnas-pipe resume {}` continues it",
@@ -30,11 +31,18 @@ pub fn cmd_cancel(cache: &Path, name: &str) -> Result<Outcome> {
         );
         return Ok(Outcome::Done);
     }
-    let holder = lock::read_holder(&run.path).filter(|h| lock::pid_alive(h.pid));
-    let Some(holder) = holder else {
+    let Some(holder) = lock::live_holder(&run.path) else {
         outln!("nothing to cancel: no process is working on run {}", run.id);
         return Ok(Outcome::NothingToDo);
     };
+    if !holder.is_local() {
+        return Err(user_error!(
+            "run {} is worked on by process {} on host {}. Fix: cancel it on that host",
+            run.id,
+            holder.pid,
+            holder.host.as_deref().unwrap_or("?"),
+        ));
+    }
     let status = Command::new("kill")
         .args(["-TERM", &holder.pid.to_string()])
         .status()

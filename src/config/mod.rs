@@ -397,6 +397,9 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             );
         }
     }
+    if let Err((key, problem)) = crate::slurm::validate(&c.slurm) {
+        return err(&key, problem, "fix the [slurm] section of pipeline.toml");
+    }
     if !(0.0..=1.0).contains(&c.data.overlap_threshold) {
         return err(
             "data.overlap_threshold",

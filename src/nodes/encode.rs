@@ -34,12 +34,15 @@ pub(crate) fn encode_node(
     enc: &EncoderAssets,
 ) -> Result<(Key, Embeddings)> {
     let pooling = cfg.encoder.pooling;
-    let key = Stage::Encode
-        .key()
-        .input(&ds_key)
-        .input(&enc_key)
-        .param(&pooling)
-        .finish();
+    let mut key = Stage::Encode.key();
+    key.input(&ds_key).input(&enc_key).param(&pooling);
+    // A GPU's vectors differ from the CPU's in the last bits, so runs on different devices
+    // (`run --devices cpu,cuda:0`) must not share one entry. CPU runs keep the key they
+    // always had.
+    if let hhnas_train::Device::Cuda(_) = cfg.train.device.parsed() {
+        key.param(&cfg.train.device.as_str());
+    }
+    let key = key.finish();
     let progress = exec.progress;
     let emb = exec.node(Stage::Encode, None, key, |_| {
         let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();

@@ -11,7 +11,9 @@
 //! The vectors follow scikit-learn's `TfidfVectorizer(analyzer="char_wb",
 //! ngram_range=(2, 5), sublinear_tf=True)`: n-grams inside space-padded words of the
 //! lowercased text, 1 + ln(tf), smoothed idf fitted on the bank, L2-normalised. N-grams
-//! the bank never contains are dropped. A bank row is never its own neighbour when the
+//! the bank never contains are dropped. One difference: a padded word no longer than n
+//! counts once for every such n (scikit-learn counts it once), which weights words of 1-3
+//! letters a little more; the 89.4 % top-1 above was measured with this code. A bank row is never its own neighbour when the
 //! queries are the bank's own rows (leave-one-out), so training rows see the evidence
 //! unseen questions see.
 
