@@ -150,7 +150,8 @@ fn four_processes_share_one_store() {
         }
     }
     eprintln!("shared nodes computed by how many of 4 processes: {computed:?}");
-    assert!(computed.values().all(|&n| n >= 1), "{computed:?}");
+    // The first process computes them; the others start after it and replay them.
+    assert!(computed.values().all(|&n| n == 1), "{computed:?}");
     let entries = assert_store_verifies(&ws.cache());
     assert!(entries > 8, "{entries} entries");
 }
