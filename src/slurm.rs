@@ -40,6 +40,19 @@ pub struct SlurmSection {
     pub extra: Vec<String>,
 }
 
+impl SlurmSection {
+    /// The single-value options, by sbatch flag name.
+    fn valued_options(&self) -> [(&'static str, &str); 5] {
+        [
+            ("partition", &self.partition),
+            ("account", &self.account),
+            ("time", &self.time),
+            ("gres", &self.gres),
+            ("mem", &self.mem),
+        ]
+    }
+}
+
 /// Which array task of which job runs a run; stored as `slurm.json` in the run folder.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SlurmJob {
@@ -88,13 +101,7 @@ pub fn render_script(
     // sbatch expands `%` in the path, hence `%%` for a literal one.
     let log = log_dir.display().to_string().replace('%', "%%");
     opt(format!("--output=\"{log}/slurm-%A_%a.out\""));
-    for (flag, value) in [
-        ("partition", &section.partition),
-        ("account", &section.account),
-        ("time", &section.time),
-        ("gres", &section.gres),
-        ("mem", &section.mem),
-    ] {
+    for (flag, value) in section.valued_options() {
         if !value.is_empty() {
             opt(format!("--{flag}={value}"));
         }
@@ -138,13 +145,7 @@ pub fn validate(section: &SlurmSection) -> std::result::Result<(), (String, Stri
             Ok(())
         }
     };
-    for (key, v) in [
-        ("partition", &section.partition),
-        ("account", &section.account),
-        ("time", &section.time),
-        ("gres", &section.gres),
-        ("mem", &section.mem),
-    ] {
+    for (key, v) in section.valued_options() {
         one_token(key, v)?;
     }
     for (i, line) in section.extra.iter().enumerate() {

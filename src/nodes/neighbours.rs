@@ -67,15 +67,33 @@ pub(crate) fn neighbours_node(
         .input(&ds_key)
         .input(&encode_key)
         .finish();
-    let scores = exec.node(Stage::Neighbours, None, key, |_| {
+    let scores = evidence_node(exec, Stage::Neighbours, key, ds, "", || {
+        scores_against_training_rows(ds, vectors, vectors, true)
+    })?;
+    Ok((key, scores))
+}
+
+/// Runs an evidence node: `compute` gives every row's per-class scores; the journal line
+/// says how often the best-scoring class is the row's own, on training rows (each left
+/// out) and on test rows. `measure` names the similarity in the summary ("" for the
+/// encoder's vectors, whose summary predates the others).
+fn evidence_node(
+    exec: &mut Exec,
+    stage: Stage,
+    key: Key,
+    ds: &Dataset,
+    measure: &str,
+    compute: impl FnOnce() -> NeighbourScores,
+) -> Result<NeighbourScores> {
+    exec.node(stage, None, key, |_| {
         let started = Instant::now();
-        let scores = scores_against_training_rows(ds, vectors, vectors, true);
+        let scores = compute();
         let train_top1 = top1_rate(ds, &scores, &ds.train);
         let test_top1 = top1_rate(ds, &scores, &ds.test);
         let metrics = NeighbourMetrics {
             summary: format!(
-                "{} questions x {} classes; nearest class right: train {:.1}% (each row left \
-                 out), test {:.1}%",
+                "{} questions x {} classes{measure}; nearest class right: train {:.1}% (each \
+                 row left out), test {:.1}%",
                 scores.rows,
                 scores.classes,
                 train_top1 * 100.0,
@@ -86,8 +104,7 @@ pub(crate) fn neighbours_node(
             compute_secs: started.elapsed().as_secs_f64(),
         };
         Ok((scores, metrics))
-    })?;
-    Ok((key, scores))
+    })
 }
 
 /// Per-class character n-gram nearest-neighbour cosine of `texts` to the training rows
@@ -135,26 +152,10 @@ pub(crate) fn char_neighbours_node(
         .input(&ds_key)
         .input(&prev_key)
         .finish();
-    let scores = exec.node(Stage::CharNeighbours, None, key, |_| {
-        let started = Instant::now();
+    let measure = ", character 2-5-gram TF-IDF";
+    let scores = evidence_node(exec, Stage::CharNeighbours, key, ds, measure, || {
         let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
-        let scores = char_scores_against_training_rows(ds, &texts, true);
-        let train_top1 = top1_rate(ds, &scores, &ds.train);
-        let test_top1 = top1_rate(ds, &scores, &ds.test);
-        let metrics = NeighbourMetrics {
-            summary: format!(
-                "{} questions x {} classes, character 2-5-gram TF-IDF; nearest class right: \
-                 train {:.1}% (each row left out), test {:.1}%",
-                scores.rows,
-                scores.classes,
-                train_top1 * 100.0,
-                test_top1 * 100.0
-            ),
-            train_top1,
-            test_top1,
-            compute_secs: started.elapsed().as_secs_f64(),
-        };
-        Ok((scores, metrics))
+        char_scores_against_training_rows(ds, &texts, true)
     })?;
     Ok((key, scores))
 }

@@ -18,13 +18,13 @@
 //! class each).
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ClassifierShape, CnnBranch, SparseBranchBatch};
+use crate::model::{ClassifierShape, CnnBranch, DenseLayers, SparseBranchBatch};
 
 /// Width of the shared per-class scorer's hidden layer (the probe above used 16; 8 and
 /// 32 measured the same within noise).
@@ -59,10 +59,8 @@ pub struct EvidenceScorer<B: Backend> {
 pub struct EvidenceHead<B: Backend> {
     pub llm: Option<CnnBranch<B>>,
     pub rules: Option<CnnBranch<B>>,
-    pub fc1: Linear<B>,
-    pub fc2: Linear<B>,
-    pub out: Linear<B>,
-    pub dropout: Dropout,
+    /// Over the encoder's vector alone.
+    pub dense: DenseLayers<B>,
     /// None when a class has no evidence at all (Model 1 without neighbour blocks).
     pub scorer: Option<EvidenceScorer<B>>,
     /// The encoder's width: the vectors' first `encoder_width` values feed `fc1`.
@@ -82,10 +80,7 @@ impl<B: Backend> EvidenceHead<B> {
         Self {
             llm: s.llm.then(branch),
             rules: s.rules.then(branch),
-            fc1: LinearConfig::new(encoder_width, s.layer_size1).init(device),
-            fc2: LinearConfig::new(s.layer_size1, s.layer_size2).init(device),
-            out: LinearConfig::new(s.layer_size2, c).init(device),
-            dropout: DropoutConfig::new(s.dropout).init(),
+            dense: DenseLayers::new(encoder_width, s, device),
             scorer: (evidence > 0).then(|| EvidenceScorer {
                 hidden: LinearConfig::new(evidence, SCORER_HIDDEN).init(device),
                 out: LinearConfig::new(SCORER_HIDDEN, 1).init(device),
@@ -104,10 +99,7 @@ impl<B: Backend> EvidenceHead<B> {
     ) -> Tensor<B, 2> {
         let [b, width] = vectors.dims();
         let (h, c) = (self.encoder_width, self.classes);
-        let x = vectors.clone().slice([0..b, 0..h]);
-        let x = self.dropout.forward(relu(self.fc1.forward(x)));
-        let x = self.dropout.forward(relu(self.fc2.forward(x)));
-        let dense = self.out.forward(x);
+        let dense = self.dense.forward(vectors.clone().slice([0..b, 0..h]));
         let Some(scorer) = &self.scorer else {
             return dense;
         };

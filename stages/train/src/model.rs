@@ -244,17 +244,44 @@ pub struct SparseBranchBatch<B: Backend> {
     pub inv_count: Tensor<B, 1>,
 }
 
-/// The classification head of Models 1-4: the CNN branches and the three dense layers
-/// over `concat(encoder vector, branch outputs)`. With a frozen encoder it is the whole
-/// trained model; fine-tuning wraps it with the encoder in [`Classifier`].
+/// fc1 -> ReLU -> dropout -> fc2 -> ReLU -> dropout -> out: the dense layers of every
+/// head (SPEC §3), sized by the candidate's layer_size1/2 and dropout.
 #[derive(Module, Debug)]
-pub struct Head<B: Backend> {
-    pub llm: Option<CnnBranch<B>>,
-    pub rules: Option<CnnBranch<B>>,
+pub struct DenseLayers<B: Backend> {
     pub fc1: Linear<B>,
     pub fc2: Linear<B>,
     pub out: Linear<B>,
     pub dropout: Dropout,
+}
+
+impl<B: Backend> DenseLayers<B> {
+    pub fn new(input: usize, s: &ClassifierShape, device: &B::Device) -> Self {
+        Self {
+            fc1: LinearConfig::new(input, s.layer_size1).init(device),
+            fc2: LinearConfig::new(s.layer_size1, s.layer_size2).init(device),
+            out: LinearConfig::new(s.layer_size2, s.classes).init(device),
+            dropout: DropoutConfig::new(s.dropout).init(),
+        }
+    }
+
+    /// Logits `[batch, classes]` from `[batch, input]`.
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let x = self.dropout.forward(relu(self.fc1.forward(x)));
+        let x = self.dropout.forward(relu(self.fc2.forward(x)));
+        self.out.forward(x)
+    }
+}
+
+/// The classification head of Models 1-4: the CNN branches and the three dense layers
+/// over `concat(encoder vector, branch outputs)`. With a frozen encoder it is the whole
+/// trained model; fine-tuning wraps it with the encoder in [`Classifier`]. The dense
+/// layers follow the branches in the record, as their fields did before they were one
+/// module (bincode has no struct boundaries), so stored weights still load.
+#[derive(Module, Debug)]
+pub struct Head<B: Backend> {
+    pub llm: Option<CnnBranch<B>>,
+    pub rules: Option<CnnBranch<B>>,
+    pub dense: DenseLayers<B>,
 }
 
 impl<B: Backend> Head<B> {
@@ -265,10 +292,7 @@ impl<B: Backend> Head<B> {
         Self {
             llm: s.llm.then(branch),
             rules: s.rules.then(branch),
-            fc1: LinearConfig::new(width, s.layer_size1).init(device),
-            fc2: LinearConfig::new(s.layer_size1, s.layer_size2).init(device),
-            out: LinearConfig::new(s.layer_size2, s.classes).init(device),
-            dropout: DropoutConfig::new(s.dropout).init(),
+            dense: DenseLayers::new(width, s, device),
         }
     }
 
@@ -291,9 +315,7 @@ impl<B: Backend> Head<B> {
         } else {
             Tensor::cat(parts, 1)
         };
-        let x = self.dropout.forward(relu(self.fc1.forward(x)));
-        let x = self.dropout.forward(relu(self.fc2.forward(x)));
-        self.out.forward(x)
+        self.dense.forward(x)
     }
 }
 

@@ -90,10 +90,15 @@ impl<B: Backend> Net<B> for EvidenceHead<B> {
     }
 
     fn logits(&self, b: Batch<B>) -> Tensor<B, 2> {
-        match b.input {
-            ModelInput::Vectors(v) => self.forward(v, b.llm, b.rules),
-            ModelInput::Tokens { .. } => unreachable!("a frozen-encoder head is fed vectors"),
-        }
+        self.forward(frozen_vectors(b.input), b.llm, b.rules)
+    }
+}
+
+/// The vectors a frozen-encoder head is fed.
+fn frozen_vectors<B: Backend>(input: ModelInput<B>) -> Tensor<B, 2> {
+    match input {
+        ModelInput::Vectors(v) => v,
+        ModelInput::Tokens { .. } => unreachable!("a frozen-encoder head is fed vectors"),
     }
 }
 
@@ -112,10 +117,7 @@ impl<B: Backend> Net<B> for Head<B> {
     }
 
     fn logits(&self, b: Batch<B>) -> Tensor<B, 2> {
-        match b.input {
-            ModelInput::Vectors(v) => self.forward(v, b.llm, b.rules),
-            ModelInput::Tokens { .. } => unreachable!("a frozen-encoder head is fed vectors"),
-        }
+        self.forward(frozen_vectors(b.input), b.llm, b.rules)
     }
 }
 

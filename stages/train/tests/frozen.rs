@@ -87,6 +87,20 @@ fn class_vectors(ds: &Dataset, dim: usize) -> Embeddings {
     }
 }
 
+/// The class of each column of [`rule_matrix`].
+const RULE_CLASSES: [u32; 8] = [0, 1, 2, 3, 0, 1, 2, 3];
+
+/// Frozen vectors plus the rule features of `ds` (no LLM features).
+fn with_rules<'a>(ds: &'a Dataset, rules: &'a FeatureMatrix, emb: &'a Embeddings) -> TrainData<'a> {
+    TrainData {
+        dataset: ds,
+        llm_features: None,
+        rule_features: Some(rules),
+        rule_classes: Some(&RULE_CLASSES),
+        embeddings: Some(emb),
+    }
+}
+
 #[test]
 fn heads_train_over_frozen_vectors_and_predict_with_them() {
     let _g = lock();
@@ -94,14 +108,7 @@ fn heads_train_over_frozen_vectors_and_predict_with_them() {
     let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
     let emb = class_vectors(&ds, enc.arch.hidden);
     let rules = rule_matrix(&ds);
-    let classes: Vec<u32> = vec![0, 1, 2, 3, 0, 1, 2, 3];
-    let data = TrainData {
-        dataset: &ds,
-        llm_features: None,
-        rule_features: Some(&rules),
-        rule_classes: Some(&classes),
-        embeddings: Some(&emb),
-    };
+    let data = with_rules(&ds, &rules, &emb);
     let mut c = cfg(6);
     c.branch_pool = BranchPool::PerClass;
     for s in [
@@ -157,7 +164,7 @@ fn heads_train_over_frozen_vectors_and_predict_with_them() {
             embeddings: Some(&sub_emb),
             llm: None,
             rules: Some(&sub_rules),
-            rule_classes: Some(&classes),
+            rule_classes: Some(&RULE_CLASSES),
         };
         let p = predict(&enc, &s, 4, &out.best_weights, input, "cpu").unwrap();
         let ok = p
@@ -359,14 +366,7 @@ fn the_evidence_head_scores_classes_from_their_own_evidence() {
     let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
     let emb = noise_with_evidence(&ds, enc.arch.hidden);
     let rules = rule_matrix(&ds);
-    let classes: Vec<u32> = vec![0, 1, 2, 3, 0, 1, 2, 3];
-    let data = TrainData {
-        dataset: &ds,
-        llm_features: None,
-        rule_features: Some(&rules),
-        rule_classes: Some(&classes),
-        embeddings: Some(&emb),
-    };
+    let data = with_rules(&ds, &rules, &emb);
     // The evidence alone: own class highest with probability about 0.8.
     let evidence_top1 = ds
         .test
