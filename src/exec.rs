@@ -32,6 +32,8 @@ pub enum Stage {
     /// Frozen encoder: each row's per-class nearest-neighbour similarity.
     Neighbours,
     CharNeighbours,
+    /// Frozen encoder: each row's cross-fitted character n-gram SVM decision values.
+    CharSvm,
     /// Not stored: its key is the first search state's, the input of iteration 0.
     SearchInit,
     Sample,
@@ -40,7 +42,7 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 12] = [
+    pub const ALL: [Stage; 13] = [
         Stage::Spider,
         Stage::Labelled,
         Stage::Rules,
@@ -49,6 +51,7 @@ impl Stage {
         Stage::Encode,
         Stage::Neighbours,
         Stage::CharNeighbours,
+        Stage::CharSvm,
         Stage::SearchInit,
         Stage::Sample,
         Stage::Train,
@@ -66,6 +69,7 @@ impl Stage {
             Stage::Encode => "encode",
             Stage::Neighbours => "neighbours",
             Stage::CharNeighbours => "char_neighbours",
+            Stage::CharSvm => "char_svm",
             Stage::SearchInit => "search_init",
             Stage::Sample => "sample",
             Stage::Train => "train",
@@ -84,6 +88,7 @@ impl Stage {
             Stage::Encode => 1,
             Stage::Neighbours => 1,
             Stage::CharNeighbours => 1,
+            Stage::CharSvm => 1,
             Stage::SearchInit => 1,
             // 2: SPEC §3/§5 fidelity (own parameters only, prose variance rule, half flips).
             Stage::Sample => 2,
@@ -303,6 +308,7 @@ mod tests {
                 "encode",
                 "neighbours",
                 "char_neighbours",
+                "char_svm",
                 "search_init",
                 "sample",
                 "train",
@@ -310,7 +316,7 @@ mod tests {
             ]
         );
         let versions: Vec<u32> = Stage::ALL.iter().map(|s| s.version()).collect();
-        assert_eq!(versions, [1, 1, 1, 2, 1, 1, 1, 1, 1, 2, 2, 2]);
+        assert_eq!(versions, [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 2, 2]);
         for s in Stage::ALL {
             assert_eq!(Stage::from_name(s.name()), Some(s));
             assert_eq!(

@@ -66,11 +66,23 @@ impl Executor {
     }
 }
 
+/// The binary this process runs, to start children with. On Linux `/proc/self/exe`: a
+/// rebuild or upgrade that replaces the file while a multi-seed run goes on leaves
+/// `current_exe` naming a deleted path ("... (deleted)"), and every later seed would
+/// fail to start; `/proc/self/exe` still opens the binary this process runs.
+fn own_binary() -> Result<std::path::PathBuf> {
+    let proc_exe = Path::new("/proc/self/exe");
+    if cfg!(target_os = "linux") && proc_exe.exists() {
+        return Ok(proc_exe.to_path_buf());
+    }
+    std::env::current_exe().context("locating the hhnas-pipe binary")
+}
+
 /// Runs `runs` in one child process per device slot (slot j takes runs j, j + n, ...),
 /// each child being `hhnas-pipe --cache-dir CACHE resume RUN`. Waits for all; a failed
 /// run is named with the command that continues it.
 pub fn run_in_processes(cache: &Path, runs: &[RunDir], slots: usize) -> Result<()> {
-    let exe = std::env::current_exe().context("locating the hhnas-pipe binary")?;
+    let exe = own_binary()?;
     let failures: Vec<String> = std::thread::scope(|scope| {
         let exe = &exe;
         let worker = |slot: usize| {

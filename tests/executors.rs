@@ -109,6 +109,46 @@ fn seeds_in_their_own_processes_journal_what_one_process_journals() {
     assert!(!ws.cache().join("runs").exists());
 }
 
+/// A rebuild or upgrade replaces the binary while seeds are still waiting for their
+/// turn: the later seeds still start (from the binary the launcher runs).
+#[test]
+fn later_seeds_start_after_the_binary_file_is_replaced() {
+    let ws = Workspace::frozen(2);
+    let copy = ws.path().join("hhnas-pipe-copy");
+    std::fs::copy(BIN, &copy).unwrap();
+    let config = ws.config();
+    let mut child = Command::new(&copy)
+        .current_dir(ws.path())
+        .env_remove("HHNAS_SPIDER_DIR")
+        .env_remove("HHNAS_CACHE")
+        .env("RUST_LOG", "warn")
+        .arg("--cache-dir")
+        .arg(ws.cache())
+        .args(["run", "--config", config.to_str().unwrap()])
+        .args(["--seeds", "0,1", "--devices", "cpu"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // One slot: seed 1 waits for seed 0. Remove the file once seed 0 has begun.
+    let started = Instant::now();
+    while !ws.cache().join("runs").is_dir() {
+        assert!(started.elapsed() < Duration::from_secs(120), "no run began");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::remove_file(&copy).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        journals_by_seed(&ws).keys().copied().collect::<Vec<_>>(),
+        [0, 1]
+    );
+}
+
 /// Four processes start on one empty cache at once and all need the same first nodes.
 #[test]
 fn four_processes_share_one_store() {
@@ -126,7 +166,13 @@ fn four_processes_share_one_store() {
     };
     let first = shared(&journals[&0]);
     let stages: Vec<&str> = first.iter().map(|(s, _)| s.as_str()).collect();
-    for s in ["spider", "encode", "neighbours", "char_neighbours"] {
+    for s in [
+        "spider",
+        "encode",
+        "neighbours",
+        "char_neighbours",
+        "char_svm",
+    ] {
         assert!(stages.contains(&s), "{s} missing from {stages:?}");
     }
     for j in journals.values() {

@@ -27,6 +27,21 @@ fn cuda_on_a_cpu_build_is_refused_before_any_run_directory() {
     assert!(!ws.cache().join("store").exists());
 }
 
+#[test]
+fn character_evidence_on_a_fine_tuned_encoder_names_the_key_and_the_fix() {
+    let ws = Workspace::new(1);
+    for key in ["char_neighbours", "char_svm"] {
+        let out = ws.run_with(&[&format!("features.{key}=true")]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("features.{key}")) && err.contains("encoder.mode = \"frozen\""),
+            "{err}"
+        );
+    }
+    assert!(!run_exists(&ws), "a run directory was created");
+}
+
 /// A mirror that answers 404 to everything.
 fn not_found_server() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

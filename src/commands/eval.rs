@@ -68,7 +68,13 @@ fn missing_stage(run: &RunDir, stage: Stage) -> anyhow::Error {
 
 /// The shared inputs as the run's journal names them, read back from the store.
 /// `ds_stage`: the run's dataset node (`spider` or `labelled`).
-fn stored_inputs(run: &RunDir, store: &Store, events: &[Event], ds_stage: Stage) -> Result<Inputs> {
+fn stored_inputs(
+    run: &RunDir,
+    store: &Store,
+    events: &[Event],
+    cfg: &PipelineConfig,
+) -> Result<Inputs> {
+    let ds_stage = dataset_stage(cfg);
     let stage_key = |stage: Stage| {
         stage_records(events)
             .filter(|r| r.stage == stage.name())
@@ -102,6 +108,7 @@ fn stored_inputs(run: &RunDir, store: &Store, events: &[Event], ds_stage: Stage)
             Stage::CharNeighbours,
             stage_key(Stage::CharNeighbours),
         )?,
+        char_svm: stored(store, Stage::CharSvm, stage_key(Stage::CharSvm))?,
     };
     Ok(Inputs::assemble(
         parse(&ds_key)?,
@@ -112,6 +119,7 @@ fn stored_inputs(run: &RunDir, store: &Store, events: &[Event], ds_stage: Stage)
         load_stored(store, Stage::Encoder, &enc_key)?,
         encoded,
         evidence,
+        cfg.features.evidence_bank,
     ))
 }
 
@@ -120,7 +128,7 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
     let cfg = run.config()?;
     let store = Store::new(cache);
     let events = run.journal().read()?.events;
-    let inputs = stored_inputs(&run, &store, &events, dataset_stage(&cfg))?;
+    let inputs = stored_inputs(&run, &store, &events, &cfg)?;
     let chosen = chosen_train_key(&run, &events, candidate)?;
     if !stage_records(&events).any(|r| r.stage == Stage::Train.name() && r.key == chosen) {
         return Err(missing_stage(&run, Stage::Train));

@@ -112,6 +112,15 @@ pub struct FeaturesSection {
     /// Absent in configs frozen before it existed: off, as they ran.
     #[serde(default)]
     pub char_neighbours: bool,
+    /// Frozen mode: the head also reads each question's decision values of a one-vs-rest
+    /// linear SVM over character 2-5-gram TF-IDF, cross-fitted for training rows (the
+    /// `char_svm` node). Absent in configs frozen before it existed: off, as they ran.
+    #[serde(default)]
+    pub char_svm: bool,
+    /// The labelled rows the evidence nodes (neighbours, char_neighbours, char_svm) draw
+    /// on. Absent in configs frozen before it existed: the training rows, as they ran.
+    #[serde(default)]
+    pub evidence_bank: EvidenceBank,
     pub llm: LlmSection,
 }
 
@@ -131,6 +140,21 @@ pub struct LlmSection {
     pub max_tokens: u32,
     /// Schemas longer than this many characters are cut in prompts.
     pub max_schema_chars: usize,
+}
+
+/// The labelled rows per-class evidence is drawn from. Every row that is itself in the
+/// bank leaves itself out (the SVM: gets values from a model fitted without it), so
+/// training, validation and test rows all see evidence from rows other than their own.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum EvidenceBank {
+    /// The training rows only.
+    #[default]
+    #[serde(rename = "train")]
+    Train,
+    /// The training and validation rows: the head still trains on training rows only
+    /// and candidates are still chosen on validation accuracy; the test rows stay out.
+    #[serde(rename = "train+valid")]
+    TrainValid,
 }
 
 /// Whether the encoder trains with every candidate or runs once.
@@ -374,12 +398,17 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             "set encoder.mode = \"frozen\", or encoder.neighbours = false",
         );
     }
-    if c.features.char_neighbours && c.encoder.mode != EncoderMode::Frozen {
-        return err(
-            "features.char_neighbours",
-            "character neighbour evidence joins a frozen encoder's vectors".into(),
-            "set encoder.mode = \"frozen\", or features.char_neighbours = false",
-        );
+    for (on, key) in [
+        (c.features.char_neighbours, "char_neighbours"),
+        (c.features.char_svm, "char_svm"),
+    ] {
+        if on && c.encoder.mode != EncoderMode::Frozen {
+            return err(
+                &format!("features.{key}"),
+                "character n-gram evidence joins a frozen encoder's vectors".into(),
+                &format!("set encoder.mode = \"frozen\", or features.{key} = false"),
+            );
+        }
     }
     if c.train.head == hhnas_train::HeadKind::Evidence {
         if c.encoder.mode != EncoderMode::Frozen {

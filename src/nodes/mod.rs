@@ -4,8 +4,8 @@
 //! ```text
 //! spider ──► rules ─────────┐
 //!    │  └──► llm_judge ─────┤
-//!    └─────► encoder ──► encode ──► neighbours ──► char_neighbours
-//!                       (frozen mode only; the last two if configured)
+//!    └─────► encoder ──► encode ──► neighbours ──► char_neighbours ──► char_svm
+//!                       (frozen mode only; the last three if configured)
 //!                           ▼
 //!  iteration t:  sample(state_t) ─► train(candidate_t) ─► update(state_t, acc) = state_{t+1}
 //! ```
@@ -24,9 +24,10 @@ use hhnas_features::FeatureMatrix;
 use hhnas_spider::Dataset;
 use hhnas_train::{with_class_scores as with_scores, Embeddings, EncoderAssets};
 
-use crate::config::{EncoderMode, PipelineConfig};
+use crate::config::{EncoderMode, EvidenceBank, PipelineConfig};
 use crate::exec::Exec;
 use crate::store::Key;
+use neighbours::CharEvidence;
 
 pub use data::spider_dir;
 pub use search::{iterations, SampleMetrics, UpdateMetrics};
@@ -48,8 +49,11 @@ pub(crate) struct Inputs {
     /// With neighbour evidence: the encode stage's own vectors, the bank new texts are
     /// compared with.
     pub neighbour_bank: Option<Embeddings>,
-    /// With character n-gram neighbour evidence: new texts get it too.
+    /// With character n-gram evidence (neighbours, SVM): new texts get it too.
     pub char_neighbours: bool,
+    pub char_svm: bool,
+    /// The rows the evidence is drawn from.
+    pub bank: EvidenceBank,
 }
 
 impl Inputs {
@@ -66,9 +70,10 @@ impl Inputs {
             }
             EncoderMode::Finetune => None,
         };
+        let bank = cfg.features.evidence_bank;
         let neighbours = match &encoded {
             Some((k, v)) if cfg.encoder.neighbours => {
-                Some(neighbours::neighbours_node(exec, ds_key, &ds, *k, v)?)
+                Some(neighbours::neighbours_node(exec, ds_key, &ds, bank, *k, v)?)
             }
             _ => None,
         };
@@ -76,18 +81,26 @@ impl Inputs {
             .as_ref()
             .map(|n| n.0)
             .or(encoded.as_ref().map(|e| e.0));
-        let char_neighbours = match prev_key {
-            Some(prev) if cfg.features.char_neighbours => {
-                Some(neighbours::char_neighbours_node(exec, ds_key, &ds, prev)?)
+        let mut char_node = |on: bool, evidence, prev: Option<Key>| match prev {
+            Some(prev) if on => {
+                neighbours::char_evidence_node(exec, evidence, ds_key, &ds, bank, prev).map(Some)
             }
-            _ => None,
+            _ => Ok(None),
         };
+        let char_neighbours = char_node(
+            cfg.features.char_neighbours,
+            CharEvidence::Neighbours,
+            prev_key,
+        )?;
+        let prev_key = char_neighbours.as_ref().map(|n| n.0).or(prev_key);
+        let char_svm = char_node(cfg.features.char_svm, CharEvidence::Svm, prev_key)?;
         let evidence = Evidence {
             neighbours,
             char_neighbours,
+            char_svm,
         };
         Ok(Inputs::assemble(
-            ds_key, ds, rules, judge, enc_key, enc, encoded, evidence,
+            ds_key, ds, rules, judge, enc_key, enc, encoded, evidence, bank,
         ))
     }
 
@@ -103,8 +116,10 @@ impl Inputs {
         enc: EncoderAssets,
         encoded: Option<(Key, Embeddings)>,
         evidence: Evidence,
+        bank: EvidenceBank,
     ) -> Self {
         let char_neighbours = evidence.char_neighbours.is_some();
+        let char_svm = evidence.char_svm.is_some();
         let (encoded, neighbour_bank) = match (encoded, evidence.neighbours) {
             (Some((_, base)), Some((nk, scores))) => (
                 Some((nk, with_scores(&base, &scores, NEIGHBOURS))),
@@ -112,10 +127,13 @@ impl Inputs {
             ),
             (encoded, _) => (encoded, None),
         };
-        let encoded = match (encoded, evidence.char_neighbours) {
-            (Some((_, v)), Some((ck, scores))) => Some((ck, with_scores(&v, &scores, CHARS))),
-            (encoded, _) => encoded,
-        };
+        let mut encoded = encoded;
+        for (scores, tag) in [(evidence.char_neighbours, CHARS), (evidence.char_svm, SVM)] {
+            encoded = match (encoded, scores) {
+                (Some((_, v)), Some((k, scores))) => Some((k, with_scores(&v, &scores, tag))),
+                (encoded, _) => encoded,
+            };
+        }
         Inputs {
             ds_key,
             ds,
@@ -126,6 +144,8 @@ impl Inputs {
             encoded,
             neighbour_bank,
             char_neighbours,
+            char_svm,
+            bank,
         }
     }
 
@@ -133,14 +153,22 @@ impl Inputs {
     pub fn head_vectors(&self, base: Embeddings, texts: &[&str]) -> Embeddings {
         let mut v = match &self.neighbour_bank {
             Some(bank) => {
-                let scores = neighbours::scores_against_training_rows(&self.ds, bank, &base, false);
+                let scores =
+                    neighbours::scores_against_bank(&self.ds, self.bank, bank, &base, false);
                 with_scores(&base, &scores, NEIGHBOURS)
             }
             None => base,
         };
-        if self.char_neighbours {
-            let scores = neighbours::char_scores_against_training_rows(&self.ds, texts, false);
-            v = with_scores(&v, &scores, CHARS);
+        for (on, evidence, tag) in [
+            (self.char_neighbours, CharEvidence::Neighbours, CHARS),
+            (self.char_svm, CharEvidence::Svm, SVM),
+        ] {
+            if on {
+                let scores = neighbours::char_scores_against_bank(
+                    &self.ds, self.bank, texts, false, evidence,
+                );
+                v = with_scores(&v, &scores, tag);
+            }
         }
         v
     }
@@ -151,11 +179,13 @@ impl Inputs {
 pub(crate) struct Evidence {
     pub neighbours: Option<(Key, hhnas_train::NeighbourScores)>,
     pub char_neighbours: Option<(Key, hhnas_train::NeighbourScores)>,
+    pub char_svm: Option<(Key, hhnas_train::NeighbourScores)>,
 }
 
 /// Names of the evidence blocks in the vectors' identity (frozen weights record it).
 const NEIGHBOURS: &str = "neighbours";
 const CHARS: &str = "char-neighbours";
+const SVM: &str = "char-svm";
 
 /// Index of the largest value (the predicted class of a row of scores).
 pub(crate) fn argmax(p: &[f32]) -> usize {

@@ -10,6 +10,7 @@ use serde::Serialize;
 use hhnas_spider::Dataset;
 use hhnas_train::{Embeddings, NeighbourBank, NeighbourScores};
 
+use crate::config::EvidenceBank;
 use crate::exec::{Exec, Stage};
 use crate::store::Key;
 
@@ -24,19 +25,30 @@ struct NeighbourMetrics {
     compute_secs: f64,
 }
 
-/// Per-class nearest-neighbour similarity of `queries` to the training rows of `ds`
-/// (their `vectors`). `same_rows`: the queries are those rows' own vectors, and each
-/// training row leaves itself out.
-pub(crate) fn scores_against_training_rows(
+/// The rows of `ds` evidence is drawn from, with their labels.
+pub(crate) fn bank_rows(ds: &Dataset, bank: EvidenceBank) -> (Vec<usize>, Vec<u32>) {
+    let rows: Vec<usize> = match bank {
+        EvidenceBank::Train => ds.train.clone(),
+        EvidenceBank::TrainValid => ds.train.iter().chain(&ds.valid).copied().collect(),
+    };
+    let labels = rows.iter().map(|&r| ds.rows[r].label).collect();
+    (rows, labels)
+}
+
+/// Per-class nearest-neighbour similarity of `queries` to the bank rows of `ds` (their
+/// `vectors`). `same_rows`: the queries are those rows' own vectors, and each bank row
+/// leaves itself out.
+pub(crate) fn scores_against_bank(
     ds: &Dataset,
+    bank: EvidenceBank,
     vectors: &Embeddings,
     queries: &Embeddings,
     same_rows: bool,
 ) -> NeighbourScores {
-    let labels: Vec<u32> = ds.train.iter().map(|&r| ds.rows[r].label).collect();
+    let (rows, labels) = bank_rows(ds, bank);
     let bank = NeighbourBank {
         vectors,
-        rows: &ds.train,
+        rows: &rows,
         labels: &labels,
         classes: ds.classes.len(),
     };
@@ -54,23 +66,33 @@ fn top1_rate(ds: &Dataset, s: &NeighbourScores, rows: &[usize]) -> f64 {
     hits as f64 / rows.len().max(1) as f64
 }
 
-/// Keyed by the dataset (its split decides the bank) and the encode node's vectors.
+/// Keyed by the dataset (its split decides the bank), the bank and the encode node's
+/// vectors.
 pub(crate) fn neighbours_node(
     exec: &mut Exec,
     ds_key: Key,
     ds: &Dataset,
+    bank: EvidenceBank,
     encode_key: Key,
     vectors: &Embeddings,
 ) -> Result<(Key, NeighbourScores)> {
-    let key = Stage::Neighbours
-        .key()
-        .input(&ds_key)
-        .input(&encode_key)
-        .finish();
-    let scores = evidence_node(exec, Stage::Neighbours, key, ds, "", || {
-        scores_against_training_rows(ds, vectors, vectors, true)
+    let key = evidence_key(Stage::Neighbours, ds_key, bank, encode_key);
+    let scores = evidence_node(exec, Stage::Neighbours, key, ds, bank, "", || {
+        scores_against_bank(ds, bank, vectors, vectors, true)
     })?;
     Ok((key, scores))
+}
+
+/// An evidence node's key: the dataset, the bank (named only when it is not the
+/// training rows, so keys from before the choice existed still hold) and the node whose
+/// vectors these values join.
+fn evidence_key(stage: Stage, ds_key: Key, bank: EvidenceBank, prev_key: Key) -> Key {
+    let mut key = stage.key();
+    key.input(&ds_key);
+    if bank != EvidenceBank::Train {
+        key.param(&bank);
+    }
+    key.input(&prev_key).finish()
 }
 
 /// Runs an evidence node: `compute` gives every row's per-class scores; the journal line
@@ -82,6 +104,7 @@ fn evidence_node(
     stage: Stage,
     key: Key,
     ds: &Dataset,
+    bank: EvidenceBank,
     measure: &str,
     compute: impl FnOnce() -> NeighbourScores,
 ) -> Result<NeighbourScores> {
@@ -93,11 +116,15 @@ fn evidence_node(
         let metrics = NeighbourMetrics {
             summary: format!(
                 "{} questions x {} classes{measure}; nearest class right: train {:.1}% (each \
-                 row left out), test {:.1}%",
+                 row left out), test {:.1}%{}",
                 scores.rows,
                 scores.classes,
                 train_top1 * 100.0,
-                test_top1 * 100.0
+                test_top1 * 100.0,
+                match bank {
+                    EvidenceBank::Train => "",
+                    EvidenceBank::TrainValid => "; bank: training and validation rows",
+                }
             ),
             train_top1,
             test_top1,
@@ -107,30 +134,57 @@ fn evidence_node(
     })
 }
 
-/// Per-class character n-gram nearest-neighbour cosine of `texts` to the training rows
-/// of `ds` ([`hhnas_features::CharNgramIndex`]). `same_rows`: the texts are all of
-/// `ds`'s rows in order, and each training row leaves itself out.
-pub(crate) fn char_scores_against_training_rows(
+/// What is measured with character n-grams against the training rows.
+#[derive(Clone, Copy)]
+pub(crate) enum CharEvidence {
+    /// The nearest training question's TF-IDF cosine, per class.
+    Neighbours,
+    /// The one-vs-rest linear SVM's decision value, per class.
+    Svm,
+}
+
+impl CharEvidence {
+    fn stage(self) -> Stage {
+        match self {
+            CharEvidence::Neighbours => Stage::CharNeighbours,
+            CharEvidence::Svm => Stage::CharSvm,
+        }
+    }
+
+    fn measure(self) -> &'static str {
+        match self {
+            CharEvidence::Neighbours => ", character 2-5-gram TF-IDF",
+            CharEvidence::Svm => ", character 2-5-gram TF-IDF linear SVM (cross-fitted)",
+        }
+    }
+}
+
+/// Per-class character n-gram evidence of `texts` against the bank rows of `ds`
+/// ([`hhnas_features::CharNgramIndex`]). `same_rows`: the texts are all of `ds`'s rows
+/// in order, and each bank row leaves itself out (the SVM: its values come from a model
+/// fitted without it).
+pub(crate) fn char_scores_against_bank(
     ds: &Dataset,
+    bank: EvidenceBank,
     texts: &[&str],
     same_rows: bool,
+    evidence: CharEvidence,
 ) -> NeighbourScores {
-    let bank: Vec<&str> = ds
-        .train
-        .iter()
-        .map(|&r| ds.rows[r].question.as_str())
-        .collect();
-    let labels: Vec<u32> = ds.train.iter().map(|&r| ds.rows[r].label).collect();
-    let index = hhnas_features::CharNgramIndex::build(&bank, &labels, ds.classes.len());
-    // With `same_rows`, dataset row r is query r; a training row is bank position p.
+    let (rows, labels) = bank_rows(ds, bank);
+    let bank_texts: Vec<&str> = rows.iter().map(|&r| ds.rows[r].question.as_str()).collect();
+    let index = hhnas_features::CharNgramIndex::build(&bank_texts, &labels, ds.classes.len());
+    // With `same_rows`, dataset row r is query r; a bank row is bank position p.
     let own_rows = same_rows.then(|| {
         let mut position = vec![None; ds.rows.len()];
-        for (p, &r) in ds.train.iter().enumerate() {
+        for (p, &r) in rows.iter().enumerate() {
             position[r] = Some(p);
         }
         position
     });
-    let scores = index.class_scores(texts, own_rows.as_deref());
+    let scores = match evidence {
+        CharEvidence::Neighbours => index.class_scores(texts, own_rows.as_deref()),
+        CharEvidence::Svm => index.svm_scores(texts, own_rows.as_deref(), Default::default()),
+    };
     NeighbourScores {
         classes: scores.classes,
         rows: scores.rows,
@@ -138,24 +192,22 @@ pub(crate) fn char_scores_against_training_rows(
     }
 }
 
-/// The `char_neighbours` node (`features.char_neighbours = true`): keyed by the dataset
-/// and by `prev_key`, the node whose vectors these values join, so the key of the
-/// head's input names everything in it.
-pub(crate) fn char_neighbours_node(
+/// The `char_neighbours` and `char_svm` nodes (`features.char_neighbours`,
+/// `features.char_svm`): keyed by the dataset and by `prev_key`, the node whose vectors
+/// these values join, so the key of the head's input names everything in it.
+pub(crate) fn char_evidence_node(
     exec: &mut Exec,
+    evidence: CharEvidence,
     ds_key: Key,
     ds: &Dataset,
+    bank: EvidenceBank,
     prev_key: Key,
 ) -> Result<(Key, NeighbourScores)> {
-    let key = Stage::CharNeighbours
-        .key()
-        .input(&ds_key)
-        .input(&prev_key)
-        .finish();
-    let measure = ", character 2-5-gram TF-IDF";
-    let scores = evidence_node(exec, Stage::CharNeighbours, key, ds, measure, || {
+    let stage = evidence.stage();
+    let key = evidence_key(stage, ds_key, bank, prev_key);
+    let scores = evidence_node(exec, stage, key, ds, bank, evidence.measure(), || {
         let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
-        char_scores_against_training_rows(ds, &texts, true)
+        char_scores_against_bank(ds, bank, &texts, true, evidence)
     })?;
     Ok((key, scores))
 }

@@ -194,8 +194,9 @@ impl Workspace {
     }
 
     /// The tiny configuration with a frozen encoder, neighbour evidence by vectors and by
-    /// character n-grams and the evidence head, as the demo: the encode and both
-    /// neighbours stages, then heads only.
+    /// character n-grams, the character n-gram SVM (all three drawn from the training and
+    /// validation rows) and the evidence head, as the demo: the encode and the three
+    /// evidence stages, then heads only.
     /// Heads over 168 rows train in milliseconds, so the candidates get 60 epochs: long
     /// enough for kills to land mid-candidate.
     pub fn frozen(iterations: u64) -> Self {
@@ -206,7 +207,10 @@ impl Workspace {
                         "epochs = 60\n",
                         "epochs = 60\nbranch_pool = \"per-class\"\nhead = \"evidence\"\n",
                     )
-                    .replace("[features.llm]", "char_neighbours = true\n[features.llm]")
+                    .replace(
+                        "[features.llm]",
+                        "char_neighbours = true\nchar_svm = true\nevidence_bank = \"train+valid\"\n[features.llm]",
+                    )
             },
             iterations,
         )

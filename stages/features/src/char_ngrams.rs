@@ -23,7 +23,7 @@ const MIN_N: usize = 2;
 const MAX_N: usize = 5;
 
 /// A question as L2-normalised TF-IDF weights over the bank's n-gram vocabulary.
-type Sparse = Vec<(u32, f32)>;
+pub(crate) type Sparse = Vec<(u32, f32)>;
 
 /// The labelled texts neighbours are drawn from, indexed by n-gram.
 pub struct CharNgramIndex {
@@ -35,9 +35,10 @@ pub struct CharNgramIndex {
     classes: usize,
 }
 
-/// `rows x classes` cosines, row-major; a class with no bank row (left) scores 0.
+/// `rows x classes` values, row-major. For cosines, a class with no bank row (left)
+/// scores 0.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CharNeighbourScores {
+pub struct ClassScores {
     pub rows: usize,
     pub classes: usize,
     pub data: Vec<f32>,
@@ -116,7 +117,30 @@ impl CharNgramIndex {
         index
     }
 
-    fn vector(&self, text: &str) -> Sparse {
+    pub(crate) fn classes(&self) -> usize {
+        self.classes
+    }
+
+    pub(crate) fn vocab_len(&self) -> usize {
+        self.idf.len()
+    }
+
+    pub(crate) fn labels(&self) -> &[u32] {
+        &self.labels
+    }
+
+    /// The bank's own vectors, in bank order (rebuilt from the postings, ids ascending).
+    pub(crate) fn bank_vectors(&self) -> Vec<Sparse> {
+        let mut rows = vec![Vec::new(); self.labels.len()];
+        for (id, posting) in self.postings.iter().enumerate() {
+            for &(row, w) in posting {
+                rows[row as usize].push((id as u32, w));
+            }
+        }
+        rows
+    }
+
+    pub(crate) fn vector(&self, text: &str) -> Sparse {
         let mut v: Sparse = term_counts(text, &self.vocab)
             .into_iter()
             .map(|(id, tf)| (id, (1.0 + (tf as f32).ln()) * self.idf[id as usize]))
@@ -137,7 +161,7 @@ impl CharNgramIndex {
         &self,
         queries: &[&str],
         own_rows: Option<&[Option<usize>]>,
-    ) -> CharNeighbourScores {
+    ) -> ClassScores {
         let c = self.classes;
         let mut data = vec![0.0f32; queries.len() * c];
         let mut dots = vec![0.0f32; self.labels.len()];
@@ -159,7 +183,7 @@ impl CharNgramIndex {
                 }
             }
         }
-        CharNeighbourScores {
+        ClassScores {
             rows: queries.len(),
             classes: c,
             data,
@@ -191,7 +215,7 @@ mod tests {
         ];
         let index = CharNgramIndex::build(&bank, &[0, 0, 1], 2);
         let own = index.class_scores(&bank, Some(&[Some(0), Some(1), Some(2)]));
-        let at = |s: &CharNeighbourScores, r: usize, c: usize| s.data[r * s.classes + c];
+        let at = |s: &ClassScores, r: usize, c: usize| s.data[r * s.classes + c];
         // Row 0's class-0 neighbour is row 1, not itself; row 2 is class 1's only row.
         assert!(at(&own, 0, 0) > 0.0 && at(&own, 0, 0) < 0.99);
         assert!(at(&own, 0, 0) > at(&own, 0, 1));

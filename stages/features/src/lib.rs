@@ -13,13 +13,16 @@
 //!   [`DirAnswerCache`] ship here for tests and scripts).
 //!
 //! - Character n-gram evidence: [`CharNgramIndex`] gives each question its TF-IDF cosine
-//!   to the nearest training question of every class.
+//!   to the nearest training question of every class, and
+//!   [`CharNgramIndex::svm_scores`] its cross-fitted one-vs-rest linear SVM decision
+//!   values.
 //!
 //! Everything here is a pure function of its typed inputs (plus the LLM's answers, which
 //! are cached by the hash of everything that determines them).
 
 mod bm25;
 mod char_ngrams;
+mod char_svm;
 mod error;
 mod judge;
 mod llm;
@@ -29,7 +32,8 @@ mod rules;
 pub mod text;
 
 pub use bm25::{judge_lexical, label_hit_rate, label_top1_rate, Bm25Params, Bm25Ranker, Queries};
-pub use char_ngrams::{CharNeighbourScores, CharNgramIndex};
+pub use char_ngrams::{CharNgramIndex, ClassScores};
+pub use char_svm::CharSvmParams;
 pub use error::FeatureError;
 pub use judge::{judge_class_prompt, judge_llm, judge_prompt, parse_judgement};
 pub use llm::{AnswerCache, DirAnswerCache, LlmClient, LlmConfig, LlmStats, MemAnswerCache};
