@@ -117,7 +117,7 @@ fn later_seeds_start_after_the_binary_file_is_replaced() {
     let copy = ws.path().join("hhnas-pipe-copy");
     std::fs::copy(BIN, &copy).unwrap();
     let config = ws.config();
-    let mut child = Command::new(&copy)
+    let child = Command::new(&copy)
         .current_dir(ws.path())
         .env_remove("HHNAS_SPIDER_DIR")
         .env_remove("HHNAS_CACHE")

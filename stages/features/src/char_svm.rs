@@ -245,8 +245,8 @@ mod tests {
         let fitted = index.svm_scores(&BANK, None, params);
         // A row the model saw sits near its margin of 1; left out, its own class's value
         // is lower for every row.
-        for r in 0..BANK.len() {
-            let l = LABELS[r] as usize;
+        for (r, &l) in LABELS.iter().enumerate() {
+            let l = l as usize;
             assert!(crossed.data[r * 2 + l] < fitted.data[r * 2 + l], "row {r}");
         }
         // Deterministic: the same call gives the same bits.
