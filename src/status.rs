@@ -37,6 +37,10 @@ pub struct Status {
     pub last_error: Option<String>,
     pub iterations: Vec<IterationRow>,
     pub best: Option<IterationRow>,
+    /// Test accuracy of the character n-gram SVM alone (the `char_svm` node's top class,
+    /// on the same split): the simple baseline the hybrids must beat. None without that
+    /// node.
+    pub svm_test_acc: Option<f64>,
     pub eta_secs: Option<f64>,
     pub cache_bytes: Option<u64>,
     pub cache_entries: Option<usize>,
@@ -232,6 +236,10 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         last_error,
         iterations: rows.into_values().collect(),
         best,
+        svm_test_acc: stages
+            .get(Stage::CharSvm.name())
+            .and_then(|m| m.get("test_top1"))
+            .and_then(|v| v.as_f64()),
         eta_secs,
         cache_bytes,
         cache_entries,
@@ -372,6 +380,19 @@ pub fn render(s: &Status) -> String {
             pct(b.valid_acc),
             pct(b.test_acc),
             params_line(&b.params)
+        );
+    }
+    if let (Some(best), Some(svm)) = (s.best.as_ref().and_then(|b| b.test_acc), s.svm_test_acc) {
+        let verdict = if best > svm {
+            "above it"
+        } else {
+            "NOT above it: the hybrid does not beat this simple baseline"
+        };
+        let _ = writeln!(
+            out,
+            "baseline   the character n-gram SVM alone (char_svm) test {}: best test is {:.3}x it, {verdict}",
+            pct(Some(svm)),
+            best / svm
         );
     }
     if let (Some(b), Some(n)) = (s.cache_bytes, s.cache_entries) {

@@ -456,6 +456,26 @@ fn frozen_runs_with_neighbours_evaluate_as_they_trained() {
         "eval printed {printed}, training measured {trained:?}"
     );
     assert_predicts_top5(&ws, &run_id);
+    // `status` puts the best candidate beside the character n-gram SVM alone, whose test
+    // accuracy is the char_svm node's.
+    let svm = journal
+        .iter()
+        .find(|e| e["event"] == "stage" && e["stage"] == "char_svm")
+        .and_then(|e| e["metrics"]["test_top1"].as_f64())
+        .expect("char_svm in the journal");
+    let out = ws.run(&["status", &run_id]);
+    let status = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("baseline   the character n-gram SVM alone"))
+        .unwrap_or_else(|| panic!("no baseline line in {status}"));
+    assert!(
+        line.contains(&format!("test {:.2}%", svm * 100.0)),
+        "{line}"
+    );
+    let out = ws.run(&["status", &run_id, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["svm_test_acc"].as_f64(), Some(svm));
     // Neighbour evidence needs fixed vectors: a fine-tuned encoder is refused up front.
     let out = ws.run_with(&["encoder.mode=finetune"]);
     assert_user_error(&out, &["encoder.neighbours", "frozen"]);
