@@ -476,6 +476,14 @@ fn frozen_runs_with_neighbours_evaluate_as_they_trained() {
     let out = ws.run(&["status", &run_id, "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["svm_test_acc"].as_f64(), Some(svm));
+    // The report written at the end says the same.
+    let report = std::fs::read_to_string(ws.run_dir().join("report").join("report.md")).unwrap();
+    assert!(
+        report.contains(&format!(
+            "The character n-gram SVM alone scores {svm:.4} test"
+        )),
+        "{report}"
+    );
     // Neighbour evidence needs fixed vectors: a fine-tuned encoder is refused up front.
     let out = ws.run_with(&["encoder.mode=finetune"]);
     assert_user_error(&out, &["encoder.neighbours", "frozen"]);

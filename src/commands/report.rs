@@ -86,6 +86,7 @@ fn run_record(run: &RunDir) -> Result<hhnas_report::RunRecord> {
             test_acc: b.test_acc,
         }),
         mutation_probs_names: names,
+        baseline_test_acc: s.svm_test_acc,
     })
 }
 

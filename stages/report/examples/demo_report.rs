@@ -63,6 +63,7 @@ fn synthetic(run_id: &str, strategy: &str, seed: u64) -> RunRecord {
         iterations,
         best,
         mutation_probs_names: names,
+        baseline_test_acc: None,
     }
 }
 

@@ -24,6 +24,10 @@ pub struct RunRecord {
     pub best: Option<BestCandidate>,
     /// Names of the mutable parameters, matching `IterationRecord::mutation_probs`.
     pub mutation_probs_names: Vec<String>,
+    /// Test accuracy of the simple baseline on the same split (the character n-gram SVM
+    /// alone), when the run computed it: the figure the best candidate must beat.
+    #[serde(default)]
+    pub baseline_test_acc: Option<f64>,
 }
 
 /// One evaluated candidate.

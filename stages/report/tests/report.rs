@@ -40,7 +40,28 @@ fn run(id: &str) -> RunRecord {
             test_acc: Some(0.6875),
         }),
         mutation_probs_names: vec!["p2".into(), "learning_rate".into()],
+        baseline_test_acc: None,
     }
+}
+
+#[test]
+fn the_best_is_put_beside_the_baseline_and_a_loss_is_said_plainly() {
+    let mut r = run("r");
+    assert!(!render_markdown(&ReportInput {
+        runs: vec![r.clone()]
+    })
+    .contains("SVM alone"));
+    r.baseline_test_acc = Some(0.65);
+    let md = render_markdown(&ReportInput {
+        runs: vec![r.clone()],
+    });
+    assert!(
+        md.contains("scores 0.6500 test") && md.contains("1.058x it, above it"),
+        "{md}"
+    );
+    r.baseline_test_acc = Some(0.70);
+    let md = render_markdown(&ReportInput { runs: vec![r] });
+    assert!(md.contains("0.982x it, **not above it"), "{md}");
 }
 
 #[test]
