@@ -159,15 +159,15 @@ impl Inputs {
             }
             None => base,
         };
-        for (on, evidence, tag) in [
-            (self.char_neighbours, CharEvidence::Neighbours, CHARS),
-            (self.char_svm, CharEvidence::Svm, SVM),
-        ] {
-            if on {
-                let scores = neighbours::char_scores_against_bank(
-                    &self.ds, self.bank, texts, false, evidence,
-                );
-                v = with_scores(&v, &scores, tag);
+        if self.char_neighbours || self.char_svm {
+            let chars = neighbours::CharBank::new(&self.ds, self.bank);
+            for (on, evidence, tag) in [
+                (self.char_neighbours, CharEvidence::Neighbours, CHARS),
+                (self.char_svm, CharEvidence::Svm, SVM),
+            ] {
+                if on {
+                    v = with_scores(&v, &chars.scores(texts, false, evidence), tag);
+                }
             }
         }
         v

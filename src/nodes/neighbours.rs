@@ -134,10 +134,10 @@ fn evidence_node(
     })
 }
 
-/// What is measured with character n-grams against the training rows.
+/// What is measured with character n-grams against the bank rows.
 #[derive(Clone, Copy)]
 pub(crate) enum CharEvidence {
-    /// The nearest training question's TF-IDF cosine, per class.
+    /// The nearest bank question's TF-IDF cosine, per class.
     Neighbours,
     /// The one-vs-rest linear SVM's decision value, per class.
     Svm,
@@ -159,36 +159,50 @@ impl CharEvidence {
     }
 }
 
-/// Per-class character n-gram evidence of `texts` against the bank rows of `ds`
-/// ([`hhnas_features::CharNgramIndex`]). `same_rows`: the texts are all of `ds`'s rows
-/// in order, and each bank row leaves itself out (the SVM: its values come from a model
-/// fitted without it).
-pub(crate) fn char_scores_against_bank(
-    ds: &Dataset,
-    bank: EvidenceBank,
-    texts: &[&str],
-    same_rows: bool,
-    evidence: CharEvidence,
-) -> NeighbourScores {
-    let (rows, labels) = bank_rows(ds, bank);
-    let bank_texts: Vec<&str> = rows.iter().map(|&r| ds.rows[r].question.as_str()).collect();
-    let index = hhnas_features::CharNgramIndex::build(&bank_texts, &labels, ds.classes.len());
-    // With `same_rows`, dataset row r is query r; a bank row is bank position p.
-    let own_rows = same_rows.then(|| {
-        let mut position = vec![None; ds.rows.len()];
-        for (p, &r) in rows.iter().enumerate() {
-            position[r] = Some(p);
+/// The bank rows of a dataset indexed by character n-grams
+/// ([`hhnas_features::CharNgramIndex`]), built once for every kind of character evidence
+/// asked of it.
+pub(crate) struct CharBank<'a> {
+    ds: &'a Dataset,
+    rows: Vec<usize>,
+    index: hhnas_features::CharNgramIndex,
+}
+
+impl<'a> CharBank<'a> {
+    pub(crate) fn new(ds: &'a Dataset, bank: EvidenceBank) -> Self {
+        let (rows, labels) = bank_rows(ds, bank);
+        let texts: Vec<&str> = rows.iter().map(|&r| ds.rows[r].question.as_str()).collect();
+        let index = hhnas_features::CharNgramIndex::build(&texts, &labels, ds.classes.len());
+        CharBank { ds, rows, index }
+    }
+
+    /// Per-class `evidence` of `texts`. `same_rows`: the texts are all of the dataset's
+    /// rows in order, and each bank row leaves itself out (the SVM: its values come from
+    /// a model fitted without it).
+    pub(crate) fn scores(
+        &self,
+        texts: &[&str],
+        same_rows: bool,
+        evidence: CharEvidence,
+    ) -> NeighbourScores {
+        // With `same_rows`, dataset row r is query r; a bank row is bank position p.
+        let own_rows = same_rows.then(|| {
+            let mut position = vec![None; self.ds.rows.len()];
+            for (p, &r) in self.rows.iter().enumerate() {
+                position[r] = Some(p);
+            }
+            position
+        });
+        let own = own_rows.as_deref();
+        let scores = match evidence {
+            CharEvidence::Neighbours => self.index.class_scores(texts, own),
+            CharEvidence::Svm => self.index.svm_scores(texts, own, Default::default()),
+        };
+        NeighbourScores {
+            classes: scores.classes,
+            rows: scores.rows,
+            data: scores.data,
         }
-        position
-    });
-    let scores = match evidence {
-        CharEvidence::Neighbours => index.class_scores(texts, own_rows.as_deref()),
-        CharEvidence::Svm => index.svm_scores(texts, own_rows.as_deref(), Default::default()),
-    };
-    NeighbourScores {
-        classes: scores.classes,
-        rows: scores.rows,
-        data: scores.data,
     }
 }
 
@@ -207,7 +221,7 @@ pub(crate) fn char_evidence_node(
     let key = evidence_key(stage, ds_key, bank, prev_key);
     let scores = evidence_node(exec, stage, key, ds, bank, evidence.measure(), || {
         let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
-        char_scores_against_bank(ds, bank, &texts, true, evidence)
+        CharBank::new(ds, bank).scores(&texts, true, evidence)
     })?;
     Ok((key, scores))
 }

@@ -45,7 +45,6 @@ const MAX_EPOCHS: usize = 300;
 
 /// One-vs-rest linear SVM: `classes` rows of `dim` weights plus a bias.
 struct LinearSvm {
-    dim: usize,
     /// Per class: `dim` weights, then the bias.
     weights: Vec<Vec<f32>>,
 }
@@ -67,14 +66,19 @@ impl LinearSvm {
                 });
             }
         });
-        LinearSvm { dim, weights }
+        LinearSvm { weights }
     }
 
     fn decision(&self, x: &Sparse, out: &mut [f32]) {
         for (o, w) in out.iter_mut().zip(&self.weights) {
-            *o = w[self.dim] + x.iter().map(|&(id, v)| w[id as usize] * v).sum::<f32>();
+            *o = margin(w, x);
         }
     }
+}
+
+/// w . x + bias, with the bias stored after the `w.len() - 1` weights.
+fn margin(w: &[f32], x: &Sparse) -> f32 {
+    w[w.len() - 1] + x.iter().map(|&(id, v)| w[id as usize] * v).sum::<f32>()
 }
 
 /// Dual coordinate descent for one class against the rest (Hsieh et al., 2008, with
@@ -103,8 +107,7 @@ fn fit_binary(rows: &[&Sparse], labels: &[u32], class: u32, dim: usize, c: f32) 
         let (mut pg_max, mut pg_min) = (f32::NEG_INFINITY, f32::INFINITY);
         for &i in &order {
             let x = rows[i];
-            let margin = w[dim] + x.iter().map(|&(id, v)| w[id as usize] * v).sum::<f32>();
-            let g = y[i] * margin - 1.0 + alpha[i] * diag;
+            let g = y[i] * margin(&w, x) - 1.0 + alpha[i] * diag;
             let pg = if alpha[i] == 0.0 { g.min(0.0) } else { g };
             pg_max = pg_max.max(pg);
             pg_min = pg_min.min(pg);
@@ -163,8 +166,9 @@ impl CharNgramIndex {
             }
         }
         if unseen.len() < queries.len() {
-            let fold = stratified_folds(labels, c, params.folds.max(2));
-            for f in 0..params.folds.max(2) {
+            let folds = params.folds.max(2);
+            let fold = stratified_folds(labels, c, folds);
+            for f in 0..folds {
                 let (rows, fold_labels): (Vec<&Sparse>, Vec<u32>) = bank
                     .iter()
                     .zip(labels)
