@@ -69,6 +69,34 @@ pub enum VarianceRule {
     Moment,
 }
 
+/// What a mutation earns in the Q-table and the continuous moments (SPEC §5; our reading in
+/// docs/SEARCH.md). Configuration spellings: `"difference"`, `{ rank = { window = 10 } }`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Reward {
+    /// The paper: Q(s,a) += alpha (r - r_parent) and the moments move with (p - p_bar), in
+    /// accuracy units. With accuracy differences of a few tenths of a point the policy
+    /// hardly moves (P(s) stays within 0.04 of max_prob in 30 iterations).
+    #[default]
+    Difference,
+    /// Scale-free: r - r_parent is replaced by its mid-rank among the run's last `window`
+    /// improvements over a parent, mapped to [-1, 1] (+1: better than every recent one), and
+    /// p - p_bar by the mid-rank of p among the last `window` accuracies. A mutation that
+    /// helps more than the recent ones raises its Q by up to alpha, whatever the accuracy
+    /// scale of the task; a diverged candidate costs no more than the worst recent one.
+    Rank {
+        /// How many recent evaluations each rank is taken among (>= 1).
+        window: usize,
+    },
+}
+
+impl Reward {
+    /// The paper's rule, which keys spell as before this option existed.
+    pub fn is_difference(&self) -> bool {
+        *self == Reward::Difference
+    }
+}
+
 /// SelectFeatures: which candidate becomes the next parent.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
@@ -161,6 +189,11 @@ pub struct SearchConfig {
     pub initial: Candidate,
     /// Grids and ranges.
     pub space: SearchSpace,
+    /// The learning signal of the Q-table and the moments. Left out of the encoding when it
+    /// is the paper's, so the keys of runs made before this option existed do not change
+    /// (the config is hashed, never decoded, as bincode).
+    #[serde(skip_serializing_if = "Reward::is_difference")]
+    pub reward: Reward,
 }
 
 impl Default for SearchConfig {
@@ -198,6 +231,7 @@ impl Default for SearchConfig {
                 kernel_size: 3,
             },
             space: SearchSpace::default(),
+            reward: Reward::Difference,
         }
     }
 }
@@ -334,6 +368,13 @@ impl SearchConfig {
                     "use a tournament size between 1 and the population, e.g. 3",
                 ));
             }
+        }
+        if let Reward::Rank { window: 0 } = self.reward {
+            return Err(err(
+                "reward.rank.window",
+                "0 recent evaluations leave nothing to rank against",
+                "use a window of at least 1, e.g. 10",
+            ));
         }
         self.validate_space()?;
         self.validate_initial()

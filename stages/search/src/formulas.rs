@@ -34,6 +34,22 @@ pub fn q_update(q: f64, alpha: f64, reward: f64, parent_reward: f64, q_min: f64)
     }
 }
 
+/// The rank signal of `value` among `reference` (SPEC §5's open point; `Reward::Rank`): its
+/// mid-rank u = (#below + #equal / 2) / n mapped to 2u - 1 in [-1, 1], so +1 beats every
+/// reference value, -1 is below every one, and a tie with all of them is 0. Scale-free: the
+/// same for accuracy differences of 0.001 or 0.1. An empty reference is taken as [0].
+pub fn rank_signal(reference: &[f64], value: f64) -> f64 {
+    let zero = [0.0];
+    let reference = if reference.is_empty() {
+        &zero[..]
+    } else {
+        reference
+    };
+    let below = reference.iter().filter(|&&x| x < value).count() as f64;
+    let equal = reference.iter().filter(|&&x| x == value).count() as f64;
+    2.0 * (below + equal / 2.0) / reference.len() as f64 - 1.0
+}
+
 /// sign(s - mu) with sign(0) = 0.
 fn sign(x: f64) -> f64 {
     if x > 0.0 {

@@ -44,8 +44,11 @@ pub use candidate::{
     Candidate, Param, ParamKind,
 };
 pub use config::{
-    ConfigError, ContinuousSetting, SearchConfig, SearchSpace, Select, Strategy, VarianceRule,
+    ConfigError, ContinuousSetting, Reward, SearchConfig, SearchSpace, Select, Strategy,
+    VarianceRule,
 };
 pub use sample::{mutation_probabilities, rng_stream, sample, Mutation, Proposal};
 pub use space::{in_space, search_value};
-pub use state::{init_state, sanitize_accuracy, update, Evaluated, Moments, QPair, SearchState};
+pub use state::{
+    init_state, sanitize_accuracy, update, Evaluated, Moments, QPair, Recent, SearchState,
+};

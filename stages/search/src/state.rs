@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::candidate::{Action, Candidate, Param, ParamKind};
-use crate::config::{SearchConfig, Select, Strategy, VarianceRule};
+use crate::config::{Reward, SearchConfig, Select, Strategy, VarianceRule};
 use crate::formulas::{
-    clamp, mean_update, q_update, variance_distance, variance_distance_literal, variance_moment,
+    clamp, mean_update, q_update, rank_signal, variance_distance, variance_distance_literal,
+    variance_moment,
 };
 use crate::sample::Proposal;
 use crate::space::{range, search_value};
@@ -67,6 +68,45 @@ pub struct SearchState {
     pub best: Option<Evaluated>,
     /// Evolution only: live population, oldest first.
     pub population: Vec<Evaluated>,
+    /// `Reward::Rank` only: what the next evaluation is ranked among.
+    pub recent: Recent,
+}
+
+/// The last evaluations a rank reward compares with, oldest first, at most `window` each.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct Recent {
+    /// Validation accuracies (p), for the moments' signal.
+    pub accuracies: Vec<f64>,
+    /// Improvements over the parent (r - r_parent), for the Q-table's signal.
+    pub improvements: Vec<f64>,
+}
+
+impl Recent {
+    fn push(list: &mut Vec<f64>, value: f64, window: usize) {
+        list.push(value);
+        let excess = list.len().saturating_sub(window);
+        list.drain(..excess);
+    }
+}
+
+/// What a mutation earns: the Q step (in place of r - r_parent) and the moments' signal (in
+/// place of p - p_bar), by the configured reward rule.
+struct Signals {
+    q_step: f64,
+    moment_step: f64,
+}
+
+fn signals(state: &SearchState, cfg: &SearchConfig, r: f64, parent: f64) -> Signals {
+    match cfg.reward {
+        Reward::Difference => Signals {
+            q_step: r - parent,
+            moment_step: r - state.mean_accuracy,
+        },
+        Reward::Rank { .. } => Signals {
+            q_step: rank_signal(&state.recent.improvements, r - parent),
+            moment_step: rank_signal(&state.recent.accuracies, r),
+        },
+    }
 }
 
 /// The state before iteration 0: all Q = q_init, means at the initial candidate's values
@@ -106,6 +146,7 @@ pub fn init_state(cfg: &SearchConfig) -> SearchState {
         parent: None,
         best: None,
         population: Vec::new(),
+        recent: Recent::default(),
     }
 }
 
@@ -149,6 +190,7 @@ pub fn update(
     match cfg.strategy {
         Strategy::Hhnas => {
             if let Some(parent) = &state.parent {
+                let sig = signals(state, cfg, r, parent.accuracy);
                 for m in &proposal.mutations {
                     if !proposal.candidate.has_param(m.param) {
                         continue;
@@ -157,24 +199,32 @@ pub fn update(
                         plus: cfg.q_init,
                         minus: cfg.q_init,
                     });
-                    let upd = |v: f64| q_update(v, cfg.alpha, r, parent.accuracy, cfg.q_min);
+                    let step = |v: f64, alpha: f64| q_update(v, alpha, sig.q_step, 0.0, cfg.q_min);
                     match m.action {
                         // Bits have one action, stored as Q(s,+) = Q(s,-); half the step to
                         // each half so Q(s) moves by alpha (r - r_parent) (SPEC §5).
                         Action::Flip => {
-                            let half = |v: f64| {
-                                q_update(v, cfg.alpha / 2.0, r, parent.accuracy, cfg.q_min)
-                            };
-                            q.plus = half(q.plus);
-                            q.minus = half(q.minus);
+                            q.plus = step(q.plus, cfg.alpha / 2.0);
+                            q.minus = step(q.minus, cfg.alpha / 2.0);
                         }
-                        Action::Plus => q.plus = upd(q.plus),
-                        Action::Minus => q.minus = upd(q.minus),
+                        Action::Plus => q.plus = step(q.plus, cfg.alpha),
+                        Action::Minus => q.minus = step(q.minus, cfg.alpha),
                     }
                     if m.param.kind() == ParamKind::Continuous && state.evaluated > 0 {
-                        update_moments(&mut next, state, cfg, m.param, &proposal.candidate, r);
+                        let moment = MomentUpdate {
+                            param: m.param,
+                            value: search_value(&proposal.candidate, m.param),
+                            signal: sig.moment_step,
+                        };
+                        update_moments(&mut next, state, cfg, moment);
                     }
                 }
+                if let Reward::Rank { window } = cfg.reward {
+                    Recent::push(&mut next.recent.improvements, r - parent.accuracy, window);
+                }
+            }
+            if let Reward::Rank { window } = cfg.reward {
+                Recent::push(&mut next.recent.accuracies, r, window);
             }
             let take = match (cfg.select, &state.parent) {
                 (Select::Always, _) | (_, None) => true,
@@ -204,33 +254,46 @@ pub fn update(
     next
 }
 
-/// Mean and variance update of one mutated continuous parameter.
+/// One mutated continuous parameter: its new value (search units) and the signal that
+/// stands for p - p_bar.
+struct MomentUpdate {
+    param: Param,
+    value: f64,
+    signal: f64,
+}
+
+/// Mean and variance update of one mutated continuous parameter. The formulas take p and
+/// p_bar; the signal is passed as p - p_bar with p_bar = 0, which is what each formula uses.
 fn update_moments(
     next: &mut SearchState,
     state: &SearchState,
     cfg: &SearchConfig,
-    p: Param,
-    cand: &crate::Candidate,
-    r: f64,
+    m: MomentUpdate,
 ) {
+    let p = m.param;
     let Some(setting) = cfg.continuous_setting(p) else {
         return;
     };
     let Some(old) = state.moments.get(&p).copied() else {
         return;
     };
-    let s = search_value(cand, p);
-    let p_bar = state.mean_accuracy;
+    let (s, signal) = (m.value, m.signal);
     let (lo, hi) = range(&cfg.space, p);
-    let mean = clamp(mean_update(old.mean, setting.k_mean, s, r, p_bar), lo, hi);
+    let mean = clamp(
+        mean_update(old.mean, setting.k_mean, s, signal, 0.0),
+        lo,
+        hi,
+    );
     let var = match cfg.variance_rule {
         VarianceRule::Distance => {
-            variance_distance(old.variance, setting.k_var, s, old.mean, r, p_bar)
+            variance_distance(old.variance, setting.k_var, s, old.mean, signal, 0.0)
         }
         VarianceRule::DistanceLiteral => {
-            variance_distance_literal(old.variance, setting.k_var, s, old.mean, r, p_bar)
+            variance_distance_literal(old.variance, setting.k_var, s, old.mean, signal, 0.0)
         }
-        VarianceRule::Moment => variance_moment(old.variance, setting.k_var, s, old.mean, r, p_bar),
+        VarianceRule::Moment => {
+            variance_moment(old.variance, setting.k_var, s, old.mean, signal, 0.0)
+        }
     };
     let variance = clamp(var, setting.var_min, setting.var_max);
     next.moments.insert(p, Moments { mean, variance });
