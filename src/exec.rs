@@ -39,10 +39,16 @@ pub enum Stage {
     Sample,
     Train,
     Update,
+    /// After the search: ensemble selection over its candidates.
+    Ensemble,
+    /// A candidate of the final model retrained on training + validation rows.
+    Refit,
+    /// The model eval and predict use.
+    Final,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 13] = [
+    pub const ALL: [Stage; 16] = [
         Stage::Spider,
         Stage::Labelled,
         Stage::Rules,
@@ -56,6 +62,9 @@ impl Stage {
         Stage::Sample,
         Stage::Train,
         Stage::Update,
+        Stage::Ensemble,
+        Stage::Refit,
+        Stage::Final,
     ];
 
     /// The name in keys, store paths and journal lines.
@@ -74,6 +83,9 @@ impl Stage {
             Stage::Sample => "sample",
             Stage::Train => "train",
             Stage::Update => "update",
+            Stage::Ensemble => "ensemble",
+            Stage::Refit => "refit",
+            Stage::Final => "final",
         }
     }
 
@@ -95,6 +107,9 @@ impl Stage {
             Stage::Update => 2,
             // 2: PyTorch's optimizer constants, a late divergence keeps the best epoch.
             Stage::Train => 2,
+            Stage::Ensemble => 1,
+            Stage::Refit => 1,
+            Stage::Final => 1,
         }
     }
 
@@ -117,6 +132,9 @@ impl std::fmt::Display for Stage {
 
 /// Store folder of a trained candidate's weights, under its train key.
 pub const WEIGHTS: &str = "weights";
+/// Store folder of a trained candidate's validation and test class probabilities, under
+/// its train (or refit) key: what ensemble selection reads.
+pub const PROBS: &str = "probs";
 /// Store folder of the LLM's answers, under the features crate's key. Never collected.
 pub const LLM_ANSWERS: &str = "llm_answers";
 /// The journal's stage name for a failure outside any node.
@@ -312,11 +330,14 @@ mod tests {
                 "search_init",
                 "sample",
                 "train",
-                "update"
+                "update",
+                "ensemble",
+                "refit",
+                "final"
             ]
         );
         let versions: Vec<u32> = Stage::ALL.iter().map(|s| s.version()).collect();
-        assert_eq!(versions, [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 2, 2]);
+        assert_eq!(versions, [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1]);
         for s in Stage::ALL {
             assert_eq!(Stage::from_name(s.name()), Some(s));
             assert_eq!(

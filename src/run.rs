@@ -13,7 +13,7 @@ use crate::executor::Executor;
 use crate::journal::{now, stage_records, Event};
 use crate::lock::{self, Acquire};
 use crate::nodes::search::{self, Update};
-use crate::nodes::{self, data, train, Inputs};
+use crate::nodes::{self, data, ensemble, train, Inputs};
 use crate::progress::Progress;
 use crate::runs::{self, RunDir};
 use crate::store::Store;
@@ -67,6 +67,7 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
     let inputs = Inputs::compute(&mut exec, cfg)?;
     let mut state_key = search::init_key(&cfg.search);
     let mut state = hhnas_search::init_state(&cfg.search);
+    let mut trained = Vec::new();
     for iteration in 0..total {
         progress.set_position(iteration);
         let (sample_key, proposal) =
@@ -82,7 +83,13 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
             accuracy: summary.outcome.best_valid_acc,
         };
         (state_key, state) = search::update_node(&mut exec, cfg, iteration, update)?;
+        trained.push(ensemble::Trained {
+            iteration,
+            key: train_key,
+            summary,
+        });
     }
+    ensemble::final_nodes(&mut exec, cfg, &inputs, &trained)?;
     progress.set_position(total);
     progress.finish();
     let report_paths = write_run_report(std::slice::from_ref(run), &run.report_dir())?;

@@ -12,6 +12,7 @@ use crate::exec::Stage;
 use crate::journal::{now, Event, StageRecord};
 use crate::lock;
 use crate::nodes::data::dataset_stage;
+use crate::nodes::ensemble::{EnsembleMetrics, FinalMetrics};
 use crate::nodes::{iterations, SampleMetrics, TrainMetrics, UpdateMetrics};
 use crate::runs::{timestamp_human, RunDir};
 
@@ -46,6 +47,11 @@ pub struct Status {
     pub cache_entries: Option<usize>,
     /// Per-stage summaries of the one-off stages (dataset, features, encoder).
     pub stages: BTreeMap<String, serde_json::Value>,
+    /// Ensemble selection over the run's candidates, when it ran.
+    pub ensemble: Option<EnsembleMetrics>,
+    /// The model eval and predict use, when the nodes after the search ran (else the best
+    /// single candidate).
+    pub final_model: Option<FinalMetrics>,
     /// The search state after the last update: P(s) and the Q-table.
     pub mutation_probabilities: serde_json::Value,
     pub q_table: serde_json::Value,
@@ -73,6 +79,8 @@ struct Journaled {
     rows: BTreeMap<u64, IterationRow>,
     /// The one-off stages' metrics, by stage.
     stages: BTreeMap<String, serde_json::Value>,
+    ensemble: Option<EnsembleMetrics>,
+    final_model: Option<FinalMetrics>,
     finished: bool,
     last_error: Option<String>,
     probs: serde_json::Value,
@@ -108,7 +116,14 @@ impl Journaled {
         self.last_node = Some((rec.stage.clone(), rec.iteration));
         self.last_error = None;
         let Some(it) = rec.iteration else {
-            self.stages.insert(rec.stage.clone(), rec.metrics.clone());
+            match Stage::from_name(&rec.stage) {
+                Some(Stage::Ensemble) => self.ensemble = Some(EnsembleMetrics::read(&rec.metrics)),
+                Some(Stage::Final) => self.final_model = Some(FinalMetrics::read(&rec.metrics)),
+                Some(Stage::Refit) => {}
+                _ => {
+                    self.stages.insert(rec.stage.clone(), rec.metrics.clone());
+                }
+            }
             return;
         };
         let row = self.rows.entry(it).or_insert_with(|| IterationRow {
@@ -152,6 +167,8 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
     let Journaled {
         rows,
         stages,
+        ensemble,
+        final_model,
         finished,
         last_error,
         probs,
@@ -192,7 +209,13 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         None
     } else {
         let first = dataset_stage(&config);
-        Some(next_node(first, last_node.as_ref(), iterations(&config)))
+        let after = after_search(&config.ensemble);
+        Some(next_node(
+            first,
+            last_node.as_ref(),
+            iterations(&config),
+            &after,
+        ))
     };
     // ETA from the mean wall time of iterations computed (not replayed) so far.
     let trained: Vec<f64> = done
@@ -244,6 +267,8 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         cache_bytes,
         cache_entries,
         stages,
+        ensemble,
+        final_model,
         mutation_probabilities: probs,
         q_table,
     })
@@ -269,19 +294,54 @@ pub fn strategy_name(s: &hhnas_search::Strategy) -> String {
     }
 }
 
-/// The node after the last completed one (`first`, the dataset node, when none is).
-fn next_node(first: Stage, last: Option<&(String, Option<u64>)>, total: u64) -> String {
+/// The nodes after the search that `[ensemble]` asks for, in order.
+fn after_search(e: &crate::config::EnsembleSection) -> Vec<Stage> {
+    let mut nodes = Vec::new();
+    if e.enabled {
+        nodes.push(Stage::Ensemble);
+    }
+    if e.refit {
+        nodes.push(Stage::Refit);
+    }
+    if e.enabled || e.refit {
+        nodes.push(Stage::Final);
+    }
+    nodes
+}
+
+/// The node after the last completed one (`first`, the dataset node, when none is);
+/// `after` are the nodes that follow the last iteration, before the report.
+fn next_node(
+    first: Stage,
+    last: Option<&(String, Option<u64>)>,
+    total: u64,
+    after: &[Stage],
+) -> String {
     let Some((stage, iteration)) = last else {
         return first.name().to_string();
     };
+    let then = |s: Stage| {
+        // A refit runs once per member: the next may be another refit or what follows.
+        let i = after.iter().position(|&a| a == s);
+        match i.and_then(|i| after.get(i + 1)) {
+            Some(n) if s == Stage::Refit => format!("{} or {n}", Stage::Refit),
+            Some(n) => n.name().to_string(),
+            None => "report".to_string(),
+        }
+    };
     let Some(i) = *iteration else {
-        return format!("after {stage}");
+        return match Stage::from_name(stage) {
+            Some(s @ (Stage::Ensemble | Stage::Refit | Stage::Final)) => then(s),
+            _ => format!("after {stage}"),
+        };
     };
     match Stage::from_name(stage) {
         Some(Stage::Sample) => format!("{} (iteration {i})", Stage::Train),
         Some(Stage::Train) => format!("{} (iteration {i})", Stage::Update),
         Some(Stage::Update) if i + 1 < total => format!("{} (iteration {})", Stage::Sample, i + 1),
-        Some(Stage::Update) => "report".to_string(),
+        Some(Stage::Update) => after
+            .first()
+            .map_or("report".to_string(), |s| s.name().to_string()),
         _ => format!("after {stage} (iteration {i})"),
     }
 }
@@ -382,6 +442,16 @@ pub fn render(s: &Status) -> String {
             params_line(&b.params)
         );
     }
+    if let Some(e) = &s.ensemble {
+        let _ = writeln!(out, "ensemble   {}", e.summary);
+    }
+    if s.best.is_some() {
+        let model = match &s.final_model {
+            Some(f) => f.summary.clone(),
+            None => "the best single candidate".to_string(),
+        };
+        let _ = writeln!(out, "model      {model}; eval and predict use it");
+    }
     if let (Some(best), Some(svm)) = (s.best.as_ref().and_then(|b| b.test_acc), s.svm_test_acc) {
         let verdict = if best > svm {
             "above it"
@@ -444,9 +514,33 @@ mod tests {
 
     #[test]
     fn the_next_node_of_a_run_not_started_is_its_dataset_node() {
-        assert_eq!(next_node(Stage::Labelled, None, 30), "labelled");
-        assert_eq!(next_node(Stage::Spider, None, 30), "spider");
+        assert_eq!(next_node(Stage::Labelled, None, 30, &[]), "labelled");
+        assert_eq!(next_node(Stage::Spider, None, 30, &[]), "spider");
         let last = ("rules".to_string(), None);
-        assert_eq!(next_node(Stage::Labelled, Some(&last), 30), "after rules");
+        assert_eq!(
+            next_node(Stage::Labelled, Some(&last), 30, &[]),
+            "after rules"
+        );
+    }
+
+    #[test]
+    fn the_nodes_after_the_search_come_before_the_report() {
+        let e = crate::config::EnsembleSection {
+            enabled: true,
+            refit: true,
+            ..Default::default()
+        };
+        let after = after_search(&e);
+        let at = |stage: &str, i: Option<u64>| {
+            next_node(Stage::Spider, Some(&(stage.to_string(), i)), 30, &after)
+        };
+        assert_eq!(at("update", Some(29)), "ensemble");
+        assert_eq!(at("ensemble", None), "refit");
+        assert_eq!(at("refit", None), "refit or final");
+        assert_eq!(at("final", None), "report");
+        assert_eq!(
+            next_node(Stage::Spider, Some(&("update".into(), Some(29))), 30, &[]),
+            "report"
+        );
     }
 }

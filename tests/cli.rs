@@ -380,10 +380,10 @@ fn eval_predict_and_gc_work_on_a_finished_run() {
 
     let out = ws.run(&["predict", &run_id, "How many singers are there?"]);
     assert!(out.status.success(), "{}", text(&out));
-    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let (model, lines): (Vec<&str>, Vec<&str>) =
+        stdout.lines().partition(|l| l.starts_with("model: "));
+    assert_eq!(model.len(), 1, "predict says which model it uses: {stdout}");
     assert_eq!(lines.len(), 5, "{lines:?}");
     assert!(lines.iter().all(|l| l.contains('%')), "{lines:?}");
 
@@ -422,11 +422,15 @@ fn eval_predict_and_gc_work_on_a_finished_run() {
     assert!(out.status.success(), "{}", text(&out));
 }
 
-/// `predict` on a finished run prints the top-5 classes, one line each.
+/// `predict` on a finished run says which model it uses, then prints the top-5 classes,
+/// one line each.
 fn assert_predicts_top5(ws: &Workspace, run_id: &str) {
     let out = ws.run(&["predict", run_id, "How many singers are there?"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
+    assert!(lines[0].starts_with("model: "), "{stdout}");
 }
 
 /// A frozen run with neighbour evidence: `eval` encodes the test questions again and
@@ -448,12 +452,51 @@ fn frozen_runs_with_neighbours_evaluate_as_they_trained() {
         .map(|a| format!("accuracy {:.2}%", a * 100.0))
         .collect();
     let run_id = ws.run_id();
-    let out = ws.run(&["eval", &run_id]);
+    // Each candidate, named by its key, evaluates as it trained.
+    let best = journal
+        .iter()
+        .filter(|e| e["event"] == "stage" && e["stage"] == "train")
+        .max_by(|a, b| {
+            a["metrics"]["valid_acc"]
+                .as_f64()
+                .partial_cmp(&b["metrics"]["valid_acc"].as_f64())
+                .unwrap()
+                .then(b["iteration"].as_u64().cmp(&a["iteration"].as_u64()))
+        })
+        .unwrap();
+    let key = &best["key"].as_str().unwrap()[..16];
+    let out = ws.run(&["eval", &run_id, "--candidate", key]);
     assert!(out.status.success(), "{}", text(&out));
     let printed = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         trained.iter().any(|t| printed.contains(t.as_str())),
         "eval printed {printed}, training measured {trained:?}"
+    );
+    // Without a candidate, eval uses the model after the search (an ensemble of the
+    // candidates, refit on training + validation rows) and scores what its node measured.
+    let fin = journal
+        .iter()
+        .find(|e| e["event"] == "stage" && e["stage"] == "final")
+        .expect("a final node");
+    let kind = fin["metrics"]["kind"].as_str().unwrap();
+    assert!(
+        kind.starts_with("ensemble of") && kind.ends_with("refit on train+valid"),
+        "{kind}"
+    );
+    let members = fin["metrics"]["members"].as_array().unwrap().len();
+    let refits = journal
+        .iter()
+        .filter(|e| e["event"] == "stage" && e["stage"] == "refit")
+        .count();
+    assert_eq!(refits, members, "one refit per member");
+    let out = ws.run(&["eval", &run_id]);
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(printed.contains(&format!("model: {kind}")), "{printed}");
+    let final_acc = fin["metrics"]["test_acc"].as_f64().unwrap();
+    assert!(
+        printed.contains(&format!("accuracy {:.2}%", final_acc * 100.0)),
+        "eval printed {printed}, the final node measured {final_acc}"
     );
     assert_predicts_top5(&ws, &run_id);
     // `status` puts the best candidate beside the character n-gram SVM alone, whose test
@@ -465,6 +508,14 @@ fn frozen_runs_with_neighbours_evaluate_as_they_trained() {
         .expect("char_svm in the journal");
     let out = ws.run(&["status", &run_id]);
     let status = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(status.contains("\nensemble   "), "{status}");
+    assert!(
+        status.contains(&format!(
+            "\nmodel      {kind}: test {:.2}%",
+            final_acc * 100.0
+        )),
+        "{status}"
+    );
     let line = status
         .lines()
         .find(|l| l.starts_with("baseline   the character n-gram SVM alone"))
@@ -482,6 +533,10 @@ fn frozen_runs_with_neighbours_evaluate_as_they_trained() {
         report.contains(&format!(
             "The character n-gram SVM alone scores {svm:.4} test"
         )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("### The model in use: {kind}")),
         "{report}"
     );
     // Neighbour evidence needs fixed vectors: a fine-tuned encoder is refused up front.

@@ -141,11 +141,23 @@ fn inject_faults(workspace: fn(u64) -> Workspace) {
         .filter(|(_, n)| **n > 1)
         .map(|(k, _)| k.clone())
         .collect();
+    // Weights and probabilities belong to the train or refit node of the same key.
+    let node_of = |key: &str| {
+        journal
+            .iter()
+            .find(|e| e["event"] == "stage" && e["key"] == key)
+            .map(|e| e["stage"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| "train".to_string())
+    };
     let damaged_nodes: BTreeSet<(String, String)> = damaged
         .iter()
         .map(|(stage, key)| {
-            let stage = if stage == "weights" { "train" } else { stage };
-            (stage.to_string(), key.clone())
+            let stage = if stage == "weights" || stage == "probs" {
+                node_of(key)
+            } else {
+                stage.clone()
+            };
+            (stage, key.clone())
         })
         .collect();
     // A damaged entry that was damaged before its node was first journaled shows up once.

@@ -123,8 +123,9 @@ fn a_labelled_set_runs_evaluates_and_predicts() {
     );
 
     let predicted = stdout(&ws.run(&["predict", &id, "my parcel tracking is wrong"]));
-    // Top 5 of 4 classes: all of them, each once.
-    assert_eq!(predicted.lines().count(), 4, "{predicted}");
+    // Which model, then the top 5 of 4 classes: all of them, each once.
+    assert_eq!(predicted.lines().count(), 5, "{predicted}");
+    assert!(predicted.starts_with("model: "), "{predicted}");
     assert!(predicted.contains("shipping delay"), "{predicted}");
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
+use hhnas_ensemble::{combine, ProbMatrix};
 use hhnas_features::FeatureMatrix;
 use hhnas_spider::Dataset;
 
@@ -15,6 +16,7 @@ use crate::error::ExitClass;
 use crate::exec::{load_stored, Stage, WEIGHTS};
 use crate::journal::{stage_records, Event};
 use crate::nodes::data::dataset_stage;
+use crate::nodes::ensemble::FinalMetrics;
 use crate::nodes::{argmax, features, Inputs, TrainSummary};
 use crate::outln;
 use crate::run::Outcome;
@@ -28,8 +30,20 @@ struct Trained {
     store: Store,
     cfg: PipelineConfig,
     inputs: Inputs,
+    /// The model: one candidate, or the members of an ensemble with their weights.
+    members: Vec<Loaded>,
+    /// Which model this is, in words (every output says it).
+    describe: String,
+    /// Validation accuracy when the model was chosen.
+    valid_acc: f64,
+}
+
+/// One candidate's weights, as the model uses them.
+struct Loaded {
     summary: TrainSummary,
     weights: Vec<u8>,
+    /// Its share of the model's probabilities (1 for a single candidate).
+    share: f64,
 }
 
 /// The train key of `candidate` (a unique key prefix), or of the run's best candidate
@@ -129,35 +143,74 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
     let store = Store::new(cache);
     let events = run.journal().read()?.events;
     let inputs = stored_inputs(&run, &store, &events, &cfg)?;
-    let chosen = chosen_train_key(&run, &events, candidate)?;
-    if !stage_records(&events).any(|r| r.stage == Stage::Train.name() && r.key == chosen) {
-        return Err(missing_stage(&run, Stage::Train));
-    }
-    let summary: TrainSummary = load_stored(&store, Stage::Train, &chosen)?;
-    let weights = match store.get_bytes(WEIGHTS, &Key::parse(&chosen).context("bad key")?)? {
-        Lookup::Hit(w) => w,
-        _ => {
-            return Err(user_error!(
-                "weights of candidate {chosen} are missing or damaged. Fix: `hhnas-pipe \
-                 resume` retrains only that candidate"
-            ))
+    let final_model = stage_records(&events)
+        .filter(|r| r.stage == Stage::Final.name())
+        .last()
+        .map(|r| FinalMetrics::read(&r.metrics));
+    let (members, describe, valid_acc) = match (candidate, final_model) {
+        (None, Some(f)) => {
+            let total: u32 = f.members.iter().map(|m| m.picks).sum();
+            let members = f
+                .members
+                .iter()
+                .map(|m| {
+                    let share = f64::from(m.picks) / f64::from(total.max(1));
+                    load_member(&store, &m.train_key, &m.weights_key, share)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (members, f.kind.clone(), f.valid_acc)
+        }
+        (candidate, _) => {
+            let chosen = chosen_train_key(&run, &events, candidate)?;
+            if !stage_records(&events).any(|r| r.stage == Stage::Train.name() && r.key == chosen) {
+                return Err(missing_stage(&run, Stage::Train));
+            }
+            let member = load_member(&store, &chosen, &chosen, 1.0)?;
+            let describe = match candidate {
+                Some(_) => format!("the candidate {}", &chosen[..12.min(chosen.len())]),
+                None => "the best single candidate (by validation accuracy)".to_string(),
+            };
+            let valid = member.summary.outcome.best_valid_acc;
+            (vec![member], describe, valid)
         }
     };
     Ok(Trained {
         store,
         cfg,
         inputs,
-        summary,
-        weights,
+        members,
+        describe,
+        valid_acc,
     })
 }
 
-/// Feature rows for new texts, computed the way the run computed them.
+/// A candidate's training summary (its spec) and the weights stored under `weights_key`
+/// (its own train key, or its refit's key).
+fn load_member(store: &Store, train_key: &str, weights_key: &str, share: f64) -> Result<Loaded> {
+    let summary: TrainSummary = load_stored(store, Stage::Train, train_key)?;
+    let weights = match store.get_bytes(WEIGHTS, &Key::parse(weights_key).context("bad key")?)? {
+        Lookup::Hit(w) => w,
+        _ => {
+            return Err(user_error!(
+                "weights of candidate {weights_key} are missing or damaged. Fix: `hhnas-pipe \
+                 resume` retrains only that candidate"
+            ))
+        }
+    };
+    Ok(Loaded {
+        summary,
+        weights,
+        share,
+    })
+}
+
+/// Feature rows for new texts, computed the way the run computed them, for a model of
+/// `spec`.
 fn features_for(
     t: &Trained,
+    spec: &hhnas_train::ModelSpec,
     texts: &[&str],
 ) -> Result<(Option<FeatureMatrix>, Option<FeatureMatrix>)> {
-    let spec = &t.summary.spec;
     let rules = match (&t.inputs.rules, spec.rule_branch) {
         (Some((_, r)), true) => Some(hhnas_features::rule_features(&r.rules, texts)),
         _ => None,
@@ -175,9 +228,10 @@ fn features_for(
     Ok((judge, rules))
 }
 
+/// The model's class probabilities for `texts`: its members' probabilities, weighed by
+/// their shares.
 fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let (judge, rules) = features_for(t, &refs)?;
     // A frozen-encoder head reads the new questions' vectors, from the run's encoder.
     let embeddings = match &t.inputs.encoded {
         Some((_, e)) => Some(
@@ -195,26 +249,31 @@ fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         ),
         None => None,
     };
-    let rule_classes = t
-        .inputs
-        .rules
-        .as_ref()
-        .map(|(_, r)| r.rules.column_classes());
-    hhnas_train::predict(
-        &t.inputs.enc,
-        &t.summary.spec,
-        t.inputs.ds.classes.len(),
-        &t.weights,
-        hhnas_train::PredictInput {
-            texts,
-            embeddings: embeddings.as_ref(),
-            llm: judge.as_ref(),
-            rules: rules.as_ref(),
-            rule_classes: rule_classes.as_deref(),
-        },
-        t.cfg.train.device.as_str(),
-    )
-    .map_err(ExitClass::classified)
+    let classes = t.inputs.ds.classes.len();
+    let mut each = Vec::with_capacity(t.members.len());
+    for m in &t.members {
+        let spec = &m.summary.spec;
+        let (judge, rules) = features_for(t, spec, &refs)?;
+        let p = hhnas_train::predict(
+            &t.inputs.enc,
+            spec,
+            classes,
+            &m.weights,
+            hhnas_train::PredictInput {
+                texts,
+                embeddings: embeddings.as_ref(),
+                llm: judge.as_ref(),
+                rules: rules.as_ref(),
+                rule_classes: t.inputs.rule_classes.as_deref(),
+            },
+            t.cfg.train.device.as_str(),
+        )
+        .map_err(ExitClass::classified)?;
+        each.push(ProbMatrix::from_rows(&p, classes)?);
+    }
+    let shares: Vec<f64> = t.members.iter().map(|m| m.share).collect();
+    let model = combine(&each.iter().collect::<Vec<_>>(), &shares)?;
+    Ok((0..model.rows).map(|i| model.row(i).to_vec()).collect())
 }
 
 pub fn cmd_eval(
@@ -258,11 +317,12 @@ pub fn cmd_eval(
     } else {
         format!("{:.2}%", 100.0 * correct as f64 / known as f64)
     };
+    outln!("model: {}", t.describe);
     outln!(
         "{} questions, {known} with a known class: accuracy {accuracy} (validation accuracy \
          at training {:.2}%)",
         texts.len(),
-        t.summary.outcome.best_valid_acc * 100.0
+        t.valid_acc * 100.0
     );
     Ok(Outcome::Done)
 }
@@ -340,6 +400,7 @@ fn read_labelled_input(
 pub fn cmd_predict(cache: &Path, run: &str, question: &str, top: usize) -> Result<Outcome> {
     let t = load_trained(cache, run, None)?;
     let probs = probabilities(&t, &[question.to_string()])?;
+    outln!("model: {}", t.describe);
     let row = probs.first().context("the model returned no prediction")?;
     let mut ranked: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
     ranked.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal));

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::exec::{Stage, LLM_ANSWERS, WEIGHTS};
+use crate::exec::{Stage, LLM_ANSWERS, PROBS, WEIGHTS};
 use crate::journal::Event;
 use crate::lock::{self, Acquire};
 use crate::outln;
@@ -14,7 +14,8 @@ use crate::runs;
 use crate::store::Store;
 
 /// Store entries referenced by any journal, plus those never collected (LLM answers are a
-/// paid-for cache of their own; weights follow their train entries).
+/// paid-for cache of their own; weights and probabilities follow their train and refit
+/// entries).
 pub fn cmd_gc(cache: &Path, dry_run: bool) -> Result<Outcome> {
     // A live run has entries it stored but not yet journaled: hold every run's lock for
     // the whole collection, and do nothing while any run is live.
@@ -71,14 +72,16 @@ pub fn cmd_gc(cache: &Path, dry_run: bool) -> Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-/// (store folder, key) of every entry a journal names, weights with their train entries.
+/// (store folder, key) of every entry a journal names, weights and probabilities with
+/// their train and refit entries.
 fn live_entries(cache: &Path) -> Result<HashSet<(String, String)>> {
     let mut live = HashSet::new();
     for run in runs::list(cache)? {
         for e in run.journal().read()?.events {
             if let Event::Stage(r) = e {
-                if r.stage == Stage::Train.name() {
+                if r.stage == Stage::Train.name() || r.stage == Stage::Refit.name() {
                     live.insert((WEIGHTS.into(), r.key.clone()));
+                    live.insert((PROBS.into(), r.key.clone()));
                 }
                 live.insert((r.stage, r.key));
             }

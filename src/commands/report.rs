@@ -87,6 +87,19 @@ fn run_record(run: &RunDir) -> Result<hhnas_report::RunRecord> {
         }),
         mutation_probs_names: names,
         baseline_test_acc: s.svm_test_acc,
+        final_model: s.final_model.as_ref().map(|f| hhnas_report::FinalModel {
+            kind: f.kind.clone(),
+            members: f
+                .members
+                .iter()
+                .map(|m| (m.iteration as usize, m.picks))
+                .collect(),
+            valid_acc: f.valid_acc,
+            test_acc: f.test_acc,
+            selected_test_acc: f.selected_test_acc,
+            single_test_acc: f.single_test_acc,
+            refit: f.refit,
+        }),
     })
 }
 

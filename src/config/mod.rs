@@ -27,6 +27,10 @@ pub struct PipelineConfig {
     pub encoder: EncoderSection,
     pub train: TrainSection,
     pub search: hhnas_search::SearchConfig,
+    /// After the search: ensemble selection over its candidates and the refit. Absent in
+    /// configs frozen before it existed: off, so those runs end as they did.
+    #[serde(default)]
+    pub ensemble: EnsembleSection,
     /// What each task asks Slurm for (`run --executor slurm`); absent in configs frozen
     /// before it existed, and optional: the cluster's defaults.
     #[serde(default)]
@@ -212,6 +216,41 @@ pub struct TrainSection {
     /// the SPEC's dense head, as they ran.
     #[serde(default)]
     pub head: hhnas_train::HeadKind,
+}
+
+/// `[ensemble]`: what happens once the search has trained its candidates.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleSection {
+    /// Build an ensemble of the run's candidates by greedy forward selection with
+    /// replacement on the validation split (the `ensemble` node).
+    #[serde(default)]
+    pub enabled: bool,
+    /// Additions to the ensemble; the best-scoring prefix is kept.
+    #[serde(default = "default_rounds")]
+    pub rounds: usize,
+    /// What selection maximises on the validation split: "accuracy" (ties by log loss)
+    /// or "log-loss".
+    #[serde(default)]
+    pub metric: hhnas_ensemble::Metric,
+    /// Retrain the final model's candidates on training + validation rows for the epochs
+    /// selection found (the `refit` node); eval and predict then use the refit weights.
+    #[serde(default)]
+    pub refit: bool,
+}
+
+fn default_rounds() -> usize {
+    hhnas_ensemble::SelectionParams::default().rounds
+}
+
+impl EnsembleSection {
+    /// The selection's parameters, as the ensemble crate takes them.
+    pub fn params(&self) -> hhnas_ensemble::SelectionParams {
+        hhnas_ensemble::SelectionParams {
+            rounds: self.rounds,
+            metric: self.metric,
+        }
+    }
 }
 
 /// A config error: the file, the key and how to fix it.
@@ -512,6 +551,13 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             "train.epochs",
             "epochs and batch_size must be at least 1".into(),
             "e.g. epochs = 2, batch_size = 16",
+        );
+    }
+    if c.ensemble.enabled && c.ensemble.rounds == 0 {
+        return err(
+            "ensemble.rounds",
+            "must be at least 1".into(),
+            "e.g. rounds = 25, or ensemble.enabled = false",
         );
     }
     c.search

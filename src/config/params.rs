@@ -71,6 +71,7 @@ pub fn train_config(cfg: &PipelineConfig) -> TrainConfig {
         cnn_channels: t.cnn_channels,
         branch_pool: t.branch_pool,
         head: t.head,
+        keep: hhnas_train::KeepEpoch::Best,
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod data;
 pub mod encode;
 pub mod encoder;
+pub mod ensemble;
 pub mod features;
 pub mod neighbours;
 pub mod search;
@@ -22,7 +23,9 @@ use anyhow::Result;
 
 use hhnas_features::FeatureMatrix;
 use hhnas_spider::Dataset;
-use hhnas_train::{with_class_scores as with_scores, Embeddings, EncoderAssets};
+use hhnas_train::{
+    with_class_scores as with_scores, Embeddings, EncoderAssets, ModelSpec, TrainData,
+};
 
 use crate::config::{EncoderMode, EvidenceBank, PipelineConfig};
 use crate::exec::Exec;
@@ -39,6 +42,8 @@ pub(crate) struct Inputs {
     pub ds_key: Key,
     pub ds: Dataset,
     pub rules: Option<(Key, features::RuleOutput)>,
+    /// The class each rule column is evidence for (per-class branch pooling).
+    pub rule_classes: Option<Vec<u32>>,
     pub judge: Option<(Key, FeatureMatrix)>,
     pub enc_key: Key,
     pub enc: EncoderAssets,
@@ -134,10 +139,12 @@ impl Inputs {
                 (encoded, _) => encoded,
             };
         }
+        let rule_classes = rules.as_ref().map(|(_, r)| r.rules.column_classes());
         Inputs {
             ds_key,
             ds,
             rules,
+            rule_classes,
             judge,
             enc_key,
             enc,
@@ -146,6 +153,26 @@ impl Inputs {
             char_neighbours,
             char_svm,
             bank,
+        }
+    }
+
+    /// What a candidate of `spec` trains and is scored on, over the rows and splits of
+    /// `dataset` (the run's own, or a refit's training + validation split of it).
+    pub fn train_data<'a>(&'a self, spec: &ModelSpec, dataset: &'a Dataset) -> TrainData<'a> {
+        TrainData {
+            dataset,
+            llm_features: self
+                .judge
+                .as_ref()
+                .map(|(_, m)| m)
+                .filter(|_| spec.llm_branch),
+            rule_features: self
+                .rules
+                .as_ref()
+                .map(|(_, r)| &r.matrix)
+                .filter(|_| spec.rule_branch),
+            rule_classes: self.rule_classes.as_deref(),
+            embeddings: self.encoded.as_ref().map(|(_, e)| e),
         }
     }
 

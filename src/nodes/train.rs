@@ -9,13 +9,15 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use hhnas_ensemble::{ProbMatrix, SplitProbs};
 use hhnas_search::Proposal;
-use hhnas_train::{Checkpoint, EpochReport, ModelSpec, TrainConfig, TrainOutcome};
+use hhnas_spider::Dataset;
+use hhnas_train::{Checkpoint, EpochReport, ModelSpec, TrainConfig, TrainData, TrainOutcome};
 
 use super::Inputs;
 use crate::config::{train_config, PipelineConfig};
 use crate::error::ExitClass;
-use crate::exec::{Exec, Stage, WEIGHTS};
+use crate::exec::{Exec, Stage, PROBS, WEIGHTS};
 use crate::progress::Progress;
 use crate::runs::TrainingProgress;
 use crate::store::{write_atomic, Key, Lookup};
@@ -217,8 +219,8 @@ impl EpochSink<'_> {
 
 /// A result without its weights is incomplete: drop it, so the candidate is retrained
 /// rather than kept as a model that eval and predict cannot load.
-fn drop_result_without_weights(exec: &Exec, key: &Key) -> Result<()> {
-    if !exec.store.contains(Stage::Train.name(), key) {
+fn drop_result_without_weights(exec: &Exec, stage: Stage, key: &Key) -> Result<()> {
+    if !exec.store.contains(stage.name(), key) {
         return Ok(());
     }
     let weights_ok = match exec.store.get_bytes(WEIGHTS, key)? {
@@ -234,66 +236,103 @@ fn drop_result_without_weights(exec: &Exec, key: &Key) -> Result<()> {
             "weights of candidate {} are missing or damaged; retraining it",
             key.short()
         );
-        let _ = std::fs::remove_file(exec.store.path(Stage::Train.name(), key));
+        let _ = std::fs::remove_file(exec.store.path(stage.name(), key));
     }
     Ok(())
 }
 
-/// Trains the candidate (from its checkpoint, if any), stores its weights and returns
+/// One training of a candidate: a search iteration's (`train`) or a refit's (`refit`).
+pub(crate) struct TrainJob<'a> {
+    pub key: Key,
+    /// The rows and splits it trains on: the run's dataset, or a refit's split of it.
+    pub dataset: &'a Dataset,
+    pub spec: &'a ModelSpec,
+    pub tcfg: &'a TrainConfig,
+    /// The search iteration the candidate comes from (progress lines, `training.json`).
+    pub iteration: u64,
+    pub model: u8,
+}
+
+/// Trains the candidate (from its checkpoint, if any), stores its weights and its
+/// validation and test class probabilities (what ensemble selection reads), and returns
 /// the summary with its metrics.
 fn compute_train(
     exec: &mut Exec,
     inputs: &Inputs,
-    key: Key,
-    spec: &ModelSpec,
-    tcfg: &TrainConfig,
-    iteration: u64,
-    model: u8,
+    job: &TrainJob,
 ) -> Result<(TrainSummary, TrainMetrics)> {
-    let checkpoint = checkpoint_path(&exec.scratch, &key);
-    let resume = read_checkpoint(&checkpoint, exec.progress, iteration);
-    let rule_classes = inputs.rules.as_ref().map(|(_, r)| r.rules.column_classes());
-    let data = hhnas_train::TrainData {
-        dataset: &inputs.ds,
-        llm_features: inputs
-            .judge
-            .as_ref()
-            .map(|(_, m)| m)
-            .filter(|_| spec.llm_branch),
-        rule_features: inputs
-            .rules
-            .as_ref()
-            .map(|(_, r)| &r.matrix)
-            .filter(|_| spec.rule_branch),
-        rule_classes: rule_classes.as_deref(),
-        embeddings: inputs.encoded.as_ref().map(|(_, e)| e),
-    };
+    let checkpoint = checkpoint_path(&exec.scratch, &job.key);
+    let resume = read_checkpoint(&checkpoint, exec.progress, job.iteration);
+    let data = inputs.train_data(job.spec, job.dataset);
     let sink = EpochSink {
         progress: exec.progress,
         training_file: exec.training_file.clone(),
         checkpoint,
-        iteration,
-        model,
-        epochs: tcfg.epochs,
+        iteration: job.iteration,
+        model: job.model,
+        epochs: job.tcfg.epochs,
     };
     let started = Instant::now();
     let mut outcome = hhnas_train::train_candidate(
         data,
         &inputs.enc,
-        spec,
-        tcfg,
+        job.spec,
+        job.tcfg,
         resume,
         &mut |c: &Checkpoint, r: &EpochReport| sink.on_epoch(c, r),
     )
     .map_err(ExitClass::classified)?;
     let weights = std::mem::take(&mut outcome.best_weights);
-    exec.store.put_bytes(WEIGHTS, &key, &weights)?;
-    let metrics = TrainMetrics::of(&outcome, model, started.elapsed().as_secs_f64());
+    if outcome.failed.is_none() {
+        let probs = split_probs(inputs, job.spec, &weights, data, &job.tcfg.device)?;
+        exec.store.put(PROBS, &job.key, &probs)?;
+    }
+    exec.store.put_bytes(WEIGHTS, &job.key, &weights)?;
+    let metrics = TrainMetrics::of(&outcome, job.model, started.elapsed().as_secs_f64());
     let summary = TrainSummary {
         outcome,
-        spec: spec.clone(),
+        spec: job.spec.clone(),
     };
     Ok((summary, metrics))
+}
+
+/// The validation and test class probabilities of `weights` on the dataset's splits.
+pub(crate) fn split_probs(
+    inputs: &Inputs,
+    spec: &ModelSpec,
+    weights: &[u8],
+    data: TrainData,
+    device: &str,
+) -> Result<SplitProbs> {
+    let classes = inputs.ds.classes.len();
+    let on = |rows: &[usize]| -> Result<ProbMatrix> {
+        let p = hhnas_train::row_probabilities(&inputs.enc, spec, weights, data, rows, device)
+            .map_err(ExitClass::classified)?;
+        Ok(ProbMatrix::from_rows(&p, classes)?)
+    };
+    Ok(SplitProbs {
+        valid: on(&data.dataset.valid)?,
+        test: on(&data.dataset.test)?,
+    })
+}
+
+/// Trains (or replays) `job` as a node of `stage` and returns its summary. A result whose
+/// weights were lost is retrained; the checkpoint goes once the result is stored.
+pub(crate) fn training_node(
+    exec: &mut Exec,
+    inputs: &Inputs,
+    stage: Stage,
+    iteration: Option<u64>,
+    job: &TrainJob,
+) -> Result<TrainSummary> {
+    drop_result_without_weights(exec, stage, &job.key)?;
+    let summary = exec.node(stage, iteration, job.key, |exec| {
+        compute_train(exec, inputs, job)
+    })?;
+    // Only once the result is stored is the checkpoint of no further use.
+    let _ = std::fs::remove_file(checkpoint_path(&exec.scratch, &job.key));
+    let _ = std::fs::remove_file(&exec.training_file);
+    Ok(summary)
 }
 
 pub(crate) fn train_node(
@@ -305,16 +344,16 @@ pub(crate) fn train_node(
 ) -> Result<(Key, TrainSummary)> {
     let spec = model_spec(&proposal.candidate)?;
     let tcfg = train_config(cfg);
-    let key = train_key(inputs, &spec, &tcfg);
-    drop_result_without_weights(exec, &key)?;
-    let model = proposal.candidate.model_number();
-    let summary = exec.node(Stage::Train, Some(iteration), key, |exec| {
-        compute_train(exec, inputs, key, &spec, &tcfg, iteration, model)
-    })?;
-    // Only once the result is stored is the checkpoint of no further use.
-    let _ = std::fs::remove_file(checkpoint_path(&exec.scratch, &key));
-    let _ = std::fs::remove_file(&exec.training_file);
-    Ok((key, summary))
+    let job = TrainJob {
+        key: train_key(inputs, &spec, &tcfg),
+        dataset: &inputs.ds,
+        spec: &spec,
+        tcfg: &tcfg,
+        iteration,
+        model: proposal.candidate.model_number(),
+    };
+    let summary = training_node(exec, inputs, Stage::Train, Some(iteration), &job)?;
+    Ok((job.key, summary))
 }
 
 #[cfg(test)]

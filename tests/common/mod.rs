@@ -196,7 +196,8 @@ impl Workspace {
     /// The tiny configuration with a frozen encoder, neighbour evidence by vectors and by
     /// character n-grams, the character n-gram SVM (all three drawn from the training and
     /// validation rows) and the evidence head, as the demo: the encode and the three
-    /// evidence stages, then heads only.
+    /// evidence stages, then heads only; after the search an ensemble of the candidates,
+    /// refit on training + validation rows.
     /// Heads over 168 rows train in milliseconds, so the candidates get 60 epochs: long
     /// enough for kills to land mid-candidate.
     pub fn frozen(iterations: u64) -> Self {
@@ -210,6 +211,10 @@ impl Workspace {
                     .replace(
                         "[features.llm]",
                         "char_neighbours = true\nchar_svm = true\nevidence_bank = \"train+valid\"\n[features.llm]",
+                    )
+                    .replace(
+                        "[profiles.tiny.run]",
+                        "[ensemble]\nenabled = true\nrounds = 5\nrefit = true\n[profiles.tiny.run]",
                     )
             },
             iterations,

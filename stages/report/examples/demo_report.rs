@@ -64,6 +64,7 @@ fn synthetic(run_id: &str, strategy: &str, seed: u64) -> RunRecord {
         best,
         mutation_probs_names: names,
         baseline_test_acc: None,
+        final_model: None,
     }
 }
 

@@ -13,7 +13,7 @@ pub use charts::{
     RunCharts,
 };
 pub use render::{best_so_far, render_csv, render_markdown, table3};
-pub use types::{BestCandidate, IterationRecord, ModelSummary, ReportInput, RunRecord};
+pub use types::{BestCandidate, FinalModel, IterationRecord, ModelSummary, ReportInput, RunRecord};
 
 /// Report errors.
 #[derive(Debug, thiserror::Error)]

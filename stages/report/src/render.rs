@@ -156,6 +156,7 @@ fn run_section(md: &mut String, r: &RunRecord, n: &RunCharts) {
     let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: |");
     table3_section(md, r);
     best_section(md, r);
+    final_section(md, r);
     top_section(md, r);
     probs_section(md, r);
     let _ = writeln!(
@@ -190,6 +191,71 @@ fn baseline_line(md: &mut String, r: &RunRecord) {
         acc(base),
         acc(best),
         best / base
+    );
+}
+
+/// The model after the search beside the best single candidate, and which one eval and
+/// predict use.
+fn final_section(md: &mut String, r: &RunRecord) {
+    let Some(f) = &r.final_model else {
+        if r.best.is_some() {
+            let _ = writeln!(
+                md,
+                "`eval` and `predict` use the best single candidate (no ensemble was built).\n"
+            );
+        }
+        return;
+    };
+    let _ = writeln!(md, "### The model in use: {}\n", f.kind);
+    let _ = writeln!(md, "| model | valid acc | test acc |");
+    let _ = writeln!(md, "| --- | ---: | ---: |");
+    let single_valid = r
+        .best
+        .as_ref()
+        .map(|b| acc(b.valid_acc))
+        .unwrap_or("-".into());
+    let _ = writeln!(
+        md,
+        "| best single candidate | {single_valid} | {} |",
+        acc(f.single_test_acc)
+    );
+    let selected = if f.members.len() > 1 || f.members.first().is_some_and(|m| m.1 > 1) {
+        "ensemble as selected"
+    } else {
+        "selected candidate"
+    };
+    let _ = writeln!(
+        md,
+        "| {selected} | {} | {} |",
+        acc(f.valid_acc),
+        acc(f.selected_test_acc)
+    );
+    if f.refit {
+        let _ = writeln!(
+            md,
+            "| the same, refit on training + validation rows | (trained on them) | {} |",
+            acc(f.test_acc)
+        );
+    }
+    let members: Vec<String> = f
+        .members
+        .iter()
+        .map(|(i, p)| format!("iteration {i} x{p}"))
+        .collect();
+    let _ =
+        writeln!(
+        md,
+        "\nMembers: {}. `eval` and `predict` use this model{}; its test accuracy is {} the best \
+         single candidate's.\n",
+        members.join(", "),
+        if f.refit { " with the refit weights" } else { "" },
+        if f.test_acc > f.single_test_acc {
+            "above"
+        } else if f.test_acc == f.single_test_acc {
+            "equal to"
+        } else {
+            "**below**"
+        }
     );
 }
 

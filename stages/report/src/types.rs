@@ -28,6 +28,29 @@ pub struct RunRecord {
     /// alone), when the run computed it: the figure the best candidate must beat.
     #[serde(default)]
     pub baseline_test_acc: Option<f64>,
+    /// The model after the search (an ensemble of its candidates, refit or not), when the
+    /// run built one; eval and predict use it.
+    #[serde(default)]
+    pub final_model: Option<FinalModel>,
+}
+
+/// The model the nodes after the search chose, beside the best single candidate.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct FinalModel {
+    /// What it is, in words ("ensemble of 5 candidates, refit on train+valid").
+    pub kind: String,
+    /// (iteration, picks) of every member; picks / their sum is its weight.
+    pub members: Vec<(usize, u32)>,
+    /// Validation accuracy at selection.
+    pub valid_acc: f64,
+    /// Test accuracy of the model in use.
+    pub test_acc: f64,
+    /// Test accuracy of the model as selected, before a refit (equal without one).
+    pub selected_test_acc: f64,
+    /// Test accuracy of the best single candidate, on the same rows.
+    pub single_test_acc: f64,
+    /// Whether the members were refit on training + validation rows.
+    pub refit: bool,
 }
 
 /// One evaluated candidate.

@@ -41,6 +41,7 @@ fn run(id: &str) -> RunRecord {
         }),
         mutation_probs_names: vec!["p2".into(), "learning_rate".into()],
         baseline_test_acc: None,
+        final_model: None,
     }
 }
 
@@ -220,4 +221,51 @@ fn single_run_uses_plain_chart_names_and_empty_input_renders() {
             .len(),
         2
     );
+}
+
+/// The model after the search is shown beside the best single candidate, with the refit
+/// row when there is one, and a loss to the best single is said plainly.
+#[test]
+fn the_final_model_is_put_beside_the_best_single_candidate() {
+    let mut r = run("ens");
+    r.final_model = Some(hhnas_report::FinalModel {
+        kind: "ensemble of 2 candidates, refit on train+valid".into(),
+        members: vec![(2, 3), (4, 1)],
+        valid_acc: 0.74,
+        test_acc: 0.7001,
+        selected_test_acc: 0.6950,
+        single_test_acc: 0.6875,
+        refit: true,
+    });
+    let md = hhnas_report::render_markdown(&ReportInput {
+        runs: vec![r.clone()],
+    });
+    assert!(
+        md.contains("### The model in use: ensemble of 2 candidates, refit on train+valid"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| best single candidate | 0.7100 | 0.6875 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| ensemble as selected | 0.7400 | 0.6950 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("refit on training + validation rows | (trained on them) | 0.7001 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("Members: iteration 2 x3, iteration 4 x1"),
+        "{md}"
+    );
+    assert!(md.contains("is above the best"), "{md}");
+    r.final_model.as_mut().unwrap().test_acc = 0.68;
+    let md = hhnas_report::render_markdown(&ReportInput { runs: vec![r] });
+    assert!(md.contains("**below**"), "{md}");
+    let plain = hhnas_report::render_markdown(&ReportInput {
+        runs: vec![run("single")],
+    });
+    assert!(plain.contains("use the best single candidate"), "{plain}");
 }

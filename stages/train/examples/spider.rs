@@ -96,6 +96,7 @@ fn main() {
             _ => BranchPool::PerClass,
         },
         head: hhnas_train::HeadKind::Dense,
+        keep: hhnas_train::KeepEpoch::Best,
     };
     let models = std::env::var("MODELS").unwrap_or_else(|_| "1,4".into());
     for m in models

@@ -213,6 +213,46 @@ pub fn evaluate(
     rows: &[usize],
     device: &str,
 ) -> Result<f64, TrainError> {
+    let labels: Vec<u32> = rows
+        .iter()
+        .filter_map(|&i| data.dataset.rows.get(i).map(|r| r.label))
+        .collect();
+    match infer_rows(encoder, spec, weights, data, rows, device, false)? {
+        InferOut::Pred(_) if labels.is_empty() => Ok(0.0),
+        InferOut::Pred(p) => {
+            let ok = p.iter().zip(&labels).filter(|(a, b)| a == b).count();
+            Ok(ok as f64 / labels.len() as f64)
+        }
+        InferOut::Probs(_) => unreachable!("predictions requested"),
+    }
+}
+
+/// Softmax class probabilities of `weights` on the dataset rows `rows`, one vector per
+/// row (what ensemble selection averages).
+pub fn row_probabilities(
+    encoder: &EncoderAssets,
+    spec: &ModelSpec,
+    weights: &[u8],
+    data: TrainData,
+    rows: &[usize],
+    device: &str,
+) -> Result<Vec<Vec<f32>>, TrainError> {
+    match infer_rows(encoder, spec, weights, data, rows, device, true)? {
+        InferOut::Probs(p) => Ok(p),
+        InferOut::Pred(_) => unreachable!("probabilities requested"),
+    }
+}
+
+/// The model of `weights` over the dataset rows `rows`.
+fn infer_rows(
+    encoder: &EncoderAssets,
+    spec: &ModelSpec,
+    weights: &[u8],
+    data: TrainData,
+    rows: &[usize],
+    device: &str,
+    probs: bool,
+) -> Result<InferOut, TrainError> {
     let ds = data.dataset;
     let f = Features {
         embeddings: data.embeddings,
@@ -231,7 +271,7 @@ pub fn evaluate(
         .collect::<Result<_, _>>()?;
     let texts: Vec<&str> = picked.iter().map(|r| r.question.as_str()).collect();
     let labels: Vec<u32> = picked.iter().map(|r| r.label).collect();
-    let out = infer_examples(
+    infer_examples(
         encoder,
         spec,
         ds.classes.len(),
@@ -239,16 +279,8 @@ pub fn evaluate(
         f,
         &texts,
         rows.to_vec(),
-        labels.clone(),
+        labels,
         device,
-        false,
-    )?;
-    match out {
-        InferOut::Pred(_) if labels.is_empty() => Ok(0.0),
-        InferOut::Pred(p) => {
-            let ok = p.iter().zip(&labels).filter(|(a, b)| a == b).count();
-            Ok(ok as f64 / labels.len() as f64)
-        }
-        InferOut::Probs(_) => unreachable!("predictions requested"),
-    }
+        probs,
+    )
 }

@@ -32,13 +32,14 @@ pub use encoder::{
 pub use error::TrainError;
 pub use evidence::{HeadKind, SCORER_HIDDEN};
 pub use hf::{LoadReport, KEY_REMAP};
-pub use inference::{evaluate, predict, PredictInput};
+pub use inference::{evaluate, predict, row_probabilities, PredictInput};
 pub use input::{ClassInfo, Dataset, FeatureMatrix, Row};
 pub use model::BranchPool;
 pub use neighbours::{neighbour_scores, with_class_scores, NeighbourBank, NeighbourScores};
 pub use pypi::{models_dir, pypi_download};
 pub use spec::{
-    Checkpoint, EpochReport, ModelSpec, OptimizerKind, TrainConfig, TrainData, TrainOutcome,
+    Checkpoint, EpochReport, KeepEpoch, ModelSpec, OptimizerKind, TrainConfig, TrainData,
+    TrainOutcome,
 };
 pub use training::train_candidate;
 

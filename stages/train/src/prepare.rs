@@ -332,6 +332,9 @@ pub(crate) fn prepare<'a>(
         if !cfg.head.is_dense() {
             fp["head"] = serde_json::json!(cfg.head);
         }
+        if !cfg.keep.is_best() {
+            fp["keep"] = serde_json::json!(cfg.keep);
+        }
         if let Some(e) = data.embeddings {
             fp["frozen"] = serde_json::json!(e.identity());
         }

@@ -73,6 +73,29 @@ pub struct TrainConfig {
     /// so cache keys of existing runs do not change.
     #[serde(default, skip_serializing_if = "HeadKind::is_dense")]
     pub head: HeadKind,
+    /// Which epoch's weights the candidate keeps. Left out when it is the SPEC's best
+    /// epoch, so cache keys of existing runs do not change.
+    #[serde(default, skip_serializing_if = "KeepEpoch::is_best")]
+    pub keep: KeepEpoch,
+}
+
+/// Which epoch's weights training returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeepEpoch {
+    /// The epoch with the best validation accuracy (SPEC §6).
+    #[default]
+    Best,
+    /// The last epoch: a refit on training + validation rows, whose epoch count the
+    /// search already chose on validation accuracy (the validation rows are then training
+    /// rows, so their accuracy selects nothing).
+    Last,
+}
+
+impl KeepEpoch {
+    pub fn is_best(&self) -> bool {
+        *self == KeepEpoch::Best
+    }
 }
 
 impl Default for TrainConfig {
@@ -88,6 +111,7 @@ impl Default for TrainConfig {
             cnn_channels: 32,
             branch_pool: BranchPool::GlobalMax,
             head: HeadKind::Dense,
+            keep: KeepEpoch::Best,
         }
     }
 }

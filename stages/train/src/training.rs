@@ -21,7 +21,8 @@ use crate::evidence::{EvidenceHead, HeadKind};
 use crate::model::{Classifier, ClassifierShape, Head};
 use crate::prepare::{prepare, Prepared};
 use crate::spec::{
-    Checkpoint, EpochReport, ModelSpec, OptimizerKind, TrainConfig, TrainData, TrainOutcome,
+    Checkpoint, EpochReport, KeepEpoch, ModelSpec, OptimizerKind, TrainConfig, TrainData,
+    TrainOutcome,
 };
 use crate::weights::{
     decode_record, encode_record, header_of, load_record, pack_weights, record_bytes,
@@ -363,7 +364,7 @@ where
         let inner = model.valid();
         let acc = accuracy(&inner, &prep.valid, &prep.sources, &device);
         st.epoch += 1;
-        if acc > st.best_acc {
+        if acc > st.best_acc || cfg.keep == KeepEpoch::Last {
             st.best_acc = acc;
             st.best_epoch = st.epoch;
             st.best_weights = pack_weights(&header, &record_bytes(&inner)?);

