@@ -84,6 +84,11 @@ enum Command {
     DataStats {
         #[command(flatten)]
         cfg: ConfigArgs,
+        /// Also write the test split's questions to FILE, in the format `eval --input`
+        /// reads (Spider: a JSON list of {db_id, question}; a labelled set: JSONL of its
+        /// text and label fields), e.g. to reword them for a robustness check.
+        #[arg(long, value_name = "FILE")]
+        write_test: Option<PathBuf>,
     },
     /// Download Spider (Spider-Syn's copies at a pinned commit) and verify checksums.
     FetchData {
@@ -179,9 +184,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             commands::cmd_status(&cache, run.as_deref(), json, all)
         }
         Command::Gc { dry_run } => commands::cmd_gc(&cache, dry_run),
-        Command::DataStats { cfg } => {
-            commands::cmd_data_stats(cfg.config.as_deref(), cfg.profile.as_deref(), &cfg.sets)
-        }
+        Command::DataStats { cfg, write_test } => commands::cmd_data_stats(
+            cfg.config.as_deref(),
+            cfg.profile.as_deref(),
+            &cfg.sets,
+            write_test.as_deref(),
+        ),
         Command::FetchData { dest, base_url } => {
             commands::cmd_fetch_data(dest.as_deref(), base_url.as_deref())
         }

@@ -16,6 +16,7 @@ pub fn cmd_data_stats(
     config_path: Option<&Path>,
     profile: Option<&str>,
     sets: &[String],
+    write_test: Option<&Path>,
 ) -> Result<Outcome> {
     let loaded = config::load(config_path, profile, sets)?;
     let cfg = &loaded.config;
@@ -36,8 +37,53 @@ pub fn cmd_data_stats(
             ds
         }
     };
-    out!("{}", hhnas_spider::dataset_stats(&ds));
+    let stats = hhnas_spider::dataset_stats(&ds).to_string();
+    out!("{stats}");
+    if let Some(path) = write_test {
+        if !stats.ends_with('\n') {
+            outln!();
+        }
+        write_test_split(&ds, cfg, path)?;
+        outln!(
+            "wrote the {} test questions to {}",
+            ds.test.len(),
+            path.display()
+        );
+    }
     Ok(Outcome::Done)
+}
+
+/// The test split in the format `eval --input` reads back for this configuration. A
+/// merged Spider class is written under its first member database.
+fn write_test_split(
+    ds: &hhnas_spider::Dataset,
+    cfg: &config::PipelineConfig,
+    path: &Path,
+) -> Result<()> {
+    let rows = ds.test.iter().map(|&i| &ds.rows[i]);
+    let text = match cfg.data.source {
+        DataSource::Spider => {
+            let list: Vec<serde_json::Value> = rows
+                .map(|r| serde_json::json!({"db_id": r.db_id, "question": r.question}))
+                .collect();
+            serde_json::to_string_pretty(&list)?
+        }
+        DataSource::Labelled => rows
+            .map(|r| {
+                let mut o = serde_json::Map::new();
+                o.insert(cfg.data.text_field.clone(), r.question.clone().into());
+                let label = &ds.classes[r.label as usize].name;
+                o.insert(cfg.data.label_field.clone(), label.clone().into());
+                serde_json::Value::Object(o).to_string() + "\n"
+            })
+            .collect(),
+    };
+    std::fs::write(path, text).map_err(|e| {
+        crate::user_error!(
+            "{}: cannot write ({e}). Fix: pass a writable path",
+            path.display()
+        )
+    })
 }
 
 pub fn cmd_fetch_data(dest: Option<&Path>, base_url: Option<&str>) -> Result<Outcome> {

@@ -3,18 +3,19 @@
 
 use std::path::{Path, PathBuf};
 
-/// The shared Spider directory, or None (with a notice) when HHNAS_SPIDER_DIR is unset; a
-/// relative value is taken from the workspace root ([`hhnas_spider::from_workspace_root`]).
-pub fn spider_dir() -> Option<PathBuf> {
+/// The shared Spider directory named by HHNAS_SPIDER_DIR (a relative value is taken from
+/// the workspace root, [`hhnas_spider::from_workspace_root`]). A test that needs real
+/// Spider fails without it rather than passing without having run.
+pub fn spider_dir() -> PathBuf {
     match std::env::var("HHNAS_SPIDER_DIR") {
-        Ok(d) if !d.is_empty() => Some(hhnas_spider::from_workspace_root(
+        Ok(d) if !d.is_empty() => hhnas_spider::from_workspace_root(
             Path::new(&d),
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
-        )),
-        _ => {
-            eprintln!("HHNAS_SPIDER_DIR unset: skipping test that needs Spider");
-            None
-        }
+        ),
+        _ => panic!(
+            "this test needs Spider: set HHNAS_SPIDER_DIR to a Spider directory, as the \
+             README's test command does (HHNAS_SPIDER_DIR=../shared/datasets/spider cargo test --workspace)"
+        ),
     }
 }
 

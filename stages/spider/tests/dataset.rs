@@ -321,7 +321,7 @@ fn include_others_adds_rows() {
 
 #[test]
 fn spider_overlap_gives_86_classes() {
-    let Some(dir) = spider_dir() else { return };
+    let dir = spider_dir();
     let src = read_spider_dir(&dir).unwrap();
     let ds = build_dataset(&src, &DataParams::default()).unwrap();
     // 7,000 rows hold 9 exact (question, db_id) duplicates; the paper reports 6,998.
@@ -367,7 +367,7 @@ fn spider_overlap_gives_86_classes() {
 
 #[test]
 fn spider_none_gives_140_classes() {
-    let Some(dir) = spider_dir() else { return };
+    let dir = spider_dir();
     let src = read_spider_dir(&dir).unwrap();
     let ds = build_dataset(&src, &none()).unwrap();
     assert_eq!(ds.classes.len(), 140);

@@ -109,11 +109,10 @@ fn tiny_bert_matches_transformers() {
 }
 
 #[test]
-fn real_minilm_matches_transformers_if_present() {
-    let Ok(dir) = std::env::var("HHNAS_MINILM_DIR") else {
-        eprintln!("HHNAS_MINILM_DIR not set: skipped");
-        return;
-    };
+#[ignore = "needs all-MiniLM-L6-v2's files: HHNAS_MINILM_DIR=DIR cargo test -p hhnas-train --test parity -- --ignored"]
+fn real_minilm_matches_transformers() {
+    let dir = std::env::var("HHNAS_MINILM_DIR")
+        .expect("HHNAS_MINILM_DIR: a Hugging Face folder of all-MiniLM-L6-v2");
     let d = parity(Path::new(&dir), 64);
     eprintln!("all-MiniLM-L6-v2 max abs diff {d:e}");
     assert!(d < 1e-4, "max abs diff {d}");
@@ -155,7 +154,7 @@ fn a_tiny_checkpoint_trains_as_model_4() {
     let spec = ModelSpec {
         llm_branch: true,
         rule_branch: true,
-        learning_rate: 1e-3,
+        learning_rate: 1e-2,
         optimizer: OptimizerKind::AdamW,
         layer_size1: 16,
         layer_size2: 8,
@@ -163,7 +162,7 @@ fn a_tiny_checkpoint_trains_as_model_4() {
         kernel_size: 3,
     };
     let tc = TrainConfig {
-        epochs: 3,
+        epochs: 6,
         batch_size: 8,
         cnn_channels: 4,
         ..TrainConfig::default()
@@ -177,7 +176,9 @@ fn a_tiny_checkpoint_trains_as_model_4() {
     };
     let out = train_candidate(data, &assets, &spec, &tc, None, &mut |_, _| {}).unwrap();
     assert!(out.failed.is_none());
-    assert!(out.best_valid_acc >= 0.5);
+    // Two classes of one fixed question each: a constant predictor scores 0.5 on the
+    // balanced validation rows, a model that learned anything scores all of them.
+    assert_eq!(out.best_valid_acc, 1.0, "{:?}", out.curve);
 }
 
 #[test]
