@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{now, Event, Journal, StageRecord};
+use crate::nodes::evidence::Evidence;
 use crate::progress::Progress;
 use crate::store::{Key, KeyBuilder, Lookup, Store};
 use crate::user_error;
@@ -29,11 +30,8 @@ pub enum Stage {
     Encoder,
     /// Frozen encoder: the encoder run once over every question.
     Encode,
-    /// Frozen encoder: each row's per-class nearest-neighbour similarity.
-    Neighbours,
-    CharNeighbours,
-    /// Frozen encoder: each row's cross-fitted character n-gram SVM decision values.
-    CharSvm,
+    /// Frozen encoder: each row's per-class evidence (nodes/evidence.rs declares them).
+    Evidence(Evidence),
     /// Not stored: its key is the first search state's, the input of iteration 0.
     SearchInit,
     Sample,
@@ -48,24 +46,28 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 16] = [
-        Stage::Spider,
-        Stage::Labelled,
-        Stage::Rules,
-        Stage::LlmJudge,
-        Stage::Encoder,
-        Stage::Encode,
-        Stage::Neighbours,
-        Stage::CharNeighbours,
-        Stage::CharSvm,
-        Stage::SearchInit,
-        Stage::Sample,
-        Stage::Train,
-        Stage::Update,
-        Stage::Ensemble,
-        Stage::Refit,
-        Stage::Final,
-    ];
+    /// Every node, in DAG order.
+    pub fn all() -> Vec<Stage> {
+        let mut all = vec![
+            Stage::Spider,
+            Stage::Labelled,
+            Stage::Rules,
+            Stage::LlmJudge,
+            Stage::Encoder,
+            Stage::Encode,
+        ];
+        all.extend(Evidence::ALL.map(Stage::Evidence));
+        all.extend([
+            Stage::SearchInit,
+            Stage::Sample,
+            Stage::Train,
+            Stage::Update,
+            Stage::Ensemble,
+            Stage::Refit,
+            Stage::Final,
+        ]);
+        all
+    }
 
     /// The name in keys, store paths and journal lines.
     pub const fn name(self) -> &'static str {
@@ -76,9 +78,7 @@ impl Stage {
             Stage::LlmJudge => "llm_judge",
             Stage::Encoder => "encoder",
             Stage::Encode => "encode",
-            Stage::Neighbours => "neighbours",
-            Stage::CharNeighbours => "char_neighbours",
-            Stage::CharSvm => "char_svm",
+            Stage::Evidence(e) => e.name(),
             Stage::SearchInit => "search_init",
             Stage::Sample => "sample",
             Stage::Train => "train",
@@ -98,9 +98,7 @@ impl Stage {
             Stage::LlmJudge => 2,
             Stage::Encoder => 1,
             Stage::Encode => 1,
-            Stage::Neighbours => 1,
-            Stage::CharNeighbours => 1,
-            Stage::CharSvm => 1,
+            Stage::Evidence(e) => e.version(),
             Stage::SearchInit => 1,
             // 2: SPEC §3/§5 fidelity (own parameters only, prose variance rule, half flips).
             Stage::Sample => 2,
@@ -115,7 +113,7 @@ impl Stage {
 
     /// The stage a journal line names, if it is a node.
     pub fn from_name(name: &str) -> Option<Stage> {
-        Stage::ALL.into_iter().find(|s| s.name() == name)
+        Stage::all().into_iter().find(|s| s.name() == name)
     }
 
     /// A key builder seeded with this stage's name and version.
@@ -314,7 +312,7 @@ mod tests {
     /// Names and versions are part of every key: they must never change by accident.
     #[test]
     fn stage_names_and_versions_are_the_keyed_ones() {
-        let names: Vec<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
+        let names: Vec<&str> = Stage::all().iter().map(|s| s.name()).collect();
         assert_eq!(
             names,
             [
@@ -336,9 +334,9 @@ mod tests {
                 "final"
             ]
         );
-        let versions: Vec<u32> = Stage::ALL.iter().map(|s| s.version()).collect();
+        let versions: Vec<u32> = Stage::all().iter().map(|s| s.version()).collect();
         assert_eq!(versions, [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1]);
-        for s in Stage::ALL {
+        for s in Stage::all() {
             assert_eq!(Stage::from_name(s.name()), Some(s));
             assert_eq!(
                 s.key().finish(),

@@ -260,7 +260,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         iterations: rows.into_values().collect(),
         best,
         svm_test_acc: stages
-            .get(Stage::CharSvm.name())
+            .get(crate::nodes::evidence::Evidence::CharSvm.name())
             .and_then(|m| m.get("test_top1"))
             .and_then(|v| v.as_f64()),
         eta_secs,

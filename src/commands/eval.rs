@@ -17,6 +17,7 @@ use crate::exec::{load_stored, Stage, WEIGHTS};
 use crate::journal::{stage_records, Event};
 use crate::nodes::data::dataset_stage;
 use crate::nodes::ensemble::FinalMetrics;
+use crate::nodes::evidence::Evidence;
 use crate::nodes::{argmax, features, Inputs, TrainSummary};
 use crate::outln;
 use crate::run::Outcome;
@@ -115,26 +116,26 @@ fn stored_inputs(
     let rules = stored(store, Stage::Rules, stage_key(Stage::Rules))?;
     let judge = stored(store, Stage::LlmJudge, stage_key(Stage::LlmJudge))?;
     let encoded = stored(store, Stage::Encode, stage_key(Stage::Encode))?;
-    let evidence = crate::nodes::Evidence {
-        neighbours: stored(store, Stage::Neighbours, stage_key(Stage::Neighbours))?,
-        char_neighbours: stored(
-            store,
-            Stage::CharNeighbours,
-            stage_key(Stage::CharNeighbours),
-        )?,
-        char_svm: stored(store, Stage::CharSvm, stage_key(Stage::CharSvm))?,
-    };
-    Ok(Inputs::assemble(
-        parse(&ds_key)?,
-        load_stored(store, ds_stage, &ds_key)?,
+    // The evidence nodes the run joined to the vectors, in DAG order.
+    let mut evidence = Vec::new();
+    for e in Evidence::ALL {
+        if let Some((key, scores)) =
+            stored(store, Stage::Evidence(e), stage_key(Stage::Evidence(e)))?
+        {
+            evidence.push((e, key, scores));
+        }
+    }
+    Ok(Inputs::assemble(crate::nodes::Stored {
+        ds_key: parse(&ds_key)?,
+        ds: load_stored(store, ds_stage, &ds_key)?,
         rules,
         judge,
-        parse(&enc_key)?,
-        load_stored(store, Stage::Encoder, &enc_key)?,
+        enc_key: parse(&enc_key)?,
+        enc: load_stored(store, Stage::Encoder, &enc_key)?,
         encoded,
         evidence,
-        cfg.features.evidence_bank,
-    ))
+        bank: cfg.features.evidence_bank,
+    }))
 }
 
 fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result<Trained> {

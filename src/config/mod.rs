@@ -430,22 +430,13 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             "set a positive count",
         );
     }
-    if c.encoder.neighbours && c.encoder.mode != EncoderMode::Frozen {
-        return err(
-            "encoder.neighbours",
-            "neighbour evidence needs vectors that stay fixed, and a fine-tuned encoder's change with every step".into(),
-            "set encoder.mode = \"frozen\", or encoder.neighbours = false",
-        );
-    }
-    for (on, key) in [
-        (c.features.char_neighbours, "char_neighbours"),
-        (c.features.char_svm, "char_svm"),
-    ] {
-        if on && c.encoder.mode != EncoderMode::Frozen {
+    if let Some(e) = crate::nodes::evidence::Evidence::enabled_in(c).first() {
+        if c.encoder.mode != EncoderMode::Frozen {
+            let key = e.switch();
             return err(
-                &format!("features.{key}"),
-                "character n-gram evidence joins a frozen encoder's vectors".into(),
-                &format!("set encoder.mode = \"frozen\", or features.{key} = false"),
+                key,
+                "per-class evidence joins a frozen encoder's vectors, and a fine-tuned encoder's change with every step".into(),
+                &format!("set encoder.mode = \"frozen\", or {key} = false"),
             );
         }
     }

@@ -4,18 +4,19 @@
 //! ```text
 //! spider ──► rules ─────────┐
 //!    │  └──► llm_judge ─────┤
-//!    └─────► encoder ──► encode ──► neighbours ──► char_neighbours ──► char_svm
-//!                       (frozen mode only; the last three if configured)
+//!    └─────► encoder ──► encode ──► the evidence nodes, each joining the last's vectors
+//!                       (frozen mode only; evidence.rs declares them, each if configured)
 //!                           ▼
 //!  iteration t:  sample(state_t) ─► train(candidate_t) ─► update(state_t, acc) = state_{t+1}
+//!  after the search:  ensemble ─► refit (each member) ─► final
 //! ```
 
 pub mod data;
 pub mod encode;
 pub mod encoder;
 pub mod ensemble;
+pub mod evidence;
 pub mod features;
-pub mod neighbours;
 pub mod search;
 pub mod train;
 
@@ -23,14 +24,12 @@ use anyhow::Result;
 
 use hhnas_features::FeatureMatrix;
 use hhnas_spider::Dataset;
-use hhnas_train::{
-    with_class_scores as with_scores, Embeddings, EncoderAssets, ModelSpec, TrainData,
-};
+use hhnas_train::{Embeddings, EncoderAssets, ModelSpec, NeighbourScores, TrainData};
 
 use crate::config::{EncoderMode, EvidenceBank, PipelineConfig};
 use crate::exec::Exec;
 use crate::store::Key;
-use neighbours::CharEvidence;
+use evidence::{evidence_key, evidence_node, joined, Evidence, Sources};
 
 pub use data::spider_dir;
 pub use search::{iterations, SampleMetrics, UpdateMetrics};
@@ -47,17 +46,29 @@ pub(crate) struct Inputs {
     pub judge: Option<(Key, FeatureMatrix)>,
     pub enc_key: Key,
     pub enc: EncoderAssets,
-    /// Frozen encoder: what the head reads for every row (the encode stage's vectors,
-    /// then the neighbour evidence when configured), under the key of the last node that
-    /// made it.
+    /// Frozen encoder: what the head reads for every row (the encode stage's vectors
+    /// joined with the evidence blocks), under the key of the last node that made it.
     pub encoded: Option<(Key, Embeddings)>,
-    /// With neighbour evidence: the encode stage's own vectors, the bank new texts are
-    /// compared with.
-    pub neighbour_bank: Option<Embeddings>,
-    /// With character n-gram evidence (neighbours, SVM): new texts get it too.
-    pub char_neighbours: bool,
-    pub char_svm: bool,
+    /// Frozen encoder: the encode stage's own vectors, the bank new texts are compared with.
+    pub base: Option<Embeddings>,
+    /// The evidence joined to the vectors, in order; new texts get it too.
+    pub evidence: Vec<Evidence>,
     /// The rows the evidence is drawn from.
+    pub bank: EvidenceBank,
+}
+
+/// The stored outputs of the nodes every iteration reads, as `eval` and `predict` load
+/// them back ([`Inputs::assemble`]).
+pub(crate) struct Stored {
+    pub ds_key: Key,
+    pub ds: Dataset,
+    pub rules: Option<(Key, features::RuleOutput)>,
+    pub judge: Option<(Key, FeatureMatrix)>,
+    pub enc_key: Key,
+    pub enc: EncoderAssets,
+    pub encoded: Option<(Key, Embeddings)>,
+    /// Each evidence node's key and values, in DAG order.
+    pub evidence: Vec<(Evidence, Key, NeighbourScores)>,
     pub bank: EvidenceBank,
 }
 
@@ -76,83 +87,51 @@ impl Inputs {
             EncoderMode::Finetune => None,
         };
         let bank = cfg.features.evidence_bank;
-        let neighbours = match &encoded {
-            Some((k, v)) if cfg.encoder.neighbours => {
-                Some(neighbours::neighbours_node(exec, ds_key, &ds, bank, *k, v)?)
+        let mut evidence = Vec::new();
+        if let Some((encode_key, vectors)) = &encoded {
+            let mut sources = Sources::new(&ds, bank, vectors);
+            let mut prev = *encode_key;
+            for e in Evidence::enabled_in(cfg) {
+                let key = evidence_key(e, ds_key, bank, prev);
+                evidence.push((e, key, evidence_node(exec, e, key, &mut sources)?));
+                prev = key;
             }
-            _ => None,
-        };
-        let prev_key = neighbours
-            .as_ref()
-            .map(|n| n.0)
-            .or(encoded.as_ref().map(|e| e.0));
-        let mut char_node = |on: bool, evidence, prev: Option<Key>| match prev {
-            Some(prev) if on => {
-                neighbours::char_evidence_node(exec, evidence, ds_key, &ds, bank, prev).map(Some)
-            }
-            _ => Ok(None),
-        };
-        let char_neighbours = char_node(
-            cfg.features.char_neighbours,
-            CharEvidence::Neighbours,
-            prev_key,
-        )?;
-        let prev_key = char_neighbours.as_ref().map(|n| n.0).or(prev_key);
-        let char_svm = char_node(cfg.features.char_svm, CharEvidence::Svm, prev_key)?;
-        let evidence = Evidence {
-            neighbours,
-            char_neighbours,
-            char_svm,
-        };
-        Ok(Inputs::assemble(
-            ds_key, ds, rules, judge, enc_key, enc, encoded, evidence, bank,
-        ))
-    }
-
-    /// The inputs from their nodes' outputs; with neighbour evidence the head's vectors
-    /// are the encoder's joined with it, under the key of the last evidence node.
-    #[allow(clippy::too_many_arguments)]
-    pub fn assemble(
-        ds_key: Key,
-        ds: Dataset,
-        rules: Option<(Key, features::RuleOutput)>,
-        judge: Option<(Key, FeatureMatrix)>,
-        enc_key: Key,
-        enc: EncoderAssets,
-        encoded: Option<(Key, Embeddings)>,
-        evidence: Evidence,
-        bank: EvidenceBank,
-    ) -> Self {
-        let char_neighbours = evidence.char_neighbours.is_some();
-        let char_svm = evidence.char_svm.is_some();
-        let (encoded, neighbour_bank) = match (encoded, evidence.neighbours) {
-            (Some((_, base)), Some((nk, scores))) => (
-                Some((nk, with_scores(&base, &scores, NEIGHBOURS))),
-                Some(base),
-            ),
-            (encoded, _) => (encoded, None),
-        };
-        let mut encoded = encoded;
-        for (scores, tag) in [(evidence.char_neighbours, CHARS), (evidence.char_svm, SVM)] {
-            encoded = match (encoded, scores) {
-                (Some((_, v)), Some((k, scores))) => Some((k, with_scores(&v, &scores, tag))),
-                (encoded, _) => encoded,
-            };
         }
-        let rule_classes = rules.as_ref().map(|(_, r)| r.rules.column_classes());
-        Inputs {
+        Ok(Inputs::assemble(Stored {
             ds_key,
             ds,
             rules,
-            rule_classes,
             judge,
             enc_key,
             enc,
             encoded,
-            neighbour_bank,
-            char_neighbours,
-            char_svm,
+            evidence,
             bank,
+        }))
+    }
+
+    /// The inputs from their nodes' outputs; with evidence the head's vectors are the
+    /// encoder's joined with it, under the key of the last evidence node.
+    pub fn assemble(s: Stored) -> Self {
+        let rule_classes = s.rules.as_ref().map(|(_, r)| r.rules.column_classes());
+        let base = s.encoded.as_ref().map(|(_, v)| v.clone());
+        let on: Vec<Evidence> = s.evidence.iter().map(|(e, ..)| *e).collect();
+        let mut encoded = s.encoded;
+        for (e, key, scores) in &s.evidence {
+            encoded = encoded.map(|(_, v)| (*key, joined(&v, *e, scores)));
+        }
+        Inputs {
+            ds_key: s.ds_key,
+            ds: s.ds,
+            rules: s.rules,
+            rule_classes,
+            judge: s.judge,
+            enc_key: s.enc_key,
+            enc: s.enc,
+            encoded,
+            base,
+            evidence: on,
+            bank: s.bank,
         }
     }
 
@@ -178,41 +157,15 @@ impl Inputs {
 
     /// What the head reads for new `texts` whose encoder vectors are `base`.
     pub fn head_vectors(&self, base: Embeddings, texts: &[&str]) -> Embeddings {
-        let mut v = match &self.neighbour_bank {
-            Some(bank) => {
-                let scores =
-                    neighbours::scores_against_bank(&self.ds, self.bank, bank, &base, false);
-                with_scores(&base, &scores, NEIGHBOURS)
+        match &self.base {
+            Some(vectors) if !self.evidence.is_empty() => {
+                let mut sources = Sources::new(&self.ds, self.bank, vectors);
+                evidence::for_texts(&mut sources, &self.evidence, base, texts)
             }
-            None => base,
-        };
-        if self.char_neighbours || self.char_svm {
-            let chars = neighbours::CharBank::new(&self.ds, self.bank);
-            for (on, evidence, tag) in [
-                (self.char_neighbours, CharEvidence::Neighbours, CHARS),
-                (self.char_svm, CharEvidence::Svm, SVM),
-            ] {
-                if on {
-                    v = with_scores(&v, &chars.scores(texts, false, evidence), tag);
-                }
-            }
+            _ => base,
         }
-        v
     }
 }
-
-/// The outputs of the evidence nodes that join the encoder's vectors, when configured.
-#[derive(Default)]
-pub(crate) struct Evidence {
-    pub neighbours: Option<(Key, hhnas_train::NeighbourScores)>,
-    pub char_neighbours: Option<(Key, hhnas_train::NeighbourScores)>,
-    pub char_svm: Option<(Key, hhnas_train::NeighbourScores)>,
-}
-
-/// Names of the evidence blocks in the vectors' identity (frozen weights record it).
-const NEIGHBOURS: &str = "neighbours";
-const CHARS: &str = "char-neighbours";
-const SVM: &str = "char-svm";
 
 /// Index of the largest value (the predicted class of a row of scores).
 pub(crate) fn argmax(p: &[f32]) -> usize {

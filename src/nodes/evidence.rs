@@ -1,0 +1,299 @@
+//! The per-class evidence nodes of a frozen encoder, declared once. Each gives every
+//! question one value per class, joined to the encoder's vectors in the order of
+//! [`Evidence::ALL`]; the head reads `[vector, evidence blocks...]`. The run computes them
+//! for every dataset row (a bank row leaving itself out), and `eval` and `predict` compute
+//! them for new texts through the same declaration.
+//!
+//! Adding an evidence node: its computation in a stage crate, a variant here (its stage
+//! name and version, the config switch, the two computations), and the switch in
+//! `config/mod.rs`.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use hhnas_spider::Dataset;
+use hhnas_train::{Embeddings, NeighbourBank, NeighbourScores};
+
+use crate::config::{EvidenceBank, PipelineConfig};
+use crate::exec::{Exec, Stage};
+use crate::store::Key;
+
+/// The evidence nodes, in DAG order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Evidence {
+    /// `encoder.neighbours`: cosine to the nearest bank question of each class, by the
+    /// encoder's vectors.
+    Neighbours,
+    /// `features.char_neighbours`: the same by character 2-5-gram TF-IDF.
+    CharNeighbours,
+    /// `features.char_svm`: a one-vs-rest linear SVM's decision value per class over the
+    /// same n-grams, cross-fitted for bank rows.
+    CharSvm,
+}
+
+impl Evidence {
+    pub const ALL: [Evidence; 3] = [
+        Evidence::Neighbours,
+        Evidence::CharNeighbours,
+        Evidence::CharSvm,
+    ];
+
+    /// The node's name in keys, store paths and journal lines.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Evidence::Neighbours => "neighbours",
+            Evidence::CharNeighbours => "char_neighbours",
+            Evidence::CharSvm => "char_svm",
+        }
+    }
+
+    /// Bump when the values for the same inputs change.
+    pub const fn version(self) -> u32 {
+        match self {
+            Evidence::Neighbours | Evidence::CharNeighbours | Evidence::CharSvm => 1,
+        }
+    }
+
+    /// The configuration key that turns it on.
+    pub const fn switch(self) -> &'static str {
+        match self {
+            Evidence::Neighbours => "encoder.neighbours",
+            Evidence::CharNeighbours => "features.char_neighbours",
+            Evidence::CharSvm => "features.char_svm",
+        }
+    }
+
+    pub fn enabled(self, cfg: &PipelineConfig) -> bool {
+        match self {
+            Evidence::Neighbours => cfg.encoder.neighbours,
+            Evidence::CharNeighbours => cfg.features.char_neighbours,
+            Evidence::CharSvm => cfg.features.char_svm,
+        }
+    }
+
+    /// The ones `cfg` turns on, in DAG order.
+    pub fn enabled_in(cfg: &PipelineConfig) -> Vec<Evidence> {
+        Evidence::ALL
+            .into_iter()
+            .filter(|e| e.enabled(cfg))
+            .collect()
+    }
+
+    fn stage(self) -> Stage {
+        Stage::Evidence(self)
+    }
+
+    /// The block's name in the vectors' identity (frozen weights record it).
+    fn tag(self) -> &'static str {
+        match self {
+            Evidence::Neighbours => "neighbours",
+            Evidence::CharNeighbours => "char-neighbours",
+            Evidence::CharSvm => "char-svm",
+        }
+    }
+
+    /// What the journal line calls the similarity ("" for the encoder's vectors, whose
+    /// summary predates the others).
+    fn measure(self) -> &'static str {
+        match self {
+            Evidence::Neighbours => "",
+            Evidence::CharNeighbours => ", character 2-5-gram TF-IDF",
+            Evidence::CharSvm => ", character 2-5-gram TF-IDF linear SVM (cross-fitted)",
+        }
+    }
+
+    /// The values of `texts` (their encoder vectors `queries`) against the bank of
+    /// `sources`. `same_rows`: the texts are all of the dataset's rows in order, and each
+    /// bank row leaves itself out.
+    fn compute(
+        self,
+        sources: &mut Sources,
+        texts: &[&str],
+        queries: &Embeddings,
+        same_rows: bool,
+    ) -> NeighbourScores {
+        match self {
+            Evidence::Neighbours => {
+                let (rows, labels) = bank_rows(sources.ds, sources.bank);
+                let bank = NeighbourBank {
+                    vectors: sources.vectors,
+                    rows: &rows,
+                    labels: &labels,
+                    classes: sources.ds.classes.len(),
+                };
+                hhnas_train::neighbour_scores(&bank, queries, same_rows)
+            }
+            Evidence::CharNeighbours | Evidence::CharSvm => {
+                let (ds, bank) = (sources.ds, sources.bank);
+                let chars = sources.chars.get_or_insert_with(|| CharBank::new(ds, bank));
+                chars.scores(texts, same_rows, self)
+            }
+        }
+    }
+}
+
+/// What the evidence is drawn from: the dataset's bank rows, their encoder vectors and
+/// (built on first use, once for every kind of character evidence) their n-gram index.
+pub(crate) struct Sources<'a> {
+    pub ds: &'a Dataset,
+    pub bank: EvidenceBank,
+    /// The encode node's vectors of every dataset row.
+    pub vectors: &'a Embeddings,
+    chars: Option<CharBank<'a>>,
+}
+
+impl<'a> Sources<'a> {
+    pub fn new(ds: &'a Dataset, bank: EvidenceBank, vectors: &'a Embeddings) -> Self {
+        Sources {
+            ds,
+            bank,
+            vectors,
+            chars: None,
+        }
+    }
+}
+
+/// The vectors with one evidence block joined.
+pub(crate) fn joined(v: &Embeddings, e: Evidence, scores: &NeighbourScores) -> Embeddings {
+    hhnas_train::with_class_scores(v, scores, e.tag())
+}
+
+/// The values of new `texts`, whose encoder vectors are `base`, for every evidence in
+/// `on`, joined to `base` in order.
+pub(crate) fn for_texts(
+    sources: &mut Sources,
+    on: &[Evidence],
+    base: Embeddings,
+    texts: &[&str],
+) -> Embeddings {
+    let mut v = base.clone();
+    for &e in on {
+        v = joined(&v, e, &e.compute(sources, texts, &base, false));
+    }
+    v
+}
+
+/// The journal line of an evidence node.
+#[derive(Serialize)]
+struct EvidenceMetrics {
+    summary: String,
+    /// Share of rows whose best-scoring class is their own, on each split: close values
+    /// say that leaving bank rows out made their evidence look like unseen rows'.
+    train_top1: f64,
+    test_top1: f64,
+    compute_secs: f64,
+}
+
+/// The rows of `ds` evidence is drawn from, with their labels.
+pub(crate) fn bank_rows(ds: &Dataset, bank: EvidenceBank) -> (Vec<usize>, Vec<u32>) {
+    let rows: Vec<usize> = match bank {
+        EvidenceBank::Train => ds.train.clone(),
+        EvidenceBank::TrainValid => ds.train.iter().chain(&ds.valid).copied().collect(),
+    };
+    let labels = rows.iter().map(|&r| ds.rows[r].label).collect();
+    (rows, labels)
+}
+
+fn top1_rate(ds: &Dataset, s: &NeighbourScores, rows: &[usize]) -> f64 {
+    let hits = rows
+        .iter()
+        .filter(|&&r| {
+            let row = &s.data[r * s.classes..(r + 1) * s.classes];
+            super::argmax(row) as u32 == ds.rows[r].label
+        })
+        .count();
+    hits as f64 / rows.len().max(1) as f64
+}
+
+/// An evidence node's key: the dataset, the bank (named only when it is not the
+/// training rows, so keys from before the choice existed still hold) and the node whose
+/// vectors these values join, so the key of the head's input names everything in it.
+pub(crate) fn evidence_key(e: Evidence, ds_key: Key, bank: EvidenceBank, prev_key: Key) -> Key {
+    let mut key = e.stage().key();
+    key.input(&ds_key);
+    if bank != EvidenceBank::Train {
+        key.param(&bank);
+    }
+    key.input(&prev_key).finish()
+}
+
+/// Runs (or replays) the evidence node `e` over every dataset row. The journal line says
+/// how often the best-scoring class is the row's own, on training rows (each left out)
+/// and on test rows.
+pub(crate) fn evidence_node(
+    exec: &mut Exec,
+    e: Evidence,
+    key: Key,
+    sources: &mut Sources,
+) -> Result<NeighbourScores> {
+    exec.node(e.stage(), None, key, |_| {
+        let started = Instant::now();
+        let ds = sources.ds;
+        let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
+        let vectors = sources.vectors;
+        let scores = e.compute(sources, &texts, vectors, true);
+        let train_top1 = top1_rate(ds, &scores, &ds.train);
+        let test_top1 = top1_rate(ds, &scores, &ds.test);
+        let metrics = EvidenceMetrics {
+            summary: format!(
+                "{} questions x {} classes{}; nearest class right: train {:.1}% (each \
+                 row left out), test {:.1}%{}",
+                scores.rows,
+                scores.classes,
+                e.measure(),
+                train_top1 * 100.0,
+                test_top1 * 100.0,
+                match sources.bank {
+                    EvidenceBank::Train => "",
+                    EvidenceBank::TrainValid => "; bank: training and validation rows",
+                }
+            ),
+            train_top1,
+            test_top1,
+            compute_secs: started.elapsed().as_secs_f64(),
+        };
+        Ok((scores, metrics))
+    })
+}
+
+/// The bank rows of a dataset indexed by character n-grams
+/// ([`hhnas_features::CharNgramIndex`]).
+struct CharBank<'a> {
+    ds: &'a Dataset,
+    rows: Vec<usize>,
+    index: hhnas_features::CharNgramIndex,
+}
+
+impl<'a> CharBank<'a> {
+    fn new(ds: &'a Dataset, bank: EvidenceBank) -> Self {
+        let (rows, labels) = bank_rows(ds, bank);
+        let texts: Vec<&str> = rows.iter().map(|&r| ds.rows[r].question.as_str()).collect();
+        let index = hhnas_features::CharNgramIndex::build(&texts, &labels, ds.classes.len());
+        CharBank { ds, rows, index }
+    }
+
+    /// Per-class character evidence of `texts` (the SVM: a bank row's values come from a
+    /// model fitted without it).
+    fn scores(&self, texts: &[&str], same_rows: bool, e: Evidence) -> NeighbourScores {
+        // With `same_rows`, dataset row r is query r; a bank row is bank position p.
+        let own_rows = same_rows.then(|| {
+            let mut position = vec![None; self.ds.rows.len()];
+            for (p, &r) in self.rows.iter().enumerate() {
+                position[r] = Some(p);
+            }
+            position
+        });
+        let own = own_rows.as_deref();
+        let scores = match e {
+            Evidence::CharSvm => self.index.svm_scores(texts, own, Default::default()),
+            _ => self.index.class_scores(texts, own),
+        };
+        NeighbourScores {
+            classes: scores.classes,
+            rows: scores.rows,
+            data: scores.data,
+        }
+    }
+}
