@@ -227,12 +227,17 @@ impl Exec<'_> {
                 let (value, metrics) = match computed {
                     Ok(v) => v,
                     Err(e) => {
-                        self.journal.append(&Event::Failed {
+                        // The failure is what the user needs; a journal that cannot take
+                        // it (a full disk) must not replace it.
+                        let failed = Event::Failed {
                             ts: now(),
                             stage: stage.name().to_string(),
                             iteration,
                             message: crate::error::render(&e),
-                        })?;
+                        };
+                        if let Err(j) = self.journal.append(&failed) {
+                            tracing::warn!("could not journal the failure: {j:#}");
+                        }
                         return Err(e.context(format!("stage {label} failed")));
                     }
                 };

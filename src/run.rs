@@ -147,15 +147,33 @@ fn run_locked(run: &RunDir, cfg: &PipelineConfig, command: &str) -> Result<Outco
             .map(|c| matches!(c.events.last(), Some(Event::Failed { .. })))
             .unwrap_or(false);
         if !last_failed {
-            journal.append(&Event::Failed {
+            let failed = Event::Failed {
                 ts: now(),
                 stage: RUN.into(),
                 iteration: None,
                 message: crate::error::render(e),
-            })?;
+            };
+            if let Err(j) = journal.append(&failed) {
+                tracing::warn!("could not journal the failure: {j:#}");
+            }
         }
     }
     result.map(|()| Outcome::Done)
+}
+
+/// A cache folder a run cannot write to fails before any work starts, not at the first
+/// node's store write.
+fn check_writable(cache: &Path) -> Result<()> {
+    let probe = cache.join(format!(".write-probe-{}", std::process::id()));
+    let result = std::fs::create_dir_all(cache).and_then(|()| std::fs::write(&probe, b""));
+    let _ = std::fs::remove_file(&probe);
+    result.map_err(|e| {
+        crate::user_error!(
+            "{}: the cache folder cannot be written ({e}). Fix: make it writable (chmod, or \
+             remount it read-write), or point --cache-dir at a writable folder",
+            cache.display()
+        )
+    })
 }
 
 pub fn cmd_run(
@@ -167,6 +185,7 @@ pub fn cmd_run(
     executor: &Executor,
 ) -> Result<Outcome> {
     let loaded = config::load(config_path, profile, sets)?;
+    check_writable(cache)?;
     let mut base = loaded.config.clone();
     // Freeze the data location as this shell sees it (HHNAS_SPIDER_DIR included), as an
     // absolute path, so a resume from cron reads the same files.
@@ -242,6 +261,9 @@ pub fn cmd_run(
 /// `resume RUN` continues that run; `resume` alone continues every unfinished run, oldest
 /// first, skipping those another process holds and going on past one that fails.
 pub fn cmd_resume(cache: &Path, name: Option<&str>) -> Result<Outcome> {
+    if runs::runs_root(cache).is_dir() {
+        check_writable(cache)?;
+    }
     if let Some(n) = name {
         let run = runs::find(cache, Some(n), false)?.context("run not found")?;
         if run.is_finished() {

@@ -100,18 +100,44 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         crate::lock::hostname(),
         std::process::id()
     ));
-    {
-        let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        f.write_all(data)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        f.sync_all()
-            .with_context(|| format!("syncing {}", tmp.display()))?;
+    let written = File::create(&tmp)
+        .and_then(|mut f| f.write_all(data).and_then(|()| f.sync_all()))
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        // A failed write never leaves its temporary file behind: on a full disk that
+        // would keep the disk full.
+        let _ = fs::remove_file(&tmp);
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            return Err(anyhow::anyhow!(
+                "{}: no space left on the filesystem that holds {} ({} bytes to write). \
+                 Nothing stored before was changed, and this entry was not written. Fix: \
+                 free space there (`hhnas-pipe gc` removes entries no run uses), then \
+                 `hhnas-pipe resume` continues from the last completed step",
+                path.display(),
+                mount_point(dir).display(),
+                data.len()
+            ));
+        }
+        return Err(e).with_context(|| format!("writing {}", path.display()));
     }
-    fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The mount point of the filesystem `dir` is on (the longest mount prefix in
+/// /proc/mounts), or `dir` itself where that cannot be read.
+fn mount_point(dir: &Path) -> PathBuf {
+    let dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mounts = fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(PathBuf::from)
+        .filter(|m| dir.starts_with(m))
+        .max_by_key(|m| m.as_os_str().len())
+        .unwrap_or(dir)
 }
 
 /// The store rooted at `<cache>/store`.
