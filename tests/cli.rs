@@ -611,3 +611,30 @@ fn resume_reads_the_data_the_run_started_with_and_refuses_changed_data() {
     assert!(err.contains("changed since this run started"), "{err}");
     assert!(err.contains("Fix"), "{err}");
 }
+
+/// `repeat`: no search at the search's budget. Every iteration trains the initial
+/// candidate again with a training seed of its own, so the run holds as many distinct
+/// candidates (keys) of one spec as it has iterations, for its ensemble to draw on.
+#[test]
+fn repeat_trains_the_initial_candidate_once_per_iteration_with_its_own_seed() {
+    let ws = Workspace::new(3);
+    let out = ws.run_with(&["search.strategy=repeat"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let journal = ws.journal_lines();
+    let stage = |name: &str| -> Vec<&serde_json::Value> {
+        journal
+            .iter()
+            .filter(|e| e["event"] == "stage" && e["stage"] == name)
+            .collect()
+    };
+    let keys: std::collections::BTreeSet<&str> = stage("train")
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 3, "three distinct candidates: {keys:?}");
+    let params: std::collections::BTreeSet<String> = stage("sample")
+        .iter()
+        .map(|e| e["metrics"]["params"].to_string())
+        .collect();
+    assert_eq!(params.len(), 1, "one spec: {params:?}");
+}

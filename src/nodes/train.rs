@@ -343,7 +343,11 @@ pub(crate) fn train_node(
     proposal: &Proposal,
 ) -> Result<(Key, TrainSummary)> {
     let spec = model_spec(&proposal.candidate)?;
-    let tcfg = train_config(cfg);
+    let mut tcfg = train_config(cfg);
+    if cfg.search.strategy == hhnas_search::Strategy::Repeat && iteration > 0 {
+        // The same candidate again, with a training seed of its own.
+        tcfg.seed = cfg.run.seed.wrapping_add(iteration << 32);
+    }
     let job = TrainJob {
         key: train_key(inputs, &spec, &tcfg),
         dataset: &inputs.ds,

@@ -48,6 +48,10 @@ pub enum Strategy {
     /// Train `initial` only: every call to `sample` returns `initial`; the engine runs a single
     /// iteration (a baseline / smoke-test mode).
     Fixed,
+    /// No search at the search's budget: every iteration trains `initial` again, each with
+    /// a training seed of its own (the engine derives it from the run seed and the
+    /// iteration), so an ensemble of the run is an ensemble of seeds of one candidate.
+    Repeat,
 }
 
 /// How the variance of a continuous parameter is updated (paper, "Variance Update"; SPEC §5).

@@ -80,7 +80,7 @@ fn hhnas_probabilities(state: &SearchState, cfg: &SearchConfig) -> Vec<(Param, f
 /// Evolution: 1/8 each (one uniformly chosen parameter of the winner's model; for a Model 1
 /// winner that is 1/7 each and 0 for `kernel_size`, which this summary does not know about).
 /// Random: 1 each (everything is
-/// redrawn). Fixed: 0 each.
+/// redrawn). Fixed and repeat: 0 each.
 pub fn mutation_probabilities(state: &SearchState, cfg: &SearchConfig) -> Vec<(Param, f64)> {
     match cfg.strategy {
         Strategy::Hhnas => hhnas_probabilities(state, cfg),
@@ -89,7 +89,7 @@ pub fn mutation_probabilities(state: &SearchState, cfg: &SearchConfig) -> Vec<(P
             .map(|p| (p, 1.0 / Param::ALL.len() as f64))
             .collect(),
         Strategy::Random => Param::ALL.into_iter().map(|p| (p, 1.0)).collect(),
-        Strategy::Fixed => Param::ALL.into_iter().map(|p| (p, 0.0)).collect(),
+        Strategy::Fixed | Strategy::Repeat => Param::ALL.into_iter().map(|p| (p, 0.0)).collect(),
     }
 }
 
@@ -136,7 +136,7 @@ pub fn sample(state: &SearchState, cfg: &SearchConfig, run_seed: u64, iteration:
             population,
             sample_size,
         } => sample_evolution(state, cfg, run_seed, iteration, population, sample_size),
-        Strategy::Fixed => start(cfg, iteration),
+        Strategy::Fixed | Strategy::Repeat => start(cfg, iteration),
     }
 }
 

@@ -241,7 +241,7 @@ pub fn update(
                 next.population.remove(0);
             }
         }
-        Strategy::Random | Strategy::Fixed => {}
+        Strategy::Random | Strategy::Fixed | Strategy::Repeat => {}
     }
 
     let n = state.evaluated as f64;
