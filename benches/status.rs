@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
+use hhnas_engine::journal::{Event, StageRecord};
+use hhnas_engine::rundir;
 use hhnas_pipe::config;
-use hhnas_pipe::journal::{Event, StageRecord};
-use hhnas_pipe::runs;
 use hhnas_pipe::status;
 
 fn main() {
@@ -14,7 +14,8 @@ fn main() {
     let (mut cfg, profile) =
         config::resolve(config::EMBEDDED, "embedded", Some("demo"), &[]).expect("config");
     cfg.run.iterations = 1000;
-    let run = runs::create(cache, &cfg, &profile, "embedded", &[]).expect("run dir");
+    let run =
+        rundir::create(cache, &cfg, cfg.run.seed, &profile, "embedded", &[]).expect("run dir");
     let journal = run.journal();
     for i in 0..1000u64 {
         let rec = |stage: &str, metrics: serde_json::Value| {

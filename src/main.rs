@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use hhnas_engine::errln;
+use hhnas_engine::error::{exit_code, render, EXIT_FAILURE};
+use hhnas_engine::launch::Executor;
+use hhnas_engine::progress::init_logging;
 use hhnas_pipe::commands;
-use hhnas_pipe::errln;
-use hhnas_pipe::error::{exit_code, render, EXIT_FAILURE};
-use hhnas_pipe::executor::Executor;
-use hhnas_pipe::progress::init_logging;
+use hhnas_pipe::config::DeviceName;
 use hhnas_pipe::run::{self, Outcome};
 
 #[derive(Parser)]
@@ -176,7 +177,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
             cfg.profile.as_deref(),
             &cfg.sets,
             &seeds,
-            &Executor::from_args(&executor, &devices)?,
+            &Executor::from_args(&executor, &devices, |d| DeviceName::try_from(d.to_string()))?,
         ),
         Command::Cancel { run } => commands::cmd_cancel(&cache, &run),
         Command::Resume { run } => run::cmd_resume(&cache, run.as_deref()),

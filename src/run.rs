@@ -1,23 +1,24 @@
 //! `run` and `resume`: a run's lock, its nodes in DAG order, and its journal of sessions,
 //! failures and the end.
 
+use crate::config::Frozen;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
 use crate::commands::report::write_run_report;
-use crate::config::{self, DataSource, PipelineConfig};
+use crate::config::{self, DataSource, DeviceName, PipelineConfig};
 use crate::error::EXIT_OK;
-use crate::exec::{Exec, RUN};
-use crate::executor::Executor;
-use crate::journal::{now, stage_records, Event};
-use crate::lock::{self, Acquire};
 use crate::nodes::search::{self, Update};
 use crate::nodes::{self, data, ensemble, train, Inputs};
-use crate::progress::Progress;
-use crate::runs::{self, RunDir};
-use crate::store::Store;
-use crate::{errln, outln};
+use hhnas_engine::journal::{now, stage_records, Event};
+use hhnas_engine::launch::Executor;
+use hhnas_engine::lock::{self, Acquire};
+use hhnas_engine::progress::Progress;
+use hhnas_engine::replay::{Replay, RUN};
+use hhnas_engine::rundir::{self, RunDir};
+use hhnas_engine::store::Store;
+use hhnas_engine::{errln, outln};
 
 /// What a command achieved; errors travel as `anyhow::Error` instead.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +56,7 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
         .collect();
     let total = nodes::iterations(cfg);
     let progress = Progress::new(total);
-    let mut exec = Exec {
+    let mut exec = Replay {
         store: Store::new(cache_dir),
         journal,
         recorded,
@@ -168,7 +169,7 @@ fn check_writable(cache: &Path) -> Result<()> {
     let result = std::fs::create_dir_all(cache).and_then(|()| std::fs::write(&probe, b""));
     let _ = std::fs::remove_file(&probe);
     result.map_err(|e| {
-        crate::user_error!(
+        hhnas_engine::user_error!(
             "{}: the cache folder cannot be written ({e}). Fix: make it writable (chmod, or \
              remount it read-write), or point --cache-dir at a writable folder",
             cache.display()
@@ -182,7 +183,7 @@ pub fn cmd_run(
     profile: Option<&str>,
     sets: &[String],
     seeds: &[u64],
-    executor: &Executor,
+    executor: &Executor<DeviceName>,
 ) -> Result<Outcome> {
     let loaded = config::load(config_path, profile, sets)?;
     check_writable(cache)?;
@@ -226,7 +227,14 @@ pub fn cmd_run(
         if let Some(device) = executor.device_for(i) {
             cfg.train.device = device.clone();
         }
-        let run = runs::create(cache, &cfg, &loaded.profile, &loaded.source, sets)?;
+        let run = rundir::create(
+            cache,
+            &cfg,
+            cfg.run.seed,
+            &loaded.profile,
+            &loaded.source,
+            sets,
+        )?;
         outln!(
             "run {} created ({}, profile {})",
             run.id,
@@ -243,11 +251,11 @@ pub fn cmd_run(
         }
         Executor::Devices(devices) => {
             let runs: Vec<RunDir> = created.into_iter().map(|(r, _)| r).collect();
-            crate::executor::run_in_processes(cache, &runs, devices.len().min(runs.len()))?;
+            hhnas_engine::launch::run_in_processes(cache, &runs, devices.len().min(runs.len()))?;
         }
         Executor::Slurm => {
             let runs: Vec<RunDir> = created.into_iter().map(|(r, _)| r).collect();
-            let job = crate::slurm::submit(cache, &base.slurm, &runs)?;
+            let job = hhnas_engine::slurm::submit(cache, &base.slurm, &runs)?;
             outln!(
                 "submitted Slurm job {job}: {} array task(s), one per run; `hhnas-pipe \
                  status RUN` shows each task's state, `hhnas-pipe cancel RUN` cancels it",
@@ -261,11 +269,11 @@ pub fn cmd_run(
 /// `resume RUN` continues that run; `resume` alone continues every unfinished run, oldest
 /// first, skipping those another process holds and going on past one that fails.
 pub fn cmd_resume(cache: &Path, name: Option<&str>) -> Result<Outcome> {
-    if runs::runs_root(cache).is_dir() {
+    if rundir::runs_root(cache).is_dir() {
         check_writable(cache)?;
     }
     if let Some(n) = name {
-        let run = runs::find(cache, Some(n), false)?.context("run not found")?;
+        let run = rundir::find(cache, Some(n), false)?.context("run not found")?;
         if run.is_finished() {
             outln!("nothing to do: run {} has finished", run.id);
             return Ok(Outcome::NothingToDo);
@@ -274,14 +282,14 @@ pub fn cmd_resume(cache: &Path, name: Option<&str>) -> Result<Outcome> {
         warn_if_config_changed(&run, &cfg);
         return run_locked(&run, &cfg, "resume");
     }
-    let pending: Vec<RunDir> = runs::list(cache)?
+    let pending: Vec<RunDir> = rundir::list(cache)?
         .into_iter()
         .filter(|r| !r.is_finished())
-        .filter(|r| match crate::slurm::job_of(r) {
+        .filter(|r| match hhnas_engine::slurm::job_of(r) {
             // A run whose Slurm task may still start belongs to that task.
             Some(job) if std::env::var("SLURM_JOB_ID").is_err() => {
-                let state = crate::slurm::task_state(&job);
-                let active = crate::slurm::is_active(&state);
+                let state = hhnas_engine::slurm::task_state(&job);
+                let active = hhnas_engine::slurm::is_active(&state);
                 if active {
                     outln!(
                         "skipping run {}: its Slurm task {} is {state} (`hhnas-pipe cancel {}` \
@@ -299,7 +307,7 @@ pub fn cmd_resume(cache: &Path, name: Option<&str>) -> Result<Outcome> {
     if pending.is_empty() {
         outln!(
             "nothing to do: no unfinished run under {} (start one with `hhnas-pipe run`)",
-            runs::runs_root(cache).display()
+            rundir::runs_root(cache).display()
         );
         return Ok(Outcome::NothingToDo);
     }

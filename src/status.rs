@@ -1,6 +1,7 @@
 //! `hhnas-pipe status`: what a run is doing, from its files alone (meta, frozen config,
 //! journal, lock file). It never takes the lock and never touches the store's contents.
 
+use crate::config::Frozen;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,13 +9,13 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::exec::Stage;
-use crate::journal::{now, Event, StageRecord};
-use crate::lock;
+use crate::dag::Stage;
 use crate::nodes::data::dataset_stage;
 use crate::nodes::ensemble::{EnsembleMetrics, FinalMetrics};
 use crate::nodes::{iterations, SampleMetrics, TrainMetrics, UpdateMetrics};
-use crate::runs::{timestamp_human, RunDir};
+use hhnas_engine::journal::{now, Event, StageRecord};
+use hhnas_engine::lock;
+use hhnas_engine::rundir::{timestamp_human, RunDir};
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -34,7 +35,7 @@ pub struct Status {
     /// The node that is (or was, when interrupted) next: stage and iteration.
     pub current: Option<String>,
     /// The candidate in training: its last finished epoch (unfinished runs only).
-    pub training: Option<crate::runs::TrainingProgress>,
+    pub training: Option<crate::nodes::train::TrainingProgress>,
     pub last_error: Option<String>,
     pub iterations: Vec<IterationRow>,
     pub best: Option<IterationRow>,
@@ -229,7 +230,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         .then(|| trained.iter().sum::<f64>() / trained.len() as f64 * remaining as f64);
     let (cache_bytes, cache_entries) = match cache_dir {
         Some(dir) => {
-            let (b, n) = crate::store::Store::new(dir).size();
+            let (b, n) = hhnas_engine::store::Store::new(dir).size();
             (Some(b), Some(n))
         }
         None => (None, None),
@@ -242,11 +243,11 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         pid: holder.as_ref().filter(|_| alive).map(|h| h.pid),
         heartbeat_age_secs: holder.filter(|_| alive).map(|h| now() - h.heartbeat),
         // The scheduler is asked only while the run is unfinished.
-        slurm: crate::slurm::job_of(run).map(|job| {
+        slurm: hhnas_engine::slurm::job_of(run).map(|job| {
             let state = if finished {
                 "finished".to_string()
             } else {
-                crate::slurm::task_state(&job)
+                hhnas_engine::slurm::task_state(&job)
             };
             format!("job {}: {state}", job.task_id())
         }),

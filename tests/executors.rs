@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use hhnas_pipe::store::{Key, Lookup, Store};
+use hhnas_engine::store::{Key, Lookup, Store};
 
 type Comparable = Vec<(String, Option<u64>, String, serde_json::Value)>;
 

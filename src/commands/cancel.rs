@@ -7,15 +7,15 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::lock;
-use crate::outln;
 use crate::run::Outcome;
-use crate::runs;
-use crate::slurm;
-use crate::user_error;
+use hhnas_engine::lock;
+use hhnas_engine::outln;
+use hhnas_engine::rundir;
+use hhnas_engine::slurm;
+use hhnas_engine::user_error;
 
 pub fn cmd_cancel(cache: &Path, name: &str) -> Result<Outcome> {
-    let run = runs::find(cache, Some(name), false)?.context("run not found")?;
+    let run = rundir::find(cache, Some(name), false)?.context("run not found")?;
     if run.is_finished() {
         outln!("nothing to cancel: run {} has finished", run.id);
         return Ok(Outcome::NothingToDo);

@@ -10,7 +10,7 @@ use crate::error::ExitClass;
 use crate::nodes::data::{labelled_dataset, spider_base_url};
 use crate::nodes::spider_dir;
 use crate::run::Outcome;
-use crate::{out, outln};
+use hhnas_engine::{out, outln};
 
 pub fn cmd_data_stats(
     config_path: Option<&Path>,
@@ -79,7 +79,7 @@ fn write_test_split(
             .collect(),
     };
     std::fs::write(path, text).map_err(|e| {
-        crate::user_error!(
+        hhnas_engine::user_error!(
             "{}: cannot write ({e}). Fix: pass a writable path",
             path.display()
         )

@@ -1,6 +1,7 @@
 //! `hhnas-pipe eval` and `predict`: a trained candidate of a run, loaded from the store,
 //! applied to the test split, a question file or one question.
 
+use crate::config::Frozen;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
@@ -12,19 +13,20 @@ use hhnas_features::FeatureMatrix;
 use hhnas_spider::Dataset;
 
 use crate::config::{DataSource, PipelineConfig};
+use crate::dag::{Stage, WEIGHTS};
 use crate::error::ExitClass;
-use crate::exec::{load_stored, Stage, WEIGHTS};
-use crate::journal::{stage_records, Event};
 use crate::nodes::data::dataset_stage;
 use crate::nodes::ensemble::FinalMetrics;
 use crate::nodes::evidence::Evidence;
 use crate::nodes::{argmax, features, Inputs, TrainSummary};
-use crate::outln;
 use crate::run::Outcome;
-use crate::runs::{self, RunDir};
 use crate::status;
-use crate::store::{Key, Lookup, Store};
-use crate::user_error;
+use hhnas_engine::journal::{stage_records, Event};
+use hhnas_engine::outln;
+use hhnas_engine::replay::load_stored;
+use hhnas_engine::rundir::{self, RunDir};
+use hhnas_engine::store::{Key, Lookup, Store};
+use hhnas_engine::user_error;
 
 /// The stored pieces of a run that evaluation and prediction need.
 struct Trained {
@@ -139,7 +141,7 @@ fn stored_inputs(
 }
 
 fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result<Trained> {
-    let run = runs::find(cache, Some(run_name), false)?.context("run not found")?;
+    let run = rundir::find(cache, Some(run_name), false)?.context("run not found")?;
     let cfg = run.config()?;
     let store = Store::new(cache);
     let events = run.journal().read()?.events;

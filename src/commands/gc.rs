@@ -5,13 +5,13 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::exec::{Stage, LLM_ANSWERS, PROBS, WEIGHTS};
-use crate::journal::Event;
-use crate::lock::{self, Acquire};
-use crate::outln;
+use crate::dag::{Stage, LLM_ANSWERS, PROBS, WEIGHTS};
 use crate::run::Outcome;
-use crate::runs;
-use crate::store::Store;
+use hhnas_engine::journal::Event;
+use hhnas_engine::lock::{self, Acquire};
+use hhnas_engine::outln;
+use hhnas_engine::rundir;
+use hhnas_engine::store::Store;
 
 /// Store entries referenced by any journal, plus those never collected (LLM answers are a
 /// paid-for cache of their own; weights and probabilities follow their train and refit
@@ -20,7 +20,7 @@ pub fn cmd_gc(cache: &Path, dry_run: bool) -> Result<Outcome> {
     // A live run has entries it stored but not yet journaled: hold every run's lock for
     // the whole collection, and do nothing while any run is live.
     let mut held = Vec::new();
-    for run in runs::list(cache)? {
+    for run in rundir::list(cache)? {
         match lock::acquire(&run.path)? {
             Acquire::Held(lock, _) => held.push(lock),
             Acquire::Busy(holder) => {
@@ -76,7 +76,7 @@ pub fn cmd_gc(cache: &Path, dry_run: bool) -> Result<Outcome> {
 /// their train and refit entries.
 fn live_entries(cache: &Path) -> Result<HashSet<(String, String)>> {
     let mut live = HashSet::new();
-    for run in runs::list(cache)? {
+    for run in rundir::list(cache)? {
         for e in run.journal().read()?.events {
             if let Event::Stage(r) = e {
                 if r.stage == Stage::Train.name() || r.stage == Stage::Refit.name() {

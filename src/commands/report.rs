@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::exec::Stage;
-use crate::journal::Event;
+use crate::dag::Stage;
 use crate::nodes::UpdateMetrics;
 use crate::run::Outcome;
-use crate::runs::{self, RunDir};
 use crate::status;
-use crate::user_error;
-use crate::{out, outln};
+use hhnas_engine::journal::Event;
+use hhnas_engine::rundir::{self, RunDir};
+use hhnas_engine::user_error;
+use hhnas_engine::{out, outln};
 
 /// P(s) per iteration, in the order of `names`, from each update's journal line.
 fn probabilities_by_iteration(run: &RunDir, names: &[String]) -> Result<BTreeMap<u64, Vec<f64>>> {
@@ -117,10 +117,10 @@ pub(crate) fn write_run_report(runs_: &[RunDir], out: &Path) -> Result<Vec<PathB
 pub fn cmd_report(cache: &Path, names: &[String], out: Option<&Path>) -> Result<Outcome> {
     let mut selected = Vec::new();
     if names.is_empty() {
-        selected.extend(runs::find(cache, None, false)?);
+        selected.extend(rundir::find(cache, None, false)?);
     }
     for n in names {
-        selected.push(runs::find(cache, Some(n), false)?.context("run not found")?);
+        selected.push(rundir::find(cache, Some(n), false)?.context("run not found")?);
     }
     let Some(first) = selected.first() else {
         return Err(user_error!(

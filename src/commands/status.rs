@@ -6,18 +6,18 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::run::Outcome;
-use crate::runs;
 use crate::status;
-use crate::{errln, out, outln};
+use hhnas_engine::rundir;
+use hhnas_engine::{errln, out, outln};
 
 pub fn cmd_status(cache: &Path, name: Option<&str>, json_out: bool, all: bool) -> Result<Outcome> {
     if all {
         return status_all(cache, json_out);
     }
-    let Some(run) = runs::find(cache, name, false)? else {
+    let Some(run) = rundir::find(cache, name, false)? else {
         outln!(
             "no runs under {}; start one with `hhnas-pipe run`",
-            runs::runs_root(cache).display()
+            rundir::runs_root(cache).display()
         );
         return Ok(Outcome::NothingToDo);
     };
@@ -32,7 +32,7 @@ pub fn cmd_status(cache: &Path, name: Option<&str>, json_out: bool, all: bool) -
 
 /// `status --all`: every run, one line each.
 fn status_all(cache: &Path, json_out: bool) -> Result<Outcome> {
-    let runs = runs::list(cache)?;
+    let runs = rundir::list(cache)?;
     let mut statuses: Vec<status::Status> = Vec::new();
     for r in &runs {
         match status::collect(r, None) {
@@ -44,7 +44,7 @@ fn status_all(cache: &Path, json_out: bool) -> Result<Outcome> {
     if json_out {
         outln!("{}", serde_json::to_string_pretty(&statuses)?);
     } else if statuses.is_empty() {
-        outln!("no runs under {}", runs::runs_root(cache).display());
+        outln!("no runs under {}", rundir::runs_root(cache).display());
     } else {
         for s in statuses {
             outln!(

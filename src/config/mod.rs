@@ -14,6 +14,17 @@ mod values;
 pub use params::{check_device, data_params, encoder_config, train_config};
 pub use values::{DataSource, DeviceName, Judge, Merge, RuleSource, SourceSpec};
 
+/// A run directory's frozen configuration, as this binary reads it.
+pub trait Frozen {
+    fn config(&self) -> anyhow::Result<PipelineConfig>;
+}
+
+impl Frozen for hhnas_engine::rundir::RunDir {
+    fn config(&self) -> anyhow::Result<PipelineConfig> {
+        self.frozen_config()
+    }
+}
+
 /// The file shipped with the project, compiled in so the tool runs with no config file.
 pub const EMBEDDED: &str = include_str!("../../pipeline.toml");
 
@@ -34,7 +45,7 @@ pub struct PipelineConfig {
     /// What each task asks Slurm for (`run --executor slurm`); absent in configs frozen
     /// before it existed, and optional: the cluster's defaults.
     #[serde(default)]
-    pub slurm: crate::slurm::SlurmSection,
+    pub slurm: hhnas_engine::slurm::SlurmSection,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -456,7 +467,7 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             );
         }
     }
-    if let Err((key, problem)) = crate::slurm::validate(&c.slurm) {
+    if let Err((key, problem)) = hhnas_engine::slurm::validate(&c.slurm) {
         return err(&key, problem, "fix the [slurm] section of pipeline.toml");
     }
     if !(0.0..=1.0).contains(&c.data.overlap_threshold) {

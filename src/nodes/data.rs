@@ -12,10 +12,11 @@ use hhnas_spider::fetch::FetchError;
 use hhnas_spider::{DataError, Dataset};
 
 use crate::config::{data_params, read_string_map, DataSource, PipelineConfig};
+use crate::dag::Stage;
 use crate::error::ExitClass;
-use crate::exec::{Exec, Stage};
-use crate::outln;
-use crate::store::Key;
+use hhnas_engine::outln;
+use hhnas_engine::replay::Replay;
+use hhnas_engine::store::Key;
 
 /// The Spider directory for a new run or a one-off command: `HHNAS_SPIDER_DIR` wins over
 /// `[data] spider_dir`. A run freezes the result (absolute) in its config, so a resume
@@ -112,7 +113,7 @@ impl SpiderMetrics {
 
 /// Loads the dataset: Spider through the `spider` node, a file of the user's own through
 /// the `labelled` node. Everything downstream sees a `Dataset` either way.
-pub(crate) fn dataset_node(exec: &mut Exec, cfg: &PipelineConfig) -> Result<(Key, Dataset)> {
+pub(crate) fn dataset_node(exec: &mut Replay, cfg: &PipelineConfig) -> Result<(Key, Dataset)> {
     match cfg.data.source {
         DataSource::Spider => spider_node(exec, cfg),
         DataSource::Labelled => labelled_node(exec, cfg),
@@ -127,7 +128,7 @@ pub fn dataset_stage(cfg: &PipelineConfig) -> Stage {
     }
 }
 
-fn spider_node(exec: &mut Exec, cfg: &PipelineConfig) -> Result<(Key, Dataset)> {
+fn spider_node(exec: &mut Replay, cfg: &PipelineConfig) -> Result<(Key, Dataset)> {
     let params = data_params(cfg)?;
     let src = hhnas_spider::read_spider_dir(&cfg.data.spider_dir).map_err(ExitClass::classified)?;
     let mut kb = Stage::Spider.key();
@@ -216,7 +217,7 @@ pub fn labelled_dataset(cfg: &PipelineConfig) -> Result<(Dataset, hhnas_spider::
     read_labelled_files(cfg)?.build(&data_params(cfg)?)
 }
 
-fn labelled_node(exec: &mut Exec, cfg: &PipelineConfig) -> Result<(Key, Dataset)> {
+fn labelled_node(exec: &mut Replay, cfg: &PipelineConfig) -> Result<(Key, Dataset)> {
     let params = data_params(cfg)?;
     let files = read_labelled_files(cfg)?;
     let d = &cfg.data;

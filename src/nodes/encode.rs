@@ -10,9 +10,10 @@ use hhnas_spider::Dataset;
 use hhnas_train::{Embeddings, EncoderAssets};
 
 use crate::config::PipelineConfig;
+use crate::dag::Stage;
 use crate::error::ExitClass;
-use crate::exec::{Exec, Stage};
-use crate::store::Key;
+use hhnas_engine::replay::Replay;
+use hhnas_engine::store::Key;
 
 /// The journal line of the `encode` node.
 #[derive(Serialize)]
@@ -26,7 +27,7 @@ struct EncodeMetrics {
 
 /// Keyed by the dataset, the encoder (whose key holds its weights' bytes) and the pooling.
 pub(crate) fn encode_node(
-    exec: &mut Exec,
+    exec: &mut Replay,
     cfg: &PipelineConfig,
     ds_key: Key,
     ds: &Dataset,

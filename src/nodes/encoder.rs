@@ -10,9 +10,10 @@ use hhnas_spider::Dataset;
 use hhnas_train::{EncoderAssets, EncoderConfig, EncoderSource};
 
 use crate::config::{encoder_config, PipelineConfig};
+use crate::dag::Stage;
 use crate::error::ExitClass;
-use crate::exec::{Exec, Stage};
-use crate::store::Key;
+use hhnas_engine::replay::Replay;
+use hhnas_engine::store::Key;
 
 /// A pretrained model is part of the key through its files' bytes, not its path or hub
 /// id: moving a `dir:` keeps every trained candidate, and a hub branch that moved is seen.
@@ -74,7 +75,7 @@ impl EncoderMetrics {
 }
 
 pub(crate) fn encoder_node(
-    exec: &mut Exec,
+    exec: &mut Replay,
     cfg: &PipelineConfig,
     ds_key: Key,
     ds: &Dataset,

@@ -22,8 +22,9 @@ use hhnas_train::{KeepEpoch, TrainConfig};
 use super::train::{split_probs, training_node, TrainJob, TrainSummary};
 use super::Inputs;
 use crate::config::{train_config, PipelineConfig};
-use crate::exec::{Exec, Stage, PROBS, WEIGHTS};
-use crate::store::{Key, Lookup};
+use crate::dag::{Stage, PROBS, WEIGHTS};
+use hhnas_engine::replay::Replay;
+use hhnas_engine::store::{Key, Lookup};
 
 /// A candidate the search trained, as the nodes after it read it.
 #[derive(Clone)]
@@ -115,7 +116,7 @@ impl FinalMetrics {
 /// `None` when neither the ensemble nor the refit is on (eval and predict then use the
 /// best single candidate, as before these nodes existed).
 pub(crate) fn final_nodes(
-    exec: &mut Exec,
+    exec: &mut Replay,
     cfg: &PipelineConfig,
     inputs: &Inputs,
     candidates: &[Trained],
@@ -229,7 +230,7 @@ pub(crate) fn final_nodes(
 
 /// Ensemble selection over every candidate that trained (distinct keys, failures left out).
 fn ensemble_node(
-    exec: &mut Exec,
+    exec: &mut Replay,
     cfg: &PipelineConfig,
     inputs: &Inputs,
     candidates: &[Trained],
@@ -321,7 +322,12 @@ fn refit_config(cfg: &PipelineConfig, c: &Trained) -> TrainConfig {
 
 /// Retrains the candidate `c` on training + validation rows (a node, so a killed refit
 /// resumes from its last epoch and a finished one is never trained again).
-fn refit_node(exec: &mut Exec, cfg: &PipelineConfig, inputs: &Inputs, c: &Trained) -> Result<Key> {
+fn refit_node(
+    exec: &mut Replay,
+    cfg: &PipelineConfig,
+    inputs: &Inputs,
+    c: &Trained,
+) -> Result<Key> {
     let tcfg = refit_config(cfg, c);
     let mut keyed = tcfg.clone();
     // As for train keys: a candidate refit on one device is not refit on another.
@@ -352,7 +358,7 @@ fn labels(ds: &Dataset, rows: &[usize]) -> Vec<u32> {
 /// A candidate's stored probabilities, or (for one trained before they were stored, or
 /// whose entry was lost) computed from its weights and stored now.
 fn stored_probs(
-    exec: &mut Exec,
+    exec: &mut Replay,
     cfg: &PipelineConfig,
     inputs: &Inputs,
     dataset: &Dataset,
@@ -367,7 +373,7 @@ fn stored_probs(
     let weights = match exec.store.get_bytes(WEIGHTS, key)? {
         Lookup::Hit(w) => w,
         _ => {
-            return Err(crate::user_error!(
+            return Err(hhnas_engine::user_error!(
                 "weights of candidate {} are missing or damaged. Fix: `hhnas-pipe resume` \
                  retrains only that candidate",
                 key.short()

@@ -17,8 +17,9 @@ use hhnas_spider::Dataset;
 use hhnas_train::{Embeddings, NeighbourBank, NeighbourScores};
 
 use crate::config::{EvidenceBank, PipelineConfig};
-use crate::exec::{Exec, Stage};
-use crate::store::Key;
+use crate::dag::Stage;
+use hhnas_engine::replay::Replay;
+use hhnas_engine::store::Key;
 
 /// The evidence nodes, in DAG order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -223,7 +224,7 @@ pub(crate) fn evidence_key(e: Evidence, ds_key: Key, bank: EvidenceBank, prev_ke
 /// how often the best-scoring class is the row's own, on training rows (each left out)
 /// and on test rows.
 pub(crate) fn evidence_node(
-    exec: &mut Exec,
+    exec: &mut Replay,
     e: Evidence,
     key: Key,
     sources: &mut Sources,

@@ -11,9 +11,10 @@ use hhnas_features::{FeatureMatrix, LlmStats, RuleSet};
 use hhnas_spider::Dataset;
 
 use crate::config::{Judge, PipelineConfig, RuleSource};
+use crate::dag::{Stage, LLM_ANSWERS};
 use crate::error::ExitClass;
-use crate::exec::{Exec, Stage, LLM_ANSWERS};
-use crate::store::{Key, KeyBuilder, Lookup, Store};
+use hhnas_engine::replay::Replay;
+use hhnas_engine::store::{Key, KeyBuilder, Lookup, Store};
 
 /// Answers of the LLM, kept in the store so no question is paid for twice.
 struct StoreAnswerCache(Store);
@@ -132,7 +133,7 @@ fn compute_rules(
 }
 
 pub(crate) fn rules_node(
-    exec: &mut Exec,
+    exec: &mut Replay,
     cfg: &PipelineConfig,
     ds_key: Key,
     ds: &Dataset,
@@ -220,7 +221,7 @@ fn compute_judge(
 }
 
 pub(crate) fn judge_node(
-    exec: &mut Exec,
+    exec: &mut Replay,
     cfg: &PipelineConfig,
     ds_key: Key,
     ds: &Dataset,

@@ -27,9 +27,9 @@ use hhnas_spider::Dataset;
 use hhnas_train::{Embeddings, EncoderAssets, ModelSpec, NeighbourScores, TrainData};
 
 use crate::config::{EncoderMode, EvidenceBank, PipelineConfig};
-use crate::exec::Exec;
-use crate::store::Key;
 use evidence::{evidence_key, evidence_node, joined, Evidence, Sources};
+use hhnas_engine::replay::Replay;
+use hhnas_engine::store::Key;
 
 pub use data::spider_dir;
 pub use search::{iterations, SampleMetrics, UpdateMetrics};
@@ -75,7 +75,7 @@ pub(crate) struct Stored {
 impl Inputs {
     /// Runs (or replays) the one-off nodes. The feature stages run up front, so a bad LLM
     /// endpoint fails before any training.
-    pub fn compute(exec: &mut Exec, cfg: &PipelineConfig) -> Result<Self> {
+    pub fn compute(exec: &mut Replay, cfg: &PipelineConfig) -> Result<Self> {
         let (ds_key, ds) = data::dataset_node(exec, cfg)?;
         let rules = Some(features::rules_node(exec, cfg, ds_key, &ds)?);
         let judge = Some(features::judge_node(exec, cfg, ds_key, &ds)?);

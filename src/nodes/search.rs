@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use hhnas_search::{Proposal, SearchConfig, SearchState};
 
 use crate::config::PipelineConfig;
-use crate::exec::{Exec, Stage};
-use crate::store::Key;
+use crate::dag::Stage;
+use hhnas_engine::replay::Replay;
+use hhnas_engine::store::Key;
 
 /// Iterations a run performs: `fixed` trains its one candidate once; more iterations would
 /// only replay it.
@@ -119,7 +120,7 @@ pub(crate) fn sample_key(cfg: &PipelineConfig, state_key: Key, iteration: u64) -
 }
 
 pub(crate) fn sample_node(
-    exec: &mut Exec,
+    exec: &mut Replay,
     cfg: &PipelineConfig,
     state: &SearchState,
     state_key: Key,
@@ -145,7 +146,7 @@ pub(crate) struct Update<'a> {
 }
 
 pub(crate) fn update_node(
-    exec: &mut Exec,
+    exec: &mut Replay,
     cfg: &PipelineConfig,
     iteration: u64,
     u: Update,

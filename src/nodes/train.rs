@@ -16,11 +16,11 @@ use hhnas_train::{Checkpoint, EpochReport, ModelSpec, TrainConfig, TrainData, Tr
 
 use super::Inputs;
 use crate::config::{train_config, PipelineConfig};
+use crate::dag::{Stage, PROBS, WEIGHTS};
 use crate::error::ExitClass;
-use crate::exec::{Exec, Stage, PROBS, WEIGHTS};
-use crate::progress::Progress;
-use crate::runs::TrainingProgress;
-use crate::store::{write_atomic, Key, Lookup};
+use hhnas_engine::progress::Progress;
+use hhnas_engine::replay::Replay;
+use hhnas_engine::store::{write_atomic, Key, Lookup};
 
 /// The micro and macro parameters of a candidate as the training crate takes them. A
 /// model without CNN branches has no kernel: it is fixed at 1 there, so two Model 1
@@ -39,6 +39,21 @@ pub fn model_spec(c: &hhnas_search::Candidate) -> Result<ModelSpec> {
         dropout: c.dropout_rate,
         kernel_size: if has_branch { c.kernel_size } else { 1 },
     })
+}
+
+/// Progress of the candidate in training, rewritten after every epoch to the run's
+/// training file (for `status`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrainingProgress {
+    pub iteration: u64,
+    pub model: u8,
+    /// Epochs finished (of `epochs`).
+    pub epoch: usize,
+    pub epochs: usize,
+    pub valid_acc: f64,
+    pub best_valid_acc: f64,
+    pub train_loss: f64,
+    pub epoch_secs: f64,
 }
 
 /// The training result without its weights (stored apart, under the same key).
@@ -155,7 +170,7 @@ fn checkpoint_path(scratch: &Path, key: &Key) -> PathBuf {
 /// The checkpoint a killed run left for this candidate, if it is readable.
 fn read_checkpoint(path: &Path, progress: &Progress, iteration: u64) -> Option<Checkpoint> {
     let bytes = std::fs::read(path).ok()?;
-    match crate::store::decode::<Checkpoint>(&bytes) {
+    match hhnas_engine::store::decode::<Checkpoint>(&bytes) {
         Ok(c) => {
             progress.line(&format!(
                 "train (iteration {iteration}): resuming after epoch {}",
@@ -200,7 +215,7 @@ impl EpochSink<'_> {
         {
             tracing::warn!("could not write {}: {e:#}", self.training_file.display());
         }
-        match crate::store::encode(ckpt) {
+        match hhnas_engine::store::encode(ckpt) {
             Ok(bytes) => {
                 if let Err(e) = write_atomic(&self.checkpoint, &bytes) {
                     tracing::warn!("could not write checkpoint: {e:#}");
@@ -219,7 +234,7 @@ impl EpochSink<'_> {
 
 /// A result without its weights is incomplete: drop it, so the candidate is retrained
 /// rather than kept as a model that eval and predict cannot load.
-fn drop_result_without_weights(exec: &Exec, stage: Stage, key: &Key) -> Result<()> {
+fn drop_result_without_weights(exec: &Replay, stage: Stage, key: &Key) -> Result<()> {
     if !exec.store.contains(stage.name(), key) {
         return Ok(());
     }
@@ -257,7 +272,7 @@ pub(crate) struct TrainJob<'a> {
 /// validation and test class probabilities (what ensemble selection reads), and returns
 /// the summary with its metrics.
 fn compute_train(
-    exec: &mut Exec,
+    exec: &mut Replay,
     inputs: &Inputs,
     job: &TrainJob,
 ) -> Result<(TrainSummary, TrainMetrics)> {
@@ -319,7 +334,7 @@ pub(crate) fn split_probs(
 /// Trains (or replays) `job` as a node of `stage` and returns its summary. A result whose
 /// weights were lost is retrained; the checkpoint goes once the result is stored.
 pub(crate) fn training_node(
-    exec: &mut Exec,
+    exec: &mut Replay,
     inputs: &Inputs,
     stage: Stage,
     iteration: Option<u64>,
@@ -336,7 +351,7 @@ pub(crate) fn training_node(
 }
 
 pub(crate) fn train_node(
-    exec: &mut Exec,
+    exec: &mut Replay,
     cfg: &PipelineConfig,
     inputs: &Inputs,
     iteration: u64,

@@ -17,7 +17,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::runs::RunDir;
+use crate::rundir::RunDir;
 use crate::store::write_atomic;
 use crate::user_error;
 
@@ -206,7 +206,7 @@ pub fn submit(cache: &Path, section: &SlurmSection, runs: &[RunDir]) -> Result<S
     anyhow::ensure!(!runs.is_empty(), "no runs to submit");
     let exe = std::env::current_exe().context("locating the hhnas-pipe binary")?;
     let cache = std::path::absolute(cache).unwrap_or(cache.to_path_buf());
-    let log_dir = crate::runs::runs_root(&cache);
+    let log_dir = crate::rundir::runs_root(&cache);
     let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
     let script_path = log_dir.join(format!("slurm-{}.sh", ids[0]));
     let script = render_script(section, &exe, &cache, &ids, &log_dir);

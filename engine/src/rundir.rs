@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::config::PipelineConfig;
+use serde::de::DeserializeOwned;
+
 use crate::error::UserError;
 use crate::journal::{now, Event, Journal};
 use crate::store::write_atomic;
@@ -41,8 +42,8 @@ impl RunDir {
         serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
     }
 
-    /// The frozen configuration this run was started with.
-    pub fn config(&self) -> Result<PipelineConfig> {
+    /// The frozen configuration this run was started with, as the binary's type `C`.
+    pub fn frozen_config<C: DeserializeOwned>(&self) -> Result<C> {
         let p = self.path.join("config.toml");
         let text = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         toml::from_str(&text).map_err(|e| {
@@ -69,36 +70,24 @@ impl RunDir {
         self.path.join("training.json")
     }
 
-    /// The candidate in training, if one has finished an epoch; `None` when absent or
-    /// unreadable (it is advisory).
-    pub fn training(&self) -> Option<TrainingProgress> {
+    /// What the node in progress last wrote to [`Self::training_file`], if anything; `None`
+    /// when absent or unreadable (it is advisory).
+    pub fn training<T: DeserializeOwned>(&self) -> Option<T> {
         let text = fs::read_to_string(self.training_file()).ok()?;
         serde_json::from_str(&text).ok()
     }
-}
-
-/// Progress of the candidate in training, rewritten after every epoch.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TrainingProgress {
-    pub iteration: u64,
-    pub model: u8,
-    /// Epochs finished (of `epochs`).
-    pub epoch: usize,
-    pub epochs: usize,
-    pub valid_acc: f64,
-    pub best_valid_acc: f64,
-    pub train_loss: f64,
-    pub epoch_secs: f64,
 }
 
 pub fn runs_root(cache_dir: &Path) -> PathBuf {
     cache_dir.join("runs")
 }
 
-/// Creates a new run directory with its frozen config.
-pub fn create(
+/// Creates a new run directory with its frozen config (written as TOML); `seed` goes into
+/// its name.
+pub fn create<C: Serialize>(
     cache_dir: &Path,
-    config: &PipelineConfig,
+    config: &C,
+    seed: u64,
     profile: &str,
     source: &str,
     sets: &[String],
@@ -106,12 +95,7 @@ pub fn create(
     let root = runs_root(cache_dir);
     fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let created = now();
-    let base = format!(
-        "{}-{}-s{}",
-        timestamp_id(created as i64),
-        profile,
-        config.run.seed
-    );
+    let base = format!("{}-{}-s{}", timestamp_id(created as i64), profile, seed);
     // The directory is assembled under a hidden name and renamed into place, so a run
     // killed while being created leaves no half-made run for `resume` to trip over.
     let staging = root.join(format!(".new-{base}-{}", std::process::id()));

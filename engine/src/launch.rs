@@ -15,31 +15,35 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::config::DeviceName;
 use crate::journal::Event;
-use crate::runs::RunDir;
+use crate::rundir::RunDir;
 use crate::{errln, outln, user_error};
 
-/// How `run` executes its runs.
+/// How `run` executes its runs; `D` is a device name as the binary checks it.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Executor {
+pub enum Executor<D> {
     /// In this process, one run after another.
     InProcess,
     /// One child process per device; run i goes to device i mod n.
-    Devices(Vec<DeviceName>),
+    Devices(Vec<D>),
     /// One Slurm array task per run.
     Slurm,
 }
 
-impl Executor {
-    /// From the command line: `--executor local|slurm` and `--devices`.
-    pub fn from_args(executor: &str, devices: &[String]) -> Result<Self> {
+impl<D> Executor<D> {
+    /// From the command line: `--executor local|slurm` and `--devices`, each device read
+    /// by `device` (its error names what is wrong).
+    pub fn from_args(
+        executor: &str,
+        devices: &[String],
+        device: impl Fn(&str) -> Result<D, String>,
+    ) -> Result<Self> {
         match (executor, devices.is_empty()) {
             ("local", true) => Ok(Executor::InProcess),
             ("local", false) => devices
                 .iter()
                 .map(|d| {
-                    DeviceName::try_from(d.clone()).map_err(|e| {
+                    device(d).map_err(|e| {
                         user_error!("--devices: {e}. Fix: e.g. --devices cuda:0,cuda:1")
                     })
                 })
@@ -58,7 +62,7 @@ impl Executor {
     }
 
     /// The device run number `i` trains on, when the executor decides it.
-    pub fn device_for(&self, i: usize) -> Option<&DeviceName> {
+    pub fn device_for(&self, i: usize) -> Option<&D> {
         match self {
             Executor::Devices(d) => Some(&d[i % d.len()]),
             _ => None,

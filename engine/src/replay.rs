@@ -1,8 +1,9 @@
-//! Executing the nodes of one run: a node whose output is in the store is replayed, any
-//! other is computed and stored; either way the journal records it once.
+//! The replay executor: a node whose output is in the store is replayed, any other is
+//! computed and stored; either way the journal records it once.
 //!
-//! A node's key is the blake3 of its stage's name and version, its parameters and its
-//! inputs' keys (see [`Stage::key`] and [`KeyBuilder`]).
+//! A node's key is the blake3 of its name and version, its parameters and its inputs'
+//! keys (see [`Node::key`] and [`KeyBuilder`]). The binary declares its nodes (a type that
+//! implements [`Node`]); this module knows none of them.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -13,144 +14,35 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{now, Event, Journal, StageRecord};
-use crate::nodes::evidence::Evidence;
 use crate::progress::Progress;
 use crate::store::{Key, KeyBuilder, Lookup, Store};
 use crate::user_error;
 
-/// The nodes of the DAG. Each names its store folder and journal lines, and has a version:
-/// bump one when its output for the same inputs changes, so old entries stop matching.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Stage {
-    Spider,
-    /// A labelled text file of the user's own, in place of Spider.
-    Labelled,
-    Rules,
-    LlmJudge,
-    Encoder,
-    /// Frozen encoder: the encoder run once over every question.
-    Encode,
-    /// Frozen encoder: each row's per-class evidence (nodes/evidence.rs declares them).
-    Evidence(Evidence),
-    /// Not stored: its key is the first search state's, the input of iteration 0.
-    SearchInit,
-    Sample,
-    Train,
-    Update,
-    /// After the search: ensemble selection over its candidates.
-    Ensemble,
-    /// A candidate of the final model retrained on training + validation rows.
-    Refit,
-    /// The model eval and predict use.
-    Final,
-}
+/// A node of the DAG as the executor sees it: a name (its store folder and journal
+/// lines) and a version (bumped when its output for the same inputs changes, so old
+/// entries stop matching).
+pub trait Node: Copy + std::fmt::Display {
+    fn name(self) -> &'static str;
+    fn version(self) -> u32;
 
-impl Stage {
-    /// Every node, in DAG order.
-    pub fn all() -> Vec<Stage> {
-        let mut all = vec![
-            Stage::Spider,
-            Stage::Labelled,
-            Stage::Rules,
-            Stage::LlmJudge,
-            Stage::Encoder,
-            Stage::Encode,
-        ];
-        all.extend(Evidence::ALL.map(Stage::Evidence));
-        all.extend([
-            Stage::SearchInit,
-            Stage::Sample,
-            Stage::Train,
-            Stage::Update,
-            Stage::Ensemble,
-            Stage::Refit,
-            Stage::Final,
-        ]);
-        all
-    }
-
-    /// The name in keys, store paths and journal lines.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Stage::Spider => "spider",
-            Stage::Labelled => "labelled",
-            Stage::Rules => "rules",
-            Stage::LlmJudge => "llm_judge",
-            Stage::Encoder => "encoder",
-            Stage::Encode => "encode",
-            Stage::Evidence(e) => e.name(),
-            Stage::SearchInit => "search_init",
-            Stage::Sample => "sample",
-            Stage::Train => "train",
-            Stage::Update => "update",
-            Stage::Ensemble => "ensemble",
-            Stage::Refit => "refit",
-            Stage::Final => "final",
-        }
-    }
-
-    pub const fn version(self) -> u32 {
-        match self {
-            Stage::Spider => 1,
-            Stage::Labelled => 1,
-            Stage::Rules => 1,
-            // 2: leave-one-out for training rows.
-            Stage::LlmJudge => 2,
-            Stage::Encoder => 1,
-            Stage::Encode => 1,
-            Stage::Evidence(e) => e.version(),
-            Stage::SearchInit => 1,
-            // 2: SPEC §3/§5 fidelity (own parameters only, prose variance rule, half flips).
-            Stage::Sample => 2,
-            Stage::Update => 2,
-            // 2: PyTorch's optimizer constants, a late divergence keeps the best epoch.
-            Stage::Train => 2,
-            Stage::Ensemble => 1,
-            Stage::Refit => 1,
-            Stage::Final => 1,
-        }
-    }
-
-    /// The stage a journal line names, if it is a node.
-    pub fn from_name(name: &str) -> Option<Stage> {
-        Stage::all().into_iter().find(|s| s.name() == name)
-    }
-
-    /// A key builder seeded with this stage's name and version.
-    pub fn key(self) -> KeyBuilder {
+    /// A key builder seeded with the node's name and version.
+    fn key(self) -> KeyBuilder {
         KeyBuilder::new(self.name(), self.version())
     }
 }
 
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Store folder of a trained candidate's weights, under its train key.
-pub const WEIGHTS: &str = "weights";
-/// Store folder of a trained candidate's validation and test class probabilities, under
-/// its train (or refit) key: what ensemble selection reads.
-pub const PROBS: &str = "probs";
-/// Store folder of the LLM's answers, under the features crate's key. Never collected.
-pub const LLM_ANSWERS: &str = "llm_answers";
 /// The journal's stage name for a failure outside any node.
 pub const RUN: &str = "run";
 
 /// A stored output with the summary metrics its journal line carries.
 #[derive(Serialize, Deserialize)]
-pub(crate) struct Stored<T> {
+pub struct Stored<T> {
     pub value: T,
     pub metrics: String,
 }
 
 /// A node's stored output, by its key as the journal spells it.
-pub(crate) fn load_stored<T: DeserializeOwned>(
-    store: &Store,
-    stage: Stage,
-    key: &str,
-) -> Result<T> {
+pub fn load_stored<T: DeserializeOwned>(store: &Store, stage: impl Node, key: &str) -> Result<T> {
     let k = Key::parse(key).with_context(|| format!("bad key {key}"))?;
     match store.get::<Stored<T>>(stage.name(), &k)? {
         Lookup::Hit(s) => Ok(s.value),
@@ -162,7 +54,7 @@ pub(crate) fn load_stored<T: DeserializeOwned>(
 }
 
 /// Executes nodes of one run: replay from the store or compute, then journal.
-pub(crate) struct Exec<'a> {
+pub struct Replay<'a> {
     pub store: Store,
     pub journal: Journal,
     /// (stage, iteration, key) already in the journal, so a replay is not journaled twice.
@@ -173,10 +65,10 @@ pub(crate) struct Exec<'a> {
     pub training_file: PathBuf,
 }
 
-impl Exec<'_> {
+impl Replay<'_> {
     /// A one-off input (dataset, encoder) must hash as it did when the run started; a
     /// search that silently switched data halfway would compare apples with pears.
-    pub fn expect_unchanged(&self, stage: Stage, key: Key, what: &str) -> Result<()> {
+    pub fn expect_unchanged(&self, stage: impl Node, key: Key, what: &str) -> Result<()> {
         let journaled = self
             .recorded
             .iter()
@@ -195,14 +87,15 @@ impl Exec<'_> {
 
     /// The node's output: replayed when stored, else computed by `compute` (value and
     /// metrics), stored and journaled. A failure is journaled before it is returned.
-    pub fn node<T, M, F>(
+    pub fn node<N, T, M, F>(
         &mut self,
-        stage: Stage,
+        stage: N,
         iteration: Option<u64>,
         key: Key,
         compute: F,
     ) -> Result<T>
     where
+        N: Node,
         T: Serialize + DeserializeOwned,
         M: Serialize,
         F: FnOnce(&mut Self) -> Result<(T, M)>,
@@ -257,7 +150,7 @@ impl Exec<'_> {
     /// resume had to rebuild after they were deleted or damaged).
     fn record(
         &mut self,
-        stage: Stage,
+        stage: impl Node,
         iteration: Option<u64>,
         key: Key,
         metrics: serde_json::Value,
@@ -303,51 +196,9 @@ impl Exec<'_> {
 }
 
 /// How progress lines name a node: `train (iteration 3)`.
-fn label(stage: Stage, iteration: Option<u64>) -> String {
+fn label(stage: impl Node, iteration: Option<u64>) -> String {
     match iteration {
         Some(i) => format!("{stage} (iteration {i})"),
         None => stage.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Names and versions are part of every key: they must never change by accident.
-    #[test]
-    fn stage_names_and_versions_are_the_keyed_ones() {
-        let names: Vec<&str> = Stage::all().iter().map(|s| s.name()).collect();
-        assert_eq!(
-            names,
-            [
-                "spider",
-                "labelled",
-                "rules",
-                "llm_judge",
-                "encoder",
-                "encode",
-                "neighbours",
-                "char_neighbours",
-                "char_svm",
-                "search_init",
-                "sample",
-                "train",
-                "update",
-                "ensemble",
-                "refit",
-                "final"
-            ]
-        );
-        let versions: Vec<u32> = Stage::all().iter().map(|s| s.version()).collect();
-        assert_eq!(versions, [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1]);
-        for s in Stage::all() {
-            assert_eq!(Stage::from_name(s.name()), Some(s));
-            assert_eq!(
-                s.key().finish(),
-                KeyBuilder::new(s.name(), s.version()).finish()
-            );
-        }
-        assert_eq!(Stage::from_name(WEIGHTS), None);
     }
 }

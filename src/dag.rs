@@ -1,0 +1,180 @@
+//! The DAG's nodes as this binary declares them: their names, versions and order, and
+//! the store folders that are no node (a candidate's weights and probabilities, the LLM's
+//! answers). The engine's executor runs any [`hhnas_engine::replay::Node`].
+
+use hhnas_engine::replay::Node;
+use hhnas_engine::store::KeyBuilder;
+
+use crate::nodes::evidence::Evidence;
+
+/// The nodes of the DAG. Each names its store folder and journal lines, and has a version:
+/// bump one when its output for the same inputs changes, so old entries stop matching.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Spider,
+    /// A labelled text file of the user's own, in place of Spider.
+    Labelled,
+    Rules,
+    LlmJudge,
+    Encoder,
+    /// Frozen encoder: the encoder run once over every question.
+    Encode,
+    /// Frozen encoder: each row's per-class evidence (nodes/evidence.rs declares them).
+    Evidence(Evidence),
+    /// Not stored: its key is the first search state's, the input of iteration 0.
+    SearchInit,
+    Sample,
+    Train,
+    Update,
+    /// After the search: ensemble selection over its candidates.
+    Ensemble,
+    /// A candidate of the final model retrained on training + validation rows.
+    Refit,
+    /// The model eval and predict use.
+    Final,
+}
+
+impl Stage {
+    /// Every node, in DAG order.
+    pub fn all() -> Vec<Stage> {
+        let mut all = vec![
+            Stage::Spider,
+            Stage::Labelled,
+            Stage::Rules,
+            Stage::LlmJudge,
+            Stage::Encoder,
+            Stage::Encode,
+        ];
+        all.extend(Evidence::ALL.map(Stage::Evidence));
+        all.extend([
+            Stage::SearchInit,
+            Stage::Sample,
+            Stage::Train,
+            Stage::Update,
+            Stage::Ensemble,
+            Stage::Refit,
+            Stage::Final,
+        ]);
+        all
+    }
+
+    /// The name in keys, store paths and journal lines.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stage::Spider => "spider",
+            Stage::Labelled => "labelled",
+            Stage::Rules => "rules",
+            Stage::LlmJudge => "llm_judge",
+            Stage::Encoder => "encoder",
+            Stage::Encode => "encode",
+            Stage::Evidence(e) => e.name(),
+            Stage::SearchInit => "search_init",
+            Stage::Sample => "sample",
+            Stage::Train => "train",
+            Stage::Update => "update",
+            Stage::Ensemble => "ensemble",
+            Stage::Refit => "refit",
+            Stage::Final => "final",
+        }
+    }
+
+    pub const fn version(self) -> u32 {
+        match self {
+            Stage::Spider => 1,
+            Stage::Labelled => 1,
+            Stage::Rules => 1,
+            // 2: leave-one-out for training rows.
+            Stage::LlmJudge => 2,
+            Stage::Encoder => 1,
+            Stage::Encode => 1,
+            Stage::Evidence(e) => e.version(),
+            Stage::SearchInit => 1,
+            // 2: SPEC §3/§5 fidelity (own parameters only, prose variance rule, half flips).
+            Stage::Sample => 2,
+            Stage::Update => 2,
+            // 2: PyTorch's optimizer constants, a late divergence keeps the best epoch.
+            Stage::Train => 2,
+            Stage::Ensemble => 1,
+            Stage::Refit => 1,
+            Stage::Final => 1,
+        }
+    }
+
+    /// The stage a journal line names, if it is a node.
+    pub fn from_name(name: &str) -> Option<Stage> {
+        Stage::all().into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl Stage {
+    /// A key builder seeded with this stage's name and version.
+    pub fn key(self) -> KeyBuilder {
+        Node::key(self)
+    }
+}
+
+impl Node for Stage {
+    fn name(self) -> &'static str {
+        Stage::name(self)
+    }
+
+    fn version(self) -> u32 {
+        Stage::version(self)
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Store folder of a trained candidate's weights, under its train key.
+pub const WEIGHTS: &str = "weights";
+/// Store folder of a trained candidate's validation and test class probabilities, under
+/// its train (or refit) key: what ensemble selection reads.
+pub const PROBS: &str = "probs";
+/// Store folder of the LLM's answers, under the features crate's key. Never collected.
+pub const LLM_ANSWERS: &str = "llm_answers";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names and versions are part of every key: they must never change by accident.
+    #[test]
+    fn stage_names_and_versions_are_the_keyed_ones() {
+        let names: Vec<&str> = Stage::all().iter().map(|s| s.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "spider",
+                "labelled",
+                "rules",
+                "llm_judge",
+                "encoder",
+                "encode",
+                "neighbours",
+                "char_neighbours",
+                "char_svm",
+                "search_init",
+                "sample",
+                "train",
+                "update",
+                "ensemble",
+                "refit",
+                "final"
+            ]
+        );
+        let versions: Vec<u32> = Stage::all().iter().map(|s| s.version()).collect();
+        assert_eq!(versions, [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1]);
+        for s in Stage::all() {
+            assert_eq!(Stage::from_name(s.name()), Some(s));
+            assert_eq!(
+                s.key().finish(),
+                KeyBuilder::new(s.name(), s.version()).finish()
+            );
+        }
+        assert_eq!(Stage::from_name(WEIGHTS), None);
+    }
+}
