@@ -5,8 +5,6 @@
 use hhnas_engine::replay::Node;
 use hhnas_engine::store::KeyBuilder;
 
-use crate::nodes::evidence::Evidence;
-
 /// The nodes of the DAG. Each names its store folder and journal lines, and has a version:
 /// bump one when its output for the same inputs changes, so old entries stop matching.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -126,6 +124,43 @@ impl Node for Stage {
 impl std::fmt::Display for Stage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// The evidence nodes, in DAG order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Evidence {
+    /// `encoder.neighbours`: cosine to the nearest bank question of each class, by the
+    /// encoder's vectors.
+    Neighbours,
+    /// `features.char_neighbours`: the same by character 2-5-gram TF-IDF.
+    CharNeighbours,
+    /// `features.char_svm`: a one-vs-rest linear SVM's decision value per class over the
+    /// same n-grams, cross-fitted for bank rows.
+    CharSvm,
+}
+
+impl Evidence {
+    pub const ALL: [Evidence; 3] = [
+        Evidence::Neighbours,
+        Evidence::CharNeighbours,
+        Evidence::CharSvm,
+    ];
+
+    /// The node's name in keys, store paths and journal lines.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Evidence::Neighbours => "neighbours",
+            Evidence::CharNeighbours => "char_neighbours",
+            Evidence::CharSvm => "char_svm",
+        }
+    }
+
+    /// Bump when the values for the same inputs change.
+    pub const fn version(self) -> u32 {
+        match self {
+            Evidence::Neighbours | Evidence::CharNeighbours | Evidence::CharSvm => 1,
+        }
     }
 }
 

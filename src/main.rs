@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use hhnas_engine::errln;
+use hhnas_engine::error::Outcome;
 use hhnas_engine::error::{exit_code, render, EXIT_FAILURE};
 use hhnas_engine::launch::Executor;
 use hhnas_engine::progress::init_logging;
 use hhnas_pipe::commands;
 use hhnas_pipe::config::DeviceName;
-use hhnas_pipe::run::{self, Outcome};
+use hhnas_pipe::run;
 
 #[derive(Parser)]
 #[command(

@@ -8,9 +8,9 @@ use anyhow::{Context, Result};
 
 use crate::commands::report::write_run_report;
 use crate::config::{self, DataSource, DeviceName, PipelineConfig};
-use crate::error::EXIT_OK;
 use crate::nodes::search::{self, Update};
 use crate::nodes::{self, data, ensemble, train, Inputs};
+use hhnas_engine::error::Outcome;
 use hhnas_engine::journal::{now, stage_records, Event};
 use hhnas_engine::launch::Executor;
 use hhnas_engine::lock::{self, Acquire};
@@ -19,20 +19,6 @@ use hhnas_engine::replay::{Replay, RUN};
 use hhnas_engine::rundir::{self, RunDir};
 use hhnas_engine::store::Store;
 use hhnas_engine::{errln, outln};
-
-/// What a command achieved; errors travel as `anyhow::Error` instead.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Done,
-    NothingToDo,
-    AlreadyRunning(Option<u32>),
-}
-
-impl Outcome {
-    pub fn exit_code(&self) -> i32 {
-        EXIT_OK
-    }
-}
 
 /// Runs (or continues) one run to the end. The caller holds its lock.
 fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {

@@ -261,7 +261,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         iterations: rows.into_values().collect(),
         best,
         svm_test_acc: stages
-            .get(crate::nodes::evidence::Evidence::CharSvm.name())
+            .get(crate::dag::Evidence::CharSvm.name())
             .and_then(|m| m.get("test_top1"))
             .and_then(|v| v.as_f64()),
         eta_secs,

@@ -38,6 +38,20 @@ impl StdError for InputError {
 }
 
 pub const EXIT_OK: i32 = 0;
+
+/// What a command achieved; errors travel as `anyhow::Error` instead. Each is exit 0.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done,
+    NothingToDo,
+    AlreadyRunning(Option<u32>),
+}
+
+impl Outcome {
+    pub fn exit_code(&self) -> i32 {
+        EXIT_OK
+    }
+}
 pub const EXIT_FAILURE: i32 = 1;
 pub const EXIT_USER: i32 = 2;
 

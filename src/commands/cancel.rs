@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::run::Outcome;
+use hhnas_engine::error::Outcome;
 use hhnas_engine::lock;
 use hhnas_engine::outln;
 use hhnas_engine::rundir;

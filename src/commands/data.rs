@@ -9,7 +9,7 @@ use crate::config::{data_params, DataSource};
 use crate::error::ExitClass;
 use crate::nodes::data::{labelled_dataset, spider_base_url};
 use crate::nodes::spider_dir;
-use crate::run::Outcome;
+use hhnas_engine::error::Outcome;
 use hhnas_engine::{out, outln};
 
 pub fn cmd_data_stats(

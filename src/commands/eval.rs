@@ -13,14 +13,14 @@ use hhnas_features::FeatureMatrix;
 use hhnas_spider::Dataset;
 
 use crate::config::{DataSource, PipelineConfig};
+use crate::dag::Evidence;
 use crate::dag::{Stage, WEIGHTS};
 use crate::error::ExitClass;
 use crate::nodes::data::dataset_stage;
 use crate::nodes::ensemble::FinalMetrics;
-use crate::nodes::evidence::Evidence;
 use crate::nodes::{argmax, features, Inputs, TrainSummary};
-use crate::run::Outcome;
 use crate::status;
+use hhnas_engine::error::Outcome;
 use hhnas_engine::journal::{stage_records, Event};
 use hhnas_engine::outln;
 use hhnas_engine::replay::load_stored;

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::dag::{Stage, LLM_ANSWERS, PROBS, WEIGHTS};
-use crate::run::Outcome;
+use hhnas_engine::error::Outcome;
 use hhnas_engine::journal::Event;
 use hhnas_engine::lock::{self, Acquire};
 use hhnas_engine::outln;

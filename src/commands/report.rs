@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 
 use crate::dag::Stage;
 use crate::nodes::UpdateMetrics;
-use crate::run::Outcome;
 use crate::status;
+use hhnas_engine::error::Outcome;
 use hhnas_engine::journal::Event;
 use hhnas_engine::rundir::{self, RunDir};
 use hhnas_engine::user_error;

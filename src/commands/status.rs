@@ -5,8 +5,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::run::Outcome;
 use crate::status;
+use hhnas_engine::error::Outcome;
 use hhnas_engine::rundir;
 use hhnas_engine::{errln, out, outln};
 

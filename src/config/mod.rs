@@ -441,7 +441,7 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             "set a positive count",
         );
     }
-    if let Some(e) = crate::nodes::evidence::Evidence::enabled_in(c).first() {
+    if let Some(e) = crate::dag::Evidence::enabled_in(c).first() {
         if c.encoder.mode != EncoderMode::Frozen {
             let key = e.switch();
             return err(

@@ -4,9 +4,9 @@
 //! for every dataset row (a bank row leaving itself out), and `eval` and `predict` compute
 //! them for new texts through the same declaration.
 //!
-//! Adding an evidence node: its computation in a stage crate, a variant here (its stage
-//! name and version, the config switch, the two computations), and the switch in
-//! `config/mod.rs`.
+//! Adding an evidence node: its computation in a stage crate, its variant in the DAG's
+//! declaration (`dag.rs`: name and version), its config switch and two computations here,
+//! and the switch in `config/mod.rs`.
 
 use std::time::Instant;
 
@@ -17,46 +17,11 @@ use hhnas_spider::Dataset;
 use hhnas_train::{Embeddings, NeighbourBank, NeighbourScores};
 
 use crate::config::{EvidenceBank, PipelineConfig};
-use crate::dag::Stage;
+use crate::dag::{Evidence, Stage};
 use hhnas_engine::replay::Replay;
 use hhnas_engine::store::Key;
 
-/// The evidence nodes, in DAG order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Evidence {
-    /// `encoder.neighbours`: cosine to the nearest bank question of each class, by the
-    /// encoder's vectors.
-    Neighbours,
-    /// `features.char_neighbours`: the same by character 2-5-gram TF-IDF.
-    CharNeighbours,
-    /// `features.char_svm`: a one-vs-rest linear SVM's decision value per class over the
-    /// same n-grams, cross-fitted for bank rows.
-    CharSvm,
-}
-
 impl Evidence {
-    pub const ALL: [Evidence; 3] = [
-        Evidence::Neighbours,
-        Evidence::CharNeighbours,
-        Evidence::CharSvm,
-    ];
-
-    /// The node's name in keys, store paths and journal lines.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Evidence::Neighbours => "neighbours",
-            Evidence::CharNeighbours => "char_neighbours",
-            Evidence::CharSvm => "char_svm",
-        }
-    }
-
-    /// Bump when the values for the same inputs change.
-    pub const fn version(self) -> u32 {
-        match self {
-            Evidence::Neighbours | Evidence::CharNeighbours | Evidence::CharSvm => 1,
-        }
-    }
-
     /// The configuration key that turns it on.
     pub const fn switch(self) -> &'static str {
         match self {

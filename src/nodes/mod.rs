@@ -27,7 +27,8 @@ use hhnas_spider::Dataset;
 use hhnas_train::{Embeddings, EncoderAssets, ModelSpec, NeighbourScores, TrainData};
 
 use crate::config::{EncoderMode, EvidenceBank, PipelineConfig};
-use evidence::{evidence_key, evidence_node, joined, Evidence, Sources};
+use crate::dag::Evidence;
+use evidence::{evidence_key, evidence_node, joined, Sources};
 use hhnas_engine::replay::Replay;
 use hhnas_engine::store::Key;
 

@@ -5,7 +5,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::render::best_so_far;
+use crate::summary::best_so_far;
 use crate::types::{ReportInput, RunRecord};
 use crate::ReportError;
 

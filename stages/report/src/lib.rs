@@ -4,6 +4,7 @@
 
 mod charts;
 mod render;
+mod summary;
 mod types;
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,8 @@ pub use charts::{
     chart_names, render_accuracy_svg, render_best_so_far_svg, render_probs_svg, ChartNames,
     RunCharts,
 };
-pub use render::{best_so_far, render_csv, render_markdown, table3};
+pub use render::{render_csv, render_markdown};
+pub use summary::{best_so_far, table3};
 pub use types::{BestCandidate, FinalModel, IterationRecord, ModelSummary, ReportInput, RunRecord};
 
 /// Report errors.

@@ -231,3 +231,29 @@ pub fn describe(c: &Candidate) -> Vec<(String, String)> {
     );
     out
 }
+
+/// One applied mutation, with display values before and after.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Mutation {
+    /// The parameter that changed.
+    pub param: Param,
+    /// The action taken (Flip for bits).
+    pub action: Action,
+    /// Display value in the parent.
+    pub from: String,
+    /// Display value in the proposed candidate.
+    pub to: String,
+}
+
+/// What `sample` proposes for one iteration.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Proposal {
+    /// The iteration this proposal was sampled for.
+    pub iteration: u64,
+    /// The candidate to train.
+    pub candidate: Candidate,
+    /// The candidate it was mutated from (None for iteration 0, random and fixed proposals).
+    pub parent: Option<Candidate>,
+    /// The mutations that turn `parent` into `candidate`; only ones that changed a value.
+    pub mutations: Vec<Mutation>,
+}

@@ -41,13 +41,13 @@ mod state;
 
 pub use candidate::{
     arch_index_3bit, arch_index_restricted, criterion_name, describe, display_value, Action,
-    Candidate, Param, ParamKind,
+    Candidate, Mutation, Param, ParamKind, Proposal,
 };
 pub use config::{
     ConfigError, ContinuousSetting, Reward, SearchConfig, SearchSpace, Select, Strategy,
     VarianceRule,
 };
-pub use sample::{mutation_probabilities, rng_stream, sample, Mutation, Proposal};
+pub use sample::{mutation_probabilities, rng_stream, sample};
 pub use space::{in_space, search_value};
 pub use state::{
     init_state, sanitize_accuracy, update, Evaluated, Moments, QPair, Recent, SearchState,

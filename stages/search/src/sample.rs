@@ -3,41 +3,14 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rand_distr::{Distribution, Normal};
-use serde::{Deserialize, Serialize};
 
-use crate::candidate::{display_value, Action, Candidate, Param, ParamKind};
+use crate::candidate::{display_value, Action, Candidate, Mutation, Param, ParamKind, Proposal};
 use crate::config::{SearchConfig, Strategy};
 use crate::formulas::{mutation_probability, plus_probability};
 use crate::space::{
     discrete_value, grid, grid_index, range, search_value, set_discrete, set_search_value,
 };
 use crate::state::{QPair, SearchState};
-
-/// One applied mutation, with display values before and after.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct Mutation {
-    /// The parameter that changed.
-    pub param: Param,
-    /// The action taken (Flip for bits).
-    pub action: Action,
-    /// Display value in the parent.
-    pub from: String,
-    /// Display value in the proposed candidate.
-    pub to: String,
-}
-
-/// What `sample` proposes for one iteration.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct Proposal {
-    /// The iteration this proposal was sampled for.
-    pub iteration: u64,
-    /// The candidate to train.
-    pub candidate: Candidate,
-    /// The candidate it was mutated from (None for iteration 0, random and fixed proposals).
-    pub parent: Option<Candidate>,
-    /// The mutations that turn `parent` into `candidate`; only ones that changed a value.
-    pub mutations: Vec<Mutation>,
-}
 
 /// A ChaCha20 stream seeded by blake3 of (run seed, iteration, purpose) (SPEC §5), so every
 /// draw is reproducible and independent of how many draws other purposes made.

@@ -4,13 +4,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::candidate::{Action, Candidate, Param, ParamKind};
+use crate::candidate::{Action, Candidate, Param, ParamKind, Proposal};
 use crate::config::{Reward, SearchConfig, Select, Strategy, VarianceRule};
 use crate::formulas::{
     clamp, mean_update, q_update, rank_signal, variance_distance, variance_distance_literal,
     variance_moment,
 };
-use crate::sample::Proposal;
 use crate::space::{range, search_value};
 
 /// Q(s,+) and Q(s,-) of one parameter (bits keep both equal: their only action is a flip).
