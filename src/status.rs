@@ -22,8 +22,7 @@ pub struct Status {
     pub run_id: String,
     pub profile: String,
     pub created: String,
-    /// running / interrupted / failed / finished / not started
-    pub state: String,
+    pub state: RunState,
     pub pid: Option<u32>,
     pub heartbeat_age_secs: Option<f64>,
     /// For a run submitted to Slurm: its task and what the scheduler says of it.
@@ -56,6 +55,37 @@ pub struct Status {
     /// The search state after the last update: P(s) and the Q-table.
     pub mutation_probabilities: serde_json::Value,
     pub q_table: serde_json::Value,
+}
+
+/// Where a run stands, from its files alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RunState {
+    /// A live process holds its lock (fresh heartbeat).
+    #[serde(rename = "running")]
+    Running,
+    /// Stopped without finishing or failing (killed, cancelled, a machine gone).
+    #[serde(rename = "interrupted")]
+    Interrupted,
+    /// Its last event is a failure.
+    #[serde(rename = "failed")]
+    Failed,
+    #[serde(rename = "finished")]
+    Finished,
+    /// Created, nothing journaled yet.
+    #[serde(rename = "not started")]
+    NotStarted,
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunState::Running => "running",
+            RunState::Interrupted => "interrupted",
+            RunState::Failed => "failed",
+            RunState::Finished => "finished",
+            RunState::NotStarted => "not started",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -196,15 +226,15 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
     let holder = lock::live_holder(&run.path);
     let alive = holder.is_some();
     let state = if alive {
-        "running"
+        RunState::Running
     } else if finished {
-        "finished"
+        RunState::Finished
     } else if last_error.is_some() {
-        "failed"
+        RunState::Failed
     } else if contents.events.is_empty() {
-        "not started"
+        RunState::NotStarted
     } else {
-        "interrupted"
+        RunState::Interrupted
     };
     let current = if finished {
         None
@@ -239,7 +269,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         run_id: meta.run_id,
         profile: meta.profile,
         created: timestamp_human(meta.created),
-        state: state.to_string(),
+        state,
         pid: holder.as_ref().filter(|_| alive).map(|h| h.pid),
         heartbeat_age_secs: holder.filter(|_| alive).map(|h| now() - h.heartbeat),
         // The scheduler is asked only while the run is unfinished.
@@ -262,8 +292,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         best,
         svm_test_acc: stages
             .get(crate::dag::Evidence::CharSvm.name())
-            .and_then(|m| m.get("test_top1"))
-            .and_then(|v| v.as_f64()),
+            .and_then(|m| crate::nodes::evidence::EvidenceMetrics::read(m).test_top1),
         eta_secs,
         cache_bytes,
         cache_entries,
@@ -391,7 +420,7 @@ pub fn render(s: &Status) -> String {
     let _ = writeln!(out, "created    {} UTC", s.created);
     let state = match (s.pid, s.heartbeat_age_secs) {
         (Some(pid), Some(age)) => format!("running (pid {pid}, heartbeat {age:.0}s ago)"),
-        _ => s.state.clone(),
+        _ => s.state.to_string(),
     };
     let _ = writeln!(out, "state      {state}");
     if let Some(slurm) = &s.slurm {
@@ -428,7 +457,7 @@ pub fn render(s: &Status) -> String {
         let _ = writeln!(out, "eta        {}", duration(eta));
     }
     for (stage, m) in &s.stages {
-        if let Some(summary) = m.get("summary").and_then(|v| v.as_str()) {
+        if let Some(summary) = hhnas_engine::replay::Common::read(m).summary {
             let _ = writeln!(out, "{stage:<10} {summary}");
         }
     }

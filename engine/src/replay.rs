@@ -53,6 +53,22 @@ pub fn load_stored<T: DeserializeOwned>(store: &Store, stage: impl Node, key: &s
     }
 }
 
+/// What every node's journal metrics may carry, whatever the node: its one-line summary
+/// (the progress line) and the wall time of its computation (what a replay reports).
+#[derive(Deserialize, Default, Debug, PartialEq)]
+#[serde(default)]
+pub struct Common {
+    pub summary: Option<String>,
+    pub compute_secs: Option<f64>,
+}
+
+impl Common {
+    /// The common fields of a journal line's metrics; anything else reads as absent.
+    pub fn read(metrics: &serde_json::Value) -> Self {
+        Self::deserialize(metrics).unwrap_or_default()
+    }
+}
+
 /// Executes nodes of one run: replay from the store or compute, then journal.
 pub struct Replay<'a> {
     pub store: Store,
@@ -162,20 +178,13 @@ impl Replay<'_> {
             return Ok(());
         }
         let wall = start.elapsed().as_secs_f64();
+        let common = Common::read(&metrics);
         // A replayed node keeps the wall time it cost when it was computed.
-        let wall_secs = if hit {
-            metrics
-                .get("compute_secs")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(wall)
-        } else {
-            wall
+        let wall_secs = match (hit, common.compute_secs) {
+            (true, Some(secs)) => secs,
+            _ => wall,
         };
-        let summary = metrics
-            .get("summary")
-            .and_then(|v| v.as_str())
-            .unwrap_or("done")
-            .to_string();
+        let summary = common.summary.unwrap_or_else(|| "done".to_string());
         self.journal.append(&Event::Stage(StageRecord {
             ts: now(),
             stage: stage.name().to_string(),

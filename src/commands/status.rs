@@ -50,7 +50,7 @@ fn status_all(cache: &Path, json_out: bool) -> Result<Outcome> {
             outln!(
                 "{:<40} {:<12} {:>4}/{:<4} best {}",
                 s.run_id,
-                s.state,
+                s.state.to_string(),
                 s.iterations_done,
                 s.iterations_total,
                 s.best

@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use hhnas_spider::Dataset;
 use hhnas_train::{Embeddings, NeighbourBank, NeighbourScores};
@@ -141,15 +141,25 @@ pub(crate) fn for_texts(
     v
 }
 
-/// The journal line of an evidence node.
-#[derive(Serialize)]
-struct EvidenceMetrics {
-    summary: String,
+/// The journal line of an evidence node, written here and read by `status` (the
+/// character n-gram SVM's `test_top1` is the baseline beside the best candidate).
+/// Reading is lenient: what is missing is `None`.
+#[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
+#[serde(default)]
+pub struct EvidenceMetrics {
+    pub summary: String,
     /// Share of rows whose best-scoring class is their own, on each split: close values
     /// say that leaving bank rows out made their evidence look like unseen rows'.
-    train_top1: f64,
-    test_top1: f64,
-    compute_secs: f64,
+    pub train_top1: Option<f64>,
+    pub test_top1: Option<f64>,
+    pub compute_secs: Option<f64>,
+}
+
+impl EvidenceMetrics {
+    /// The metrics of a journal line; an unreadable one reads as empty.
+    pub fn read(metrics: &serde_json::Value) -> Self {
+        Self::deserialize(metrics).unwrap_or_default()
+    }
 }
 
 /// The rows of `ds` evidence is drawn from, with their labels.
@@ -216,9 +226,9 @@ pub(crate) fn evidence_node(
                     EvidenceBank::TrainValid => "; bank: training and validation rows",
                 }
             ),
-            train_top1,
-            test_top1,
-            compute_secs: started.elapsed().as_secs_f64(),
+            train_top1: Some(train_top1),
+            test_top1: Some(test_top1),
+            compute_secs: Some(started.elapsed().as_secs_f64()),
         };
         Ok((scores, metrics))
     })
