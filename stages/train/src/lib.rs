@@ -52,5 +52,5 @@ pub mod internals {
     pub use crate::model::{
         Classifier, ClassifierShape, CnnBranch, Head, SparseBranchBatch, TextEncoder,
     };
-    pub use crate::native::{NativeEncoder, Span};
+    pub use crate::native::{AdamW, NativeEncoder, NativeTrainer, Span};
 }

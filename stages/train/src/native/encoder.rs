@@ -22,7 +22,7 @@ pub(crate) struct Dense {
 }
 
 impl Dense {
-    fn from_burn<B: Backend>(l: &Linear<B>, what: &str) -> Result<Self, TrainError> {
+    pub(crate) fn from_burn<B: Backend>(l: &Linear<B>, what: &str) -> Result<Self, TrainError> {
         let w = l.weight.val();
         let [d_in, d_out] = w.dims();
         let b = match &l.bias {
@@ -261,7 +261,7 @@ impl NativeEncoder {
         let mut rstd = vec![0f32; t];
         self.embed_rows(seqs, &mut x);
         let n = &self.emb_norm;
-        layer_norm(&mut x, &n.gamma, &n.beta, self.eps, &mut rstd);
+        layer_norm(&mut x, &n.gamma, &n.beta, self.eps, &mut rstd, None);
         let mut qkv = vec![0f32; t * 3 * h];
         let mut ctx = vec![0f32; t * h];
         let mut a = vec![0f32; t * h];
@@ -276,13 +276,15 @@ impl NativeEncoder {
             attention(&qkv, shape, &spans, &mut ctx, None);
             l.out.matmul(&ctx, t, &mut a);
             let n = &l.norm_1;
-            add_ln(&mut a, &l.out.b, &x, &n.gamma, &n.beta, self.eps, &mut rstd);
+            add_ln(
+                &mut a, &l.out.b, &x, &n.gamma, &n.beta, self.eps, &mut rstd, None,
+            );
             l.inner.matmul(&a, t, &mut mid);
             bias_gelu(&mut mid, &l.inner.b, None);
             l.outer.matmul(&mid, t, &mut x);
             let n = &l.norm_2;
             add_ln(
-                &mut x, &l.outer.b, &a, &n.gamma, &n.beta, self.eps, &mut rstd,
+                &mut x, &l.outer.b, &a, &n.gamma, &n.beta, self.eps, &mut rstd, None,
             );
         }
         Ok((x, spans))

@@ -33,9 +33,11 @@ pub(crate) fn fast_simd() -> bool {
 macro_rules! simd_fn {
     ($(#[$m:meta])* fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? = $imp:ident) => {
         $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
         pub(crate) fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
+                #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx2,fma")]
                 fn fast($($arg: $ty),*) $(-> $ret)? {
                     $imp::<true>($($arg),*)
@@ -49,6 +51,8 @@ macro_rules! simd_fn {
         }
     };
 }
+
+pub(crate) use simd_fn;
 
 /// A read-only strided matrix view: element (r, c) is `data[r * rs + c * cs]`.
 #[derive(Clone, Copy)]
@@ -73,7 +77,6 @@ impl<'a> View<'a> {
     }
 
     /// The transpose (no copy).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn t(self) -> Self {
         View {
             rows: self.cols,
@@ -261,9 +264,16 @@ simd_fn! {
     fn bias_gelu(x: &mut [f32], bias: &[f32], pre: Option<&mut [f32]>) = bias_gelu_imp
 }
 
-/// One row: `y = (x - mean) * rstd * gamma + beta`; returns `rstd`.
+/// One row: `y = (x - mean) * rstd * gamma + beta`; returns `rstd`. `xhat` (if given)
+/// gets `(x - mean) * rstd`.
 #[inline(always)]
-fn ln_row<const F: bool>(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) -> f32 {
+fn ln_row<const F: bool>(
+    x: &mut [f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    xhat: Option<&mut [f32]>,
+) -> f32 {
     let h = x.len() as f32;
     let mean = sum8(x) / h;
     let mut acc = [0f32; 8];
@@ -279,12 +289,23 @@ fn ln_row<const F: bool>(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) -
         var = madd::<F>(v - mean, v - mean, var);
     }
     let rstd = 1.0 / (var / h + eps).sqrt();
-    for ((v, &g), &b) in x.iter_mut().zip(gamma).zip(beta) {
-        *v = madd::<F>((*v - mean) * rstd, g, b);
+    match xhat {
+        Some(xh) => {
+            for (((v, &g), &b), xh) in x.iter_mut().zip(gamma).zip(beta).zip(xh) {
+                *xh = (*v - mean) * rstd;
+                *v = madd::<F>(*xh, g, b);
+            }
+        }
+        None => {
+            for ((v, &g), &b) in x.iter_mut().zip(gamma).zip(beta) {
+                *v = madd::<F>((*v - mean) * rstd, g, b);
+            }
+        }
     }
     rstd
 }
 
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn add_ln_imp<const F: bool>(
     x: &mut [f32],
@@ -294,23 +315,25 @@ fn add_ln_imp<const F: bool>(
     beta: &[f32],
     eps: f32,
     rstd: &mut [f32],
+    mut xhat: Option<&mut [f32]>,
 ) {
     let h = gamma.len();
-    for ((row, res), r) in x
+    for (t, (row, res)) in x
         .chunks_exact_mut(h)
         .zip(residual.chunks_exact(h))
-        .zip(rstd.iter_mut())
+        .enumerate()
     {
         for ((v, &b), &s) in row.iter_mut().zip(bias).zip(res) {
             *v = (*v + b) + s;
         }
-        *r = ln_row::<F>(row, gamma, beta, eps);
+        let xh = xhat.as_deref_mut().map(|x| &mut x[t * h..(t + 1) * h]);
+        rstd[t] = ln_row::<F>(row, gamma, beta, eps, xh);
     }
 }
 
 simd_fn! {
     /// Rows of `x` (width `gamma.len()`): `x = LayerNorm(x + bias + residual)`; `rstd`
-    /// gets each row's 1 / sqrt(var + eps).
+    /// gets each row's 1 / sqrt(var + eps), `xhat` (if given) the normalised rows.
     fn add_ln(
         x: &mut [f32],
         bias: &[f32],
@@ -319,20 +342,36 @@ simd_fn! {
         beta: &[f32],
         eps: f32,
         rstd: &mut [f32],
+        xhat: Option<&mut [f32]>,
     ) = add_ln_imp
 }
 
 #[inline(always)]
-fn ln_imp<const F: bool>(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32, rstd: &mut [f32]) {
+fn ln_imp<const F: bool>(
+    x: &mut [f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    rstd: &mut [f32],
+    mut xhat: Option<&mut [f32]>,
+) {
     let h = gamma.len();
-    for (row, r) in x.chunks_exact_mut(h).zip(rstd.iter_mut()) {
-        *r = ln_row::<F>(row, gamma, beta, eps);
+    for (t, row) in x.chunks_exact_mut(h).enumerate() {
+        let xh = xhat.as_deref_mut().map(|x| &mut x[t * h..(t + 1) * h]);
+        rstd[t] = ln_row::<F>(row, gamma, beta, eps, xh);
     }
 }
 
 simd_fn! {
-    /// Rows of `x`: `x = LayerNorm(x)`; `rstd` as in [`add_ln`].
-    fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32, rstd: &mut [f32]) = ln_imp
+    /// Rows of `x`: `x = LayerNorm(x)`; `rstd`, `xhat` as in [`add_ln`].
+    fn layer_norm(
+        x: &mut [f32],
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+        rstd: &mut [f32],
+        xhat: Option<&mut [f32]>,
+    ) = ln_imp
 }
 
 /// Where the sequences of a packed batch lie: token rows `start..start + len`.

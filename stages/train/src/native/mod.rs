@@ -5,11 +5,17 @@
 //! threads, one batch per thread, each single-threaded, so the output does not depend on
 //! the thread count.
 
+mod backward;
 mod encoder;
 pub(crate) mod kernels;
+mod step;
+#[cfg(test)]
+mod tests;
+mod train;
 
 pub use encoder::NativeEncoder;
 pub use kernels::Span;
+pub use step::{AdamW, NativeTrainer};
 
 use crate::embed::Pooling;
 use crate::error::TrainError;
