@@ -90,7 +90,7 @@ pub struct NativeEncoder {
     pub(crate) position_offset: usize,
     pub(crate) word: Vec<f32>,
     pub(crate) position: Vec<f32>,
-    /// Token type 0's row (the only type the encoder is fed).
+    /// The token-type table `[types, hidden]`; only type 0 is fed.
     pub(crate) token_type: Vec<f32>,
     pub(crate) emb_norm: Norm,
     pub(crate) layers: Vec<Layer>,
@@ -155,7 +155,7 @@ impl NativeEncoder {
             position_offset: e.position_offset,
             word: values(e.word_embeddings.weight.val(), "word embeddings")?,
             position: values(e.position_embeddings.weight.val(), "position embeddings")?,
-            token_type: token_type.get(..hidden).unwrap_or_default().to_vec(),
+            token_type,
             emb_norm: Norm::from_burn(&e.layer_norm, "embedding norm")?,
             layers,
         };
@@ -171,7 +171,8 @@ impl NativeEncoder {
         }
         if self.word.len() != self.vocab * h
             || self.position.len() != self.max_positions * h
-            || self.token_type.len() != h
+            || self.token_type.len() < h
+            || !self.token_type.len().is_multiple_of(h)
             || self.emb_norm.gamma.len() != h
         {
             return bad("embedding shapes do not match the hidden size");
@@ -239,7 +240,8 @@ impl NativeEncoder {
                 let row = rows.next().expect("x holds every token");
                 let w = &self.word[id as usize * h..][..h];
                 let pos = &self.position[(p + self.position_offset) * h..][..h];
-                for (((o, &w), &p), &t) in row.iter_mut().zip(w).zip(pos).zip(&self.token_type) {
+                for (((o, &w), &p), &t) in row.iter_mut().zip(w).zip(pos).zip(&self.token_type[..h])
+                {
                     *o = (w + p) + t;
                 }
             }

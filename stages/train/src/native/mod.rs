@@ -1,12 +1,15 @@
-//! Our own CPU path for the BERT/RoBERTa encoder, used where burn is the limit: the
-//! encode stage's inference on `device = "cpu"`. The weights come from the burn
+//! Our own CPU path for the BERT/RoBERTa encoder, used where burn is the limit, on
+//! `device = "cpu"`: the encode stage's inference, and fine-tuning of the text-only
+//! classifier with AdamW (`fit.rs`). The weights come from the burn
 //! [`crate::model::TextEncoder`] (so loading and its checks stay in one place), and the
 //! results match it and Hugging Face to 1e-4 (tests/native.rs). Batches run on rayon's
 //! threads, one batch per thread, each single-threaded, so the output does not depend on
 //! the thread count.
 
 mod backward;
+mod bridge;
 mod encoder;
+pub(crate) mod fit;
 pub(crate) mod kernels;
 mod step;
 #[cfg(test)]

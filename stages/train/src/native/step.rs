@@ -35,10 +35,13 @@ pub struct NativeTrainer {
     dropout: f32,
     head_dropout: f32,
     opt: AdamW,
+    /// The word embedding stays fixed (`[encoder] freeze_embeddings`).
+    frozen_word: bool,
     time: i32,
     m: Vec<f32>,
     v: Vec<f32>,
-    grads: [EncoderGrads; 2],
+    /// One per batch half.
+    grads: Vec<EncoderGrads>,
     head_grads: Head,
     word_grad: Vec<f32>,
 }
@@ -69,10 +72,6 @@ impl NativeTrainer {
                 Dense::from_burn(&d.out, "out")?,
             ],
         };
-        let grads = [
-            EncoderGrads::zeros_like(&enc),
-            EncoderGrads::zeros_like(&enc),
-        ];
         let head_grads = Head {
             layers: head.layers.clone().map(|l| Dense {
                 w: vec![0.0; l.w.len()],
@@ -80,26 +79,36 @@ impl NativeTrainer {
                 ..l
             }),
         };
-        let mut t = NativeTrainer {
-            word_grad: vec![0.0; enc.word.len()],
+        Ok(NativeTrainer {
+            word_grad: Vec::new(),
+            grads: Vec::new(),
             enc,
             head,
             dropout: arch.hidden_dropout as f32,
             head_dropout: head_dropout as f32,
             opt,
+            frozen_word: false,
             time: 0,
             m: Vec::new(),
             v: Vec::new(),
-            grads,
             head_grads,
-        };
-        let n = params_of(&mut t.enc, &mut t.head)
-            .iter()
-            .map(|p| p.len())
-            .sum();
-        t.m = vec![0.0; n];
-        t.v = vec![0.0; n];
-        Ok(t)
+        })
+    }
+
+    /// The optimizer's buffers, made on first use (prediction needs none).
+    fn ensure_buffers(&mut self) {
+        if self.grads.is_empty() {
+            let n = params_of(&mut self.enc, &mut self.head)
+                .iter()
+                .map(|p| p.len())
+                .sum();
+            self.m = vec![0.0; n];
+            self.v = vec![0.0; n];
+            self.grads = (0..2)
+                .map(|_| EncoderGrads::zeros_like(&self.enc))
+                .collect();
+            self.word_grad = vec![0.0; self.enc.word.len()];
+        }
     }
 
     /// One step on `seqs` (token ids) with `labels`; returns the mean loss.
@@ -110,6 +119,7 @@ impl NativeTrainer {
         lr: f64,
         seed: u64,
     ) -> Result<f64, TrainError> {
+        self.ensure_buffers();
         let b = seqs.len();
         if b == 0 || labels.len() != b {
             return Err(TrainError::Input(
@@ -154,22 +164,92 @@ impl NativeTrainer {
             p: self.head_dropout,
         };
         let (loss, d_cls) = head_step(&self.head, &mut self.head_grads, &cls, labels, head_rng);
+        if !loss.is_finite() {
+            // As burn's loop: a batch whose loss is not finite ends the epoch unstepped.
+            return Ok(loss);
+        }
         let [tr0, tr1] = traces;
         let d0 = d_out_of(&tr0, &d_cls[..half * h], h);
         let d1 = d_out_of(&tr1, &d_cls[half * h..], h);
-        let [g0, g1] = &mut self.grads;
-        rayon::join(|| enc.backward(tr0, d0, g0), || enc.backward(tr1, d1, g1));
+        let (g0, g1) = self.grads.split_at_mut(1);
+        rayon::join(
+            || enc.backward(tr0, d0, &mut g0[0]),
+            || enc.backward(tr1, d1, &mut g1[0]),
+        );
         self.update(lr);
         Ok(loss)
     }
 
-    /// Copies of every weight, in a fixed order (for tests).
-    #[cfg(test)]
-    pub(crate) fn weights(&mut self) -> Vec<Vec<f32>> {
+    /// Keep the word embedding fixed (no update, no optimizer state), as burn's `no_grad`.
+    pub fn freeze_word(&mut self, frozen: bool) {
+        self.frozen_word = frozen;
+    }
+
+    pub(crate) fn word_frozen(&self) -> bool {
+        self.frozen_word
+    }
+
+    /// AdamW steps taken (burn's `time`).
+    pub(crate) fn time(&self) -> usize {
+        self.time as usize
+    }
+
+    pub(crate) fn set_time(&mut self, t: usize) {
+        self.time = t as i32;
+    }
+
+    /// Copies of every weight in `params_of` order.
+    pub(crate) fn weight_copies(&mut self) -> Vec<Vec<f32>> {
         params_of(&mut self.enc, &mut self.head)
             .into_iter()
             .map(|p| p.to_vec())
             .collect()
+    }
+
+    /// AdamW's first and second moments, split per weight tensor (`params_of` order).
+    pub(crate) fn moments_mut(&mut self) -> (Vec<&mut [f32]>, Vec<&mut [f32]>) {
+        self.ensure_buffers();
+        let lens: Vec<usize> = params_of(&mut self.enc, &mut self.head)
+            .iter()
+            .map(|p| p.len())
+            .collect();
+        (split_by(&mut self.m, &lens), split_by(&mut self.v, &lens))
+    }
+
+    /// The predicted class of each sequence (dropout off; ties go to the lower class).
+    pub fn predict(&self, seqs: &[&[u32]]) -> Result<Vec<u32>, TrainError> {
+        let (hidden, spans) = self.enc.forward(seqs)?;
+        let h = self.enc.hidden;
+        let b = seqs.len();
+        let mut x = Vec::with_capacity(b * h);
+        for sp in &spans {
+            x.extend_from_slice(&hidden[sp.start * h..(sp.start + 1) * h]);
+        }
+        for (k, l) in self.head.layers.iter().enumerate() {
+            let mut y = vec![0f32; b * l.d_out];
+            l.matmul(&x, b, &mut y);
+            for row in y.chunks_exact_mut(l.d_out) {
+                for (v, &bb) in row.iter_mut().zip(&l.b) {
+                    *v += bb;
+                    if k < 2 {
+                        *v = v.max(0.0);
+                    }
+                }
+            }
+            x = y;
+        }
+        let c = self.head.layers[2].d_out;
+        Ok(x.chunks_exact(c)
+            .map(|row| {
+                let mut best = 0;
+                for (k, &v) in row.iter().enumerate() {
+                    if v > row[best] {
+                        best = k;
+                    }
+                }
+                best as u32
+            })
+            .collect())
     }
 
     fn update(&mut self, lr: f64) {
@@ -187,7 +267,7 @@ impl NativeTrainer {
         let h = self.enc.hidden;
         // The word embedding's dense gradient, from the rows the batch touched.
         let mut touched = Vec::new();
-        for g in &self.grads {
+        for g in self.grads.iter().filter(|_| !self.frozen_word) {
             for (t, &id) in g.ids.iter().enumerate() {
                 let row = &mut self.word_grad[id as usize * h..][..h];
                 for (o, &v) in row.iter_mut().zip(&g.word_rows[t * h..][..h]) {
@@ -197,8 +277,10 @@ impl NativeTrainer {
             }
         }
         let mut grads: Vec<(&[f32], &[f32])> = vec![(&self.word_grad, &[])];
-        let [g0, g1] = &self.grads;
-        for (a, b) in encoder_grads(g0).into_iter().zip(encoder_grads(g1)) {
+        for (a, b) in encoder_grads(&self.grads[0])
+            .into_iter()
+            .zip(encoder_grads(&self.grads[1]))
+        {
             grads.push((a, b));
         }
         for d in &self.head_grads.layers {
@@ -206,10 +288,16 @@ impl NativeTrainer {
             grads.push((&d.b, &[]));
         }
         let (mut m, mut v) = (self.m.as_mut_slice(), self.v.as_mut_slice());
+        if self.frozen_word {
+            let n = self.enc.word.len();
+            m = &mut m[n..];
+            v = &mut v[n..];
+        }
         let mut work = Vec::new();
         const CHUNK: usize = 1 << 16;
         let params = params_of(&mut self.enc, &mut self.head);
-        for (p, (ga, gb)) in params.into_iter().zip(grads) {
+        let skip = usize::from(self.frozen_word);
+        for (p, (ga, gb)) in params.into_iter().zip(grads).skip(skip) {
             let (mp, mr) = std::mem::take(&mut m).split_at_mut(p.len());
             let (vp, vr) = std::mem::take(&mut v).split_at_mut(p.len());
             m = mr;
@@ -232,6 +320,16 @@ impl NativeTrainer {
             self.word_grad[id as usize * h..][..h].fill(0.0);
         }
     }
+}
+
+fn split_by<'a>(mut v: &'a mut [f32], lens: &[usize]) -> Vec<&'a mut [f32]> {
+    let mut out = Vec::with_capacity(lens.len());
+    for &n in lens {
+        let (a, rest) = std::mem::take(&mut v).split_at_mut(n);
+        out.push(a);
+        v = rest;
+    }
+    out
 }
 
 /// The weights in a fixed order (the word embedding first); [`encoder_grads`] and the

@@ -396,7 +396,7 @@ impl NativeEncoder {
                 }
             }
         }
-        col_sum_acc(&dy, &mut g.token_type);
+        col_sum_acc(&dy, &mut g.token_type[..h]);
         g.ids = trace.ids;
         g.word_rows = dy;
     }
