@@ -1,6 +1,8 @@
 //! Kernels of the native backward pass: LayerNorm, GELU, attention, column sums, dropout.
 
-use super::kernels::{axpy, dot8, exp_fast, gelu, madd, simd_fn, sum8, AttnShape, Span};
+use super::kernels::{
+    dot8, exp_fast, gelu, head_forward, madd, matmul, simd_fn, sum8, AttnShape, Span, View,
+};
 
 /// `out[c] += Σ_rows x[r, c]` (bias gradients), rows in order.
 pub(crate) fn col_sum_acc(x: &[f32], out: &mut [f32]) {
@@ -143,138 +145,159 @@ simd_fn! {
     fn gelu_masked(pre: &[f32], mask: &[f32], out: &mut [f32]) = gelu_masked_imp
 }
 
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn attention_train_imp<const F: bool>(
+/// Query rows of a packed batch: every token, or (`cls_only`) each sequence's first.
+pub(crate) fn query_rows(spans: &[Span], cls_only: bool) -> usize {
+    if cls_only {
+        spans.len()
+    } else {
+        spans.iter().map(|s| s.len).sum()
+    }
+}
+
+/// Where sequence `s`'s query rows start in the `ctx` rows, and how many it has.
+fn queries(sp: &Span, s: usize, cls_only: bool) -> (usize, usize) {
+    if cls_only {
+        (s, 1)
+    } else {
+        (sp.start, sp.len)
+    }
+}
+
+/// Training-mode attention (burn's layout): scores `q·k / sqrt(d)` times the dropout
+/// `score_mask` (empty: none), softmax, weighted values. With `cls_only` only each
+/// sequence's first token is a query (all tokens stay keys and values) and `ctx` has one
+/// row per sequence. `probs` keeps each sequence's `[heads, queries, len]` probabilities.
+pub(crate) fn attention_train(
     qkv: &[f32],
     shape: AttnShape,
     spans: &[Span],
+    cls_only: bool,
     score_mask: &[f32],
     ctx: &mut [f32],
     probs: &mut [f32],
 ) {
-    let h = shape.hidden;
-    let dh = shape.head_dim();
-    let ld = 3 * h;
-    let scale = 1.0 / (dh as f32).sqrt();
     let mut off = 0;
-    for sp in spans {
-        let l = sp.len;
+    for (s, sp) in spans.iter().enumerate() {
+        let (row, nq) = queries(sp, s, cls_only);
+        let n = nq * sp.len;
         for head in 0..shape.heads {
-            let qo = head * dh;
-            let (ko, vo) = (h + qo, 2 * h + qo);
-            for i in 0..l {
-                let at = off + (head * l + i) * l;
-                let p = &mut probs[at..at + l];
-                let qrow = &qkv[(sp.start + i) * ld + qo..][..dh];
-                let mut max = f32::NEG_INFINITY;
-                for (j, s) in p.iter_mut().enumerate() {
-                    let krow = &qkv[(sp.start + j) * ld + ko..][..dh];
-                    *s = dot8::<F>(qrow, krow) * scale;
-                    if !score_mask.is_empty() {
-                        *s *= score_mask[at + j];
-                    }
-                    max = max.max(*s);
-                }
-                for s in p.iter_mut() {
-                    *s = exp_fast::<F>(*s - max);
-                }
-                let inv = 1.0 / sum8(p);
-                for s in p.iter_mut() {
-                    *s *= inv;
-                }
-                let out = &mut ctx[(sp.start + i) * h + qo..][..dh];
-                out.fill(0.0);
-                for (j, &pj) in p.iter().enumerate() {
-                    axpy::<F>(out, pj, &qkv[(sp.start + j) * ld + vo..][..dh]);
-                }
-            }
+            let mask = if score_mask.is_empty() {
+                &[][..]
+            } else {
+                &score_mask[off..off + n]
+            };
+            head_forward(
+                qkv,
+                shape,
+                *sp,
+                head,
+                nq,
+                mask,
+                &mut probs[off..off + n],
+                ctx,
+                row,
+            );
+            off += n;
         }
-        off += shape.heads * l * l;
+    }
+}
+
+#[inline(always)]
+fn softmax_backward_imp<const F: bool>(
+    d: &mut [f32],
+    p: &[f32],
+    len: usize,
+    scale: f32,
+    mask: &[f32],
+) {
+    for (r, (dr, pr)) in d.chunks_exact_mut(len).zip(p.chunks_exact(len)).enumerate() {
+        let mut s = 0f32;
+        for (&pj, &dj) in pr.iter().zip(dr.iter()) {
+            s = madd::<F>(pj, dj, s);
+        }
+        for (j, (dj, &pj)) in dr.iter_mut().zip(pr).enumerate() {
+            let mut g = pj * (*dj - s) * scale;
+            if !mask.is_empty() {
+                g *= mask[r * len + j];
+            }
+            *dj = g;
+        }
     }
 }
 
 simd_fn! {
-    /// Training-mode attention (burn's layout): scores `q·k / sqrt(d)` times the dropout
-    /// `score_mask` (empty: none), softmax, weighted values. `probs` keeps each sequence's
-    /// `[heads, len, len]` probabilities for the backward pass.
-    fn attention_train(
-        qkv: &[f32],
-        shape: AttnShape,
-        spans: &[Span],
-        score_mask: &[f32],
-        ctx: &mut [f32],
-        probs: &mut [f32],
-    ) = attention_train_imp
+    /// Rows of `d` (the gradient of softmax outputs `p`) become the gradients of the raw
+    /// scores `q·k` (through the softmax, the dropout `mask` and the `scale`).
+    fn softmax_backward(d: &mut [f32], p: &[f32], len: usize, scale: f32, mask: &[f32]) = softmax_backward_imp
 }
 
+/// Backward of [`attention_train`]: `dqkv` (overwritten) gets the gradients of the query,
+/// key and value rows from `dctx`.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn attention_backward_imp<const F: bool>(
+pub(crate) fn attention_backward(
     dctx: &[f32],
     qkv: &[f32],
     probs: &[f32],
     score_mask: &[f32],
     shape: AttnShape,
     spans: &[Span],
+    cls_only: bool,
     dqkv: &mut [f32],
 ) {
-    let h = shape.hidden;
-    let dh = shape.head_dim();
+    let (h, dh) = (shape.hidden, shape.head_dim());
     let ld = 3 * h;
     let scale = 1.0 / (dh as f32).sqrt();
     dqkv.fill(0.0);
     let mut dp = Vec::new();
     let mut off = 0;
-    for sp in spans {
+    for (s, sp) in spans.iter().enumerate() {
+        let (row, nq) = queries(sp, s, cls_only);
         let l = sp.len;
-        dp.resize(l, 0.0);
+        let n = nq * l;
+        dp.resize(n, 0.0);
         for head in 0..shape.heads {
             let qo = head * dh;
-            let (ko, vo) = (h + qo, 2 * h + qo);
-            for i in 0..l {
-                let at = off + (head * l + i) * l;
-                let p = &probs[at..at + l];
-                let dc = &dctx[(sp.start + i) * h + qo..][..dh];
-                for (j, d) in dp.iter_mut().enumerate() {
-                    *d = dot8::<F>(dc, &qkv[(sp.start + j) * ld + vo..][..dh]);
-                    let pj = p[j];
-                    axpy::<F>(&mut dqkv[(sp.start + j) * ld + vo..][..dh], pj, dc);
-                }
-                let mut s = 0f32;
-                for (&pj, &d) in p.iter().zip(dp.iter()) {
-                    s = madd::<F>(pj, d, s);
-                }
-                for (j, d) in dp.iter_mut().enumerate() {
-                    let mut g = p[j] * (*d - s) * scale;
-                    if !score_mask.is_empty() {
-                        g *= score_mask[at + j];
-                    }
-                    *d = g;
-                }
-                let q_at = (sp.start + i) * ld + qo;
-                for (j, &g) in dp.iter().enumerate() {
-                    let k_at = (sp.start + j) * ld + ko;
-                    // dq_i += g k_j; dk_j += g q_i.
-                    axpy::<F>(&mut dqkv[q_at..q_at + dh], g, &qkv[k_at..k_at + dh]);
-                    axpy::<F>(&mut dqkv[k_at..k_at + dh], g, &qkv[q_at..q_at + dh]);
-                }
-            }
+            let p = &probs[off..off + n];
+            let mask = if score_mask.is_empty() {
+                &[][..]
+            } else {
+                &score_mask[off..off + n]
+            };
+            let at = |o: usize| sp.start * ld + o;
+            let dc = View::new(&dctx[row * h + qo..], nq, dh, h);
+            // dP = dctx · Vᵀ; dV += Pᵀ · dctx.
+            matmul(
+                &mut dp,
+                l,
+                dc,
+                View::new(&qkv[at(2 * h + qo)..], l, dh, ld).t(),
+                false,
+            );
+            matmul(
+                &mut dqkv[at(2 * h + qo)..],
+                ld,
+                View::new(p, nq, l, l).t(),
+                dc,
+                true,
+            );
+            softmax_backward(&mut dp, p, l, scale, mask);
+            // dQ += dS · K; dK += dSᵀ · Q.
+            let ds = View::new(&dp, nq, l, l);
+            matmul(
+                &mut dqkv[at(qo)..],
+                ld,
+                ds,
+                View::new(&qkv[at(h + qo)..], l, dh, ld),
+                true,
+            );
+            matmul(
+                &mut dqkv[at(h + qo)..],
+                ld,
+                ds.t(),
+                View::new(&qkv[at(qo)..], nq, dh, ld),
+                true,
+            );
+            off += n;
         }
-        off += shape.heads * l * l;
     }
-}
-
-simd_fn! {
-    /// Backward of [`attention_train`]: `dqkv` (overwritten) gets the gradients of the
-    /// query, key and value rows from `dctx`.
-    fn attention_backward(
-        dctx: &[f32],
-        qkv: &[f32],
-        probs: &[f32],
-        score_mask: &[f32],
-        shape: AttnShape,
-        spans: &[Span],
-        dqkv: &mut [f32],
-    ) = attention_backward_imp
 }

@@ -275,7 +275,7 @@ impl NativeEncoder {
                     *v += b;
                 }
             }
-            attention(&qkv, shape, &spans, &mut ctx, None);
+            attention(&qkv, shape, &spans, &mut ctx);
             l.out.matmul(&ctx, t, &mut a);
             let n = &l.norm_1;
             add_ln(

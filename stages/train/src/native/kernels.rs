@@ -180,14 +180,6 @@ pub(crate) fn dot8<const F: bool>(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-/// `y += a * x`.
-#[inline(always)]
-pub(crate) fn axpy<const F: bool>(y: &mut [f32], a: f32, x: &[f32]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y = madd::<F>(a, x, *y);
-    }
-}
-
 /// e^x to about 2e-7 relative error for x in [-87, 88] (clamped outside), in plain
 /// arithmetic so a loop over it vectorises: x = n ln2 + r, e^r by its Taylor series.
 #[inline(always)]
@@ -395,66 +387,77 @@ impl AttnShape {
 }
 
 #[inline(always)]
-fn attention_imp<const F: bool>(
-    qkv: &[f32],
-    shape: AttnShape,
-    spans: &[Span],
-    ctx: &mut [f32],
-    mut probs: Option<&mut [f32]>,
-) {
-    let h = shape.hidden;
-    let dh = shape.head_dim();
-    let ld = 3 * h;
-    let scale = 1.0 / (dh as f32).sqrt();
-    let mut scores = Vec::new();
-    let mut p_off = 0;
-    for sp in spans {
-        let l = sp.len;
-        scores.resize(l, 0.0);
-        for head in 0..shape.heads {
-            let qo = head * dh;
-            let (ko, vo) = (h + qo, 2 * h + qo);
-            for i in 0..l {
-                let qrow = &qkv[(sp.start + i) * ld + qo..][..dh];
-                let mut max = f32::NEG_INFINITY;
-                for (j, s) in scores.iter_mut().enumerate() {
-                    let krow = &qkv[(sp.start + j) * ld + ko..][..dh];
-                    *s = dot8::<F>(qrow, krow) * scale;
-                    max = max.max(*s);
-                }
-                for s in scores.iter_mut() {
-                    *s = exp_fast::<F>(*s - max);
-                }
-                let inv = 1.0 / sum8(&scores);
-                for s in scores.iter_mut() {
-                    *s *= inv;
-                }
-                let out = &mut ctx[(sp.start + i) * h + qo..][..dh];
-                out.fill(0.0);
-                for (j, &p) in scores.iter().enumerate() {
-                    axpy::<F>(out, p, &qkv[(sp.start + j) * ld + vo..][..dh]);
-                }
-                if let Some(pr) = probs.as_deref_mut() {
-                    pr[p_off + (head * l + i) * l..][..l].copy_from_slice(&scores);
-                }
+fn softmax_rows_imp<const F: bool>(p: &mut [f32], len: usize, scale: f32, mask: &[f32]) {
+    for (r, row) in p.chunks_exact_mut(len).enumerate() {
+        let mut max = f32::NEG_INFINITY;
+        for (j, s) in row.iter_mut().enumerate() {
+            *s *= scale;
+            if !mask.is_empty() {
+                *s *= mask[r * len + j];
             }
+            max = max.max(*s);
         }
-        p_off += shape.heads * l * l;
+        for s in row.iter_mut() {
+            *s = exp_fast::<F>(*s - max);
+        }
+        let inv = 1.0 / sum8(row);
+        for s in row.iter_mut() {
+            *s *= inv;
+        }
     }
 }
 
 simd_fn! {
-    /// Softmax self-attention of each sequence over its own tokens: `qkv` rows are
-    /// `[q | k | v]` (bias included), `ctx` rows get the heads' outputs side by side.
-    /// `probs` (if given) keeps each sequence's `[heads, len, len]` probabilities, one
-    /// sequence after another.
-    fn attention(
-        qkv: &[f32],
-        shape: AttnShape,
-        spans: &[Span],
-        ctx: &mut [f32],
-        probs: Option<&mut [f32]>,
-    ) = attention_imp
+    /// Rows of `p` (`len` wide): `softmax(p * scale * mask)` in place (an empty mask: none).
+    fn softmax_rows(p: &mut [f32], len: usize, scale: f32, mask: &[f32]) = softmax_rows_imp
+}
+
+/// One head of one sequence: its first `nq` tokens attend to all its tokens. `p` gets the
+/// `[nq, len]` probabilities; the output rows start at `ctx_row` of `ctx`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn head_forward(
+    qkv: &[f32],
+    shape: AttnShape,
+    sp: Span,
+    head: usize,
+    nq: usize,
+    mask: &[f32],
+    p: &mut [f32],
+    ctx: &mut [f32],
+    ctx_row: usize,
+) {
+    let (h, dh) = (shape.hidden, shape.head_dim());
+    let ld = 3 * h;
+    let (qo, l) = (head * dh, sp.len);
+    let at = |o: usize| &qkv[sp.start * ld + o..];
+    matmul(
+        p,
+        l,
+        View::new(at(qo), nq, dh, ld),
+        View::new(at(h + qo), l, dh, ld).t(),
+        false,
+    );
+    softmax_rows(p, l, 1.0 / (dh as f32).sqrt(), mask);
+    let out = &mut ctx[ctx_row * h + qo..];
+    matmul(
+        out,
+        h,
+        View::new(p, nq, l, l),
+        View::new(at(2 * h + qo), l, dh, ld),
+        false,
+    );
+}
+
+/// Softmax self-attention of each sequence over its own tokens: `qkv` rows are
+/// `[q | k | v]` (bias included), `ctx` rows get the heads' outputs side by side.
+pub(crate) fn attention(qkv: &[f32], shape: AttnShape, spans: &[Span], ctx: &mut [f32]) {
+    let mut p = Vec::new();
+    for sp in spans {
+        p.resize(sp.len * sp.len, 0.0);
+        for head in 0..shape.heads {
+            head_forward(qkv, shape, *sp, head, sp.len, &[], &mut p, ctx, sp.start);
+        }
+    }
 }
 
 #[cfg(test)]

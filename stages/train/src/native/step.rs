@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use super::backward::{apply_mask, col_sum_acc, DropRng};
 use super::encoder::{Dense, NativeEncoder};
 use super::kernels::{madd, matmul, simd_fn, View};
-use super::train::{EncoderGrads, PartOffset, Trace};
+use super::train::{EncoderGrads, PartOffset};
 use crate::error::TrainError;
 use crate::model::Classifier;
 
@@ -148,16 +148,14 @@ impl NativeTrainer {
         };
         let enc = &self.enc;
         let (t0, t1) = rayon::join(
-            || enc.forward_train(s0, off0, rng),
-            || enc.forward_train(s1, off1, rng),
+            || enc.forward_train(s0, off0, rng, true),
+            || enc.forward_train(s1, off1, rng, true),
         );
         let traces = [t0?, t1?];
         let h = self.enc.hidden;
         let mut cls = Vec::with_capacity(b * h);
         for tr in &traces {
-            for sp in tr.spans() {
-                cls.extend_from_slice(&tr.out[sp.start * h..(sp.start + 1) * h]);
-            }
+            cls.extend_from_slice(&tr.out);
         }
         let head_rng = DropRng {
             seed,
@@ -169,8 +167,8 @@ impl NativeTrainer {
             return Ok(loss);
         }
         let [tr0, tr1] = traces;
-        let d0 = d_out_of(&tr0, &d_cls[..half * h], h);
-        let d1 = d_out_of(&tr1, &d_cls[half * h..], h);
+        let d0 = d_cls[..half * h].to_vec();
+        let d1 = d_cls[half * h..].to_vec();
         let (g0, g1) = self.grads.split_at_mut(1);
         rayon::join(
             || enc.backward(tr0, d0, &mut g0[0]),
@@ -378,15 +376,6 @@ fn encoder_grads(g: &EncoderGrads) -> Vec<&[f32]> {
         }
     }
     out
-}
-
-/// The gradient of a part's final hidden states: its sequences' first-token rows.
-fn d_out_of(trace: &Trace, d_cls: &[f32], h: usize) -> Vec<f32> {
-    let mut d = vec![0f32; trace.out.len()];
-    for (sp, g) in trace.spans().iter().zip(d_cls.chunks_exact(h)) {
-        d[sp.start * h..(sp.start + 1) * h].copy_from_slice(g);
-    }
-    d
 }
 
 /// Head forward + cross-entropy + backward; returns the mean loss and d loss / d cls.

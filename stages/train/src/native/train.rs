@@ -5,7 +5,7 @@
 
 use super::backward::{
     apply_mask, attention_backward, attention_train, col_sum_acc, gelu_backward, gelu_masked,
-    ln_backward, DropRng,
+    ln_backward, query_rows, DropRng,
 };
 use super::encoder::{Dense, Layer, NativeEncoder, Norm};
 use super::kernels::{add_ln, layer_norm, matmul, AttnShape, Span, View};
@@ -40,6 +40,8 @@ struct LayerTrace {
     out_mask: Vec<f32>,
     xhat_2: Vec<f32>,
     rstd_2: Vec<f32>,
+    /// Only the first token of each sequence was a query (the last layer, `cls_only`).
+    cls: bool,
 }
 
 /// The forward pass of a batch part, kept for its backward pass.
@@ -50,14 +52,17 @@ pub(crate) struct Trace {
     emb_rstd: Vec<f32>,
     emb_mask: Vec<f32>,
     layers: Vec<LayerTrace>,
-    /// Final hidden states `[tokens, hidden]`.
+    /// Final hidden states: `[tokens, hidden]`, or `[sequences, hidden]` (first tokens)
+    /// with `cls_only`.
     pub out: Vec<f32>,
 }
 
-impl Trace {
-    pub fn spans(&self) -> &[Span] {
-        &self.spans
-    }
+/// The first row of each sequence, `[sequences, h]`.
+fn first_rows(x: &[f32], spans: &[Span], h: usize) -> Vec<f32> {
+    spans
+        .iter()
+        .flat_map(|sp| x[sp.start * h..(sp.start + 1) * h].iter().copied())
+        .collect()
 }
 
 /// Gradients of the encoder's weights from one batch part. The word embedding's gradient
@@ -130,12 +135,15 @@ pub(crate) struct PartOffset {
 }
 
 impl NativeEncoder {
-    /// The training forward pass over `seqs` (packed); dropout from `rng`.
+    /// The training forward pass over `seqs` (packed); dropout from `rng`. With
+    /// `cls_only` the output holds each sequence's first token only (one row per
+    /// sequence), and the last layer computes nothing else.
     pub(crate) fn forward_train(
         &self,
         seqs: &[&[u32]],
         at: PartOffset,
         rng: DropRng,
+        cls_only: bool,
     ) -> Result<Trace, TrainError> {
         let spans = self.spans(seqs)?;
         let t: usize = spans.iter().map(|s| s.len).sum();
@@ -162,25 +170,36 @@ impl NativeEncoder {
         rng.mask(SITE_EMB, at.first_token * h, t * h, &mut emb_mask);
         apply_mask(&mut x, &emb_mask);
         let mut layers = Vec::with_capacity(self.layers.len());
+        let n_layers = self.layers.len();
         for (li, l) in self.layers.iter().enumerate() {
+            // The last layer of a first-token model only needs the first tokens' outputs.
+            let cls = cls_only && li + 1 == n_layers;
+            let q = query_rows(&spans, cls);
+            // Dropout masks are indexed by query row: tokens, or sequences for `cls`.
+            let first_q = if cls { at.first_seq } else { at.first_token };
             let inter = l.inner.d_out;
+            let n_probs = spans
+                .iter()
+                .map(|s| self.heads * if cls { 1 } else { s.len } * s.len)
+                .sum();
             let mut c = LayerTrace {
                 qkv: vec![0f32; t * 3 * h],
-                probs: vec![0f32; spans.iter().map(|s| self.heads * s.len * s.len).sum()],
-                ctx: vec![0f32; t * h],
-                xhat_1: vec![0f32; t * h],
-                rstd_1: vec![0f32; t],
-                pre: vec![0f32; t * inter],
-                mid: vec![0f32; t * inter],
-                xhat_2: vec![0f32; t * h],
-                rstd_2: vec![0f32; t],
+                probs: vec![0f32; n_probs],
+                ctx: vec![0f32; q * h],
+                xhat_1: vec![0f32; q * h],
+                rstd_1: vec![0f32; q],
+                pre: vec![0f32; q * inter],
+                mid: vec![0f32; q * inter],
+                xhat_2: vec![0f32; q * h],
+                rstd_2: vec![0f32; q],
+                cls,
                 ..LayerTrace::default()
             };
             l.qkv.matmul(&x, t, &mut c.qkv);
             add_bias(&mut c.qkv, &l.qkv.b);
             let mut m = Vec::new();
             for (s, sp) in spans.iter().enumerate() {
-                let n = self.heads * sp.len * sp.len;
+                let n = self.heads * if cls { 1 } else { sp.len } * sp.len;
                 rng.mask(site(li, SITE_SCORES), (at.first_seq + s) << 32, n, &mut m);
                 c.score_mask.extend_from_slice(&m);
             }
@@ -188,87 +207,73 @@ impl NativeEncoder {
                 &c.qkv,
                 shape,
                 &spans,
+                cls,
                 &c.score_mask,
                 &mut c.ctx,
                 &mut c.probs,
             );
-            let mut y1 = vec![0f32; t * h];
-            l.out.matmul(&c.ctx, t, &mut y1);
+            // The residual: the query rows of the layer input.
+            let x_q = if cls {
+                first_rows(&x, &spans, h)
+            } else {
+                x.clone()
+            };
+            let mut y1 = vec![0f32; q * h];
+            l.out.matmul(&c.ctx, q, &mut y1);
             rng.mask(
                 site(li, SITE_ATTN_OUT),
-                at.first_token * h,
-                t * h,
+                first_q * h,
+                q * h,
                 &mut c.attn_mask,
             );
             let n = &l.norm_1;
-            if c.attn_mask.is_empty() {
-                add_ln(
-                    &mut y1,
-                    &l.out.b,
-                    &x,
-                    &n.gamma,
-                    &n.beta,
-                    self.eps,
-                    &mut c.rstd_1,
-                    Some(&mut c.xhat_1),
-                );
+            let bias = if c.attn_mask.is_empty() {
+                &l.out.b
             } else {
                 add_bias(&mut y1, &l.out.b);
                 apply_mask(&mut y1, &c.attn_mask);
-                add_ln(
-                    &mut y1,
-                    &zero_bias,
-                    &x,
-                    &n.gamma,
-                    &n.beta,
-                    self.eps,
-                    &mut c.rstd_1,
-                    Some(&mut c.xhat_1),
-                );
-            }
-            l.inner.matmul(&y1, t, &mut c.pre);
+                &zero_bias
+            };
+            add_ln(
+                &mut y1,
+                bias,
+                &x_q,
+                &n.gamma,
+                &n.beta,
+                self.eps,
+                &mut c.rstd_1,
+                Some(&mut c.xhat_1),
+            );
+            l.inner.matmul(&y1, q, &mut c.pre);
             add_bias(&mut c.pre, &l.inner.b);
             rng.mask(
                 site(li, SITE_FFN_MID),
-                at.first_token * inter,
-                t * inter,
+                first_q * inter,
+                q * inter,
                 &mut c.mid_mask,
             );
             gelu_masked(&c.pre, &c.mid_mask, &mut c.mid);
-            let mut y2 = vec![0f32; t * h];
-            l.outer.matmul(&c.mid, t, &mut y2);
-            rng.mask(
-                site(li, SITE_FFN_OUT),
-                at.first_token * h,
-                t * h,
-                &mut c.out_mask,
-            );
+            let mut y2 = vec![0f32; q * h];
+            l.outer.matmul(&c.mid, q, &mut y2);
+            rng.mask(site(li, SITE_FFN_OUT), first_q * h, q * h, &mut c.out_mask);
             let n = &l.norm_2;
-            if c.out_mask.is_empty() {
-                add_ln(
-                    &mut y2,
-                    &l.outer.b,
-                    &y1,
-                    &n.gamma,
-                    &n.beta,
-                    self.eps,
-                    &mut c.rstd_2,
-                    Some(&mut c.xhat_2),
-                );
+            let bias = if c.out_mask.is_empty() {
+                &l.outer.b
             } else {
                 add_bias(&mut y2, &l.outer.b);
                 apply_mask(&mut y2, &c.out_mask);
-                add_ln(
-                    &mut y2,
-                    &zero_bias,
-                    &y1,
-                    &n.gamma,
-                    &n.beta,
-                    self.eps,
-                    &mut c.rstd_2,
-                    Some(&mut c.xhat_2),
-                );
-            }
+                &zero_bias
+            };
+            add_ln(
+                &mut y2,
+                bias,
+                &y1,
+                &n.gamma,
+                &n.beta,
+                self.eps,
+                &mut c.rstd_2,
+                Some(&mut c.xhat_2),
+            );
             c.x = std::mem::replace(&mut x, y2);
             c.y_1 = y1;
             layers.push(c);
@@ -284,17 +289,16 @@ impl NativeEncoder {
         })
     }
 
-    /// The backward pass: `d_out` is the gradient of the final hidden states (consumed);
-    /// `g` is overwritten with the weights' gradients.
-    pub(crate) fn backward(&self, trace: Trace, mut d_out: Vec<f32>, g: &mut EncoderGrads) {
+    /// The backward pass: `d_out` is the gradient of the final hidden states (the trace's
+    /// `out` rows); `g` is overwritten with the weights' gradients.
+    pub(crate) fn backward(&self, trace: Trace, d_out: Vec<f32>, g: &mut EncoderGrads) {
         let h = self.hidden;
         let t: usize = trace.spans.iter().map(|s| s.len).sum();
         let shape = AttnShape {
             hidden: h,
             heads: self.heads,
         };
-        let mut dy = std::mem::take(&mut d_out);
-        let mut tmp = vec![0f32; t * h];
+        let mut dy = d_out;
         for ((l, c), gl) in self
             .layers
             .iter()
@@ -303,55 +307,54 @@ impl NativeEncoder {
             .rev()
         {
             let inter = l.inner.d_out;
+            let q = query_rows(&trace.spans, c.cls);
             // y2 = LN2(y1 + mask_out * (mid · W_outer + b)).
             clear_norm(&mut gl.norm_2);
+            let n2 = &mut gl.norm_2;
             ln_backward(
                 &mut dy,
                 &c.xhat_2,
                 &c.rstd_2,
                 &l.norm_2.gamma,
-                &mut gl.norm_2.gamma,
-                &mut gl.norm_2.beta,
+                &mut n2.gamma,
+                &mut n2.beta,
             );
             // dy is now d(y1 + ...): the residual's gradient and, masked, the FFN output's.
-            tmp.copy_from_slice(&dy);
+            let mut tmp = dy.clone();
             apply_mask(&mut tmp, &c.out_mask);
-            dense_grads(&l.outer, &mut gl.outer, &c.mid, &tmp, t);
-            let mut d_mid = vec![0f32; t * inter];
-            matmul(
-                &mut d_mid,
-                inter,
-                View::new(&tmp, t, h, h),
-                View::new(&l.outer.w, inter, h, h).t(),
-                false,
-            );
+            dense_grads(&l.outer, &mut gl.outer, &c.mid, &tmp, q);
+            let mut d_mid = vec![0f32; q * inter];
+            let w_outer = View::new(&l.outer.w, inter, h, h).t();
+            matmul(&mut d_mid, inter, View::new(&tmp, q, h, h), w_outer, false);
             gelu_backward(&mut d_mid, &c.pre, &c.mid_mask);
-            dense_grads(&l.inner, &mut gl.inner, &c.y_1, &d_mid, t);
+            dense_grads(&l.inner, &mut gl.inner, &c.y_1, &d_mid, q);
+            let w_inner = View::new(&l.inner.w, h, inter, inter).t();
             matmul(
                 &mut dy,
                 h,
-                View::new(&d_mid, t, inter, inter),
-                View::new(&l.inner.w, h, inter, inter).t(),
+                View::new(&d_mid, q, inter, inter),
+                w_inner,
                 true,
             );
             // y1 = LN1(x + mask_attn * (ctx · W_out + b)).
             clear_norm(&mut gl.norm_1);
+            let n1 = &mut gl.norm_1;
             ln_backward(
                 &mut dy,
                 &c.xhat_1,
                 &c.rstd_1,
                 &l.norm_1.gamma,
-                &mut gl.norm_1.gamma,
-                &mut gl.norm_1.beta,
+                &mut n1.gamma,
+                &mut n1.beta,
             );
             tmp.copy_from_slice(&dy);
             apply_mask(&mut tmp, &c.attn_mask);
-            dense_grads(&l.out, &mut gl.out, &c.ctx, &tmp, t);
-            let mut d_ctx = vec![0f32; t * h];
+            dense_grads(&l.out, &mut gl.out, &c.ctx, &tmp, q);
+            let mut d_ctx = vec![0f32; q * h];
             matmul(
                 &mut d_ctx,
                 h,
-                View::new(&tmp, t, h, h),
+                View::new(&tmp, q, h, h),
                 View::new(&l.out.w, h, h, h).t(),
                 false,
             );
@@ -363,27 +366,38 @@ impl NativeEncoder {
                 &c.score_mask,
                 shape,
                 &trace.spans,
+                c.cls,
                 &mut d_qkv,
             );
             dense_grads(&l.qkv, &mut gl.qkv, &c.x, &d_qkv, t);
-            matmul(
-                &mut dy,
-                h,
-                View::new(&d_qkv, t, 3 * h, 3 * h),
-                View::new(&l.qkv.w, h, 3 * h, 3 * h).t(),
-                true,
-            );
+            // dx = dqkv · W_qkvᵀ + the residual's gradient at the query rows.
+            let mut dx = vec![0f32; t * h];
+            let w_qkv = View::new(&l.qkv.w, h, 3 * h, 3 * h).t();
+            matmul(&mut dx, h, View::new(&d_qkv, t, 3 * h, 3 * h), w_qkv, false);
+            if c.cls {
+                for (sp, r) in trace.spans.iter().zip(dy.chunks_exact(h)) {
+                    for (o, &v) in dx[sp.start * h..(sp.start + 1) * h].iter_mut().zip(r) {
+                        *o += v;
+                    }
+                }
+            } else {
+                for (o, &v) in dx.iter_mut().zip(&dy) {
+                    *o += v;
+                }
+            }
+            dy = dx;
         }
         // x0 = mask_emb * LN(word + position + type).
         apply_mask(&mut dy, &trace.emb_mask);
         clear_norm(&mut g.emb_norm);
+        let en = &mut g.emb_norm;
         ln_backward(
             &mut dy,
             &trace.emb_xhat,
             &trace.emb_rstd,
             &self.emb_norm.gamma,
-            &mut g.emb_norm.gamma,
-            &mut g.emb_norm.beta,
+            &mut en.gamma,
+            &mut en.beta,
         );
         g.position.fill(0.0);
         g.token_type.fill(0.0);
