@@ -8,10 +8,14 @@ backward + step, and machine-readable lines "RESULT <name>\t<ex/s>".
 
   bench-torch.py [--threads N] [--quick]
   bench-torch.py [--threads N] --encode MODEL_DIR QUESTIONS.json
+  bench-torch.py [--threads N] --finetune-minilm STEPS
 
 --encode times what the encode stage does, in PyTorch: tokenize, forward without
 gradients, mean pooling over the attention mask (as sentence-transformers does),
 max_len 64, batches of 64 questions of similar length. Prints "RESULT encode\t<q/s>".
+
+--finetune-minilm times the MiniLM-sized classifier alone (embeddings trained), STEPS
+timed steps after 2 warm-up steps (issue 23's comparison in train_throughput).
 """
 
 import argparse
@@ -108,10 +112,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--encode", nargs=2, metavar=("MODEL_DIR", "QUESTIONS"))
+    ap.add_argument("--finetune-minilm", type=int, metavar="STEPS")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     if a.encode:
         encode(*a.encode)
+        return
+    if a.finetune_minilm:
+        bench("MiniLM-sized h384 L6 v30522", 384, 6, 12, 1536, 30522, a.finetune_minilm, False)
         return
     print(f"PyTorch {torch.__version__}, batch {BATCH}, seq {SEQ}, AdamW, {a.threads} threads")
     archs = [

@@ -14,6 +14,11 @@
 //!   work (tokenize, forward, mean pooling, max_len 64 as in the demo) over Spider's
 //!   6,991 questions, and with `HHNAS_BENCH_TORCH` the same model in PyTorch beside it;
 //!   `HHNAS_BENCH_ENCODE_ONLY=1`: that part alone.
+//! - `HHNAS_BENCH_ISSUE23=1`: only issue 23's comparison (benches/issue23): the native CPU
+//!   path against PyTorch (and burn) for the encode stage and the MiniLM-shaped fine-tuning
+//!   step, `HHNAS_BENCH_REPEATS` rounds (default 3), mean ± sd and ratios.
+
+mod issue23;
 
 use std::time::Instant;
 
@@ -255,6 +260,23 @@ fn sorted_batching(device: &str, quick: bool) {
 fn main() {
     let quick = std::env::var("HHNAS_BENCH_QUICK").is_ok();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if std::env::var("HHNAS_BENCH_ISSUE23").is_ok() {
+        let torch = std::env::var("HHNAS_BENCH_TORCH").ok();
+        let minilm = arch(384, 6, 12, 1536, 30522);
+        let burn_finetune = || run_on("cpu:flex", &minilm, false, 5).train;
+        issue23::run(issue23::Setup {
+            threads,
+            torch: torch.as_deref(),
+            repeats: std::env::var("HHNAS_BENCH_REPEATS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(3),
+            minilm: minilm.clone(),
+            shape: shape(),
+            burn_finetune: &burn_finetune,
+        });
+        return;
+    }
     if std::env::var("HHNAS_BENCH_ENCODE_ONLY").is_ok() {
         let torch = std::env::var("HHNAS_BENCH_TORCH").ok();
         encode_section(threads, torch.as_deref());

@@ -42,6 +42,14 @@ pub fn parse_device(s: &str) -> Result<Device, TrainError> {
     }
 }
 
+/// Whether `device` asks for the native CPU path ([`crate::native`]): plain `"cpu"` does,
+/// for the work that has one (the encode stage); an explicit `"cpu:flex"` or
+/// `"cpu:ndarray"` keeps burn on that backend.
+pub(crate) fn native_cpu(device: &str) -> Result<bool, TrainError> {
+    parse_device(device)?;
+    Ok(device.trim() == "cpu")
+}
+
 /// Work that runs on any autodiff backend.
 pub(crate) trait BackendTask {
     type Out;

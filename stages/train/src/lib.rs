@@ -16,6 +16,7 @@ mod hf;
 mod inference;
 mod input;
 mod model;
+mod native;
 mod neighbours;
 mod prepare;
 mod pypi;
@@ -52,4 +53,5 @@ pub mod internals {
     pub use crate::model::{
         Classifier, ClassifierShape, CnnBranch, Head, SparseBranchBatch, TextEncoder,
     };
+    pub use crate::native::{AdamW, NativeEncoder, NativeTrainer, Span};
 }

@@ -170,13 +170,13 @@ pub(crate) fn accuracy<B: Backend, M: Net<B>>(
     ok as f64 / ex.len() as f64
 }
 
-struct TrainTask<'a, 'b> {
-    prep: &'b Prepared<'a>,
-    assets: &'b EncoderAssets,
-    spec: &'b ModelSpec,
-    cfg: &'b TrainConfig,
-    resume: Option<Checkpoint>,
-    on_epoch: &'b mut dyn FnMut(&Checkpoint, &EpochReport),
+pub(crate) struct TrainTask<'a, 'b> {
+    pub prep: &'b Prepared<'a>,
+    pub assets: &'b EncoderAssets,
+    pub spec: &'b ModelSpec,
+    pub cfg: &'b TrainConfig,
+    pub resume: Option<Checkpoint>,
+    pub on_epoch: &'b mut dyn FnMut(&Checkpoint, &EpochReport),
 }
 
 impl BackendTask for TrainTask<'_, '_> {
@@ -187,11 +187,31 @@ impl BackendTask for TrainTask<'_, '_> {
                 HeadKind::Dense => with_optimizer::<B, Head<B>>(self, device),
                 HeadKind::Evidence => with_optimizer::<B, EvidenceHead<B>>(self, device),
             }
+        } else if crate::native::fit::eligible(self.prep, self.spec, self.cfg) {
+            crate::native::fit::train::<B>(self, device)
         } else {
             with_optimizer::<B, Classifier<B>>(self, device)
         }
     }
 }
+
+/// AdamW as SPEC §4 asks (PyTorch's defaults: betas 0.9 / 0.999, eps 1e-8, weight decay
+/// 0.01); the native path uses the same numbers ([`crate::native::AdamW`]).
+pub(crate) fn adamw_config() -> AdamWConfig {
+    let n = ADAMW;
+    AdamWConfig::new()
+        .with_beta_1(n.beta_1)
+        .with_beta_2(n.beta_2)
+        .with_epsilon(n.epsilon)
+        .with_weight_decay(n.weight_decay)
+}
+
+pub(crate) const ADAMW: crate::native::AdamW = crate::native::AdamW {
+    beta_1: 0.9,
+    beta_2: 0.999,
+    epsilon: 1e-8,
+    weight_decay: 0.01,
+};
 
 /// SPEC §4: criterion_num 0/1/2, each with PyTorch's default constants.
 fn with_optimizer<B, M>(task: TrainTask, device: B::Device) -> Result<TrainOutcome, TrainError>
@@ -202,10 +222,7 @@ where
 {
     match task.spec.optimizer {
         OptimizerKind::AdamW => {
-            let o = AdamWConfig::new()
-                .with_epsilon(1e-8)
-                .with_weight_decay(0.01)
-                .init::<B, M>();
+            let o = adamw_config().init::<B, M>();
             train_loop(task, device, o)
         }
         OptimizerKind::SgdMomentum => {
@@ -228,18 +245,18 @@ where
 }
 
 /// The loop's state between epochs; converts to and from [`Checkpoint`].
-struct EpochState {
-    epoch: usize,
-    curve: Vec<EpochReport>,
-    best_epoch: usize,
-    best_acc: f64,
-    best_weights: Vec<u8>,
-    since_best: usize,
-    stopped_early: bool,
+pub(crate) struct EpochState {
+    pub epoch: usize,
+    pub curve: Vec<EpochReport>,
+    pub best_epoch: usize,
+    pub best_acc: f64,
+    pub best_weights: Vec<u8>,
+    pub since_best: usize,
+    pub stopped_early: bool,
 }
 
 impl EpochState {
-    fn fresh() -> Self {
+    pub fn fresh() -> Self {
         EpochState {
             epoch: 0,
             curve: Vec::new(),
@@ -251,7 +268,7 @@ impl EpochState {
         }
     }
 
-    fn from_checkpoint(ck: Checkpoint) -> Self {
+    pub fn from_checkpoint(ck: Checkpoint) -> Self {
         EpochState {
             epoch: ck.epoch,
             curve: ck.curve,
@@ -263,7 +280,7 @@ impl EpochState {
         }
     }
 
-    fn checkpoint(
+    pub fn checkpoint(
         &self,
         fingerprint: &str,
         seed: u64,
