@@ -10,6 +10,7 @@ use crate::commands::report::write_run_report;
 use crate::config::{self, DataSource, DeviceName, PipelineConfig};
 use crate::nodes::search::{self, Update};
 use crate::nodes::{self, data, ensemble, train, Inputs};
+use crate::status::RunState;
 use hhnas_engine::error::Outcome;
 use hhnas_engine::journal::{now, stage_records, Event};
 use hhnas_engine::launch::Executor;
@@ -75,11 +76,24 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
             key: train_key,
             summary,
         });
+        // A browser left open on report.html follows the run; a failure here must not
+        // stop the search (the final report is written again below).
+        if let Err(e) = write_run_report(
+            std::slice::from_ref(run),
+            &run.report_dir(),
+            Some(RunState::Running),
+        ) {
+            tracing::warn!("live report not written: {e:#}");
+        }
     }
     ensemble::final_nodes(&mut exec, cfg, &inputs, &trained)?;
     progress.set_position(total);
     progress.finish();
-    let report_paths = write_run_report(std::slice::from_ref(run), &run.report_dir())?;
+    let report_paths = write_run_report(
+        std::slice::from_ref(run),
+        &run.report_dir(),
+        Some(RunState::Finished),
+    )?;
     exec.journal.append(&Event::Finished { ts: now() })?;
     outln!(
         "run {} finished; report: {}",
@@ -89,6 +103,7 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     );
+    outln!("the same as one page for a browser: report.html beside it");
     Ok(())
 }
 

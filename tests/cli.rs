@@ -139,7 +139,26 @@ fn status_reports_the_run_and_json_has_the_q_table() {
     assert_eq!(v["iterations"].as_array().unwrap().len(), 2);
     assert!(v["q_table"].is_object(), "{v}");
     assert!(v["mutation_probabilities"].is_object(), "{v}");
-    assert!(ws.run_dir().join("report").join("report.md").is_file());
+    let report = ws.run_dir().join("report");
+    assert!(report.join("report.md").is_file());
+    // The HTML page holds everything inline and, the run being over, no reload.
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(html.contains("finished") && !html.contains("http-equiv=\"refresh\""));
+    assert_eq!(html.matches("<svg").count(), 2, "both charts inline");
+    assert!(
+        !html.contains("<img") && !html.contains("<script"),
+        "self-contained"
+    );
+    for png in ["accuracy.png", "mutation_probs.png"] {
+        let bytes = std::fs::read(report.join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{png}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&report)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 /// A run killed mid-candidate: `status` shows the epoch the candidate reached, and the

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::dag::Stage;
 use crate::nodes::UpdateMetrics;
-use crate::status;
+use crate::status::{self, RunState};
 use hhnas_engine::error::Outcome;
 use hhnas_engine::journal::Event;
 use hhnas_engine::rundir::{self, RunDir};
@@ -51,7 +51,7 @@ fn params(v: &serde_json::Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn run_record(run: &RunDir) -> Result<hhnas_report::RunRecord> {
+fn run_record(run: &RunDir, state: Option<RunState>) -> Result<hhnas_report::RunRecord> {
     let s = status::collect(run, None)?;
     let names: Vec<String> = s
         .mutation_probabilities
@@ -86,6 +86,8 @@ fn run_record(run: &RunDir) -> Result<hhnas_report::RunRecord> {
             test_acc: b.test_acc,
         }),
         mutation_probs_names: names,
+        state: state.unwrap_or(s.state).to_string(),
+        planned_iterations: s.iterations_total as usize,
         baseline_test_acc: s.svm_test_acc,
         final_model: s.final_model.as_ref().map(|f| hhnas_report::FinalModel {
             kind: f.kind.clone(),
@@ -103,14 +105,23 @@ fn run_record(run: &RunDir) -> Result<hhnas_report::RunRecord> {
     })
 }
 
-/// Builds the report input of several runs from their journals.
-fn report_input(runs_: &[RunDir]) -> Result<hhnas_report::ReportInput> {
-    let runs = runs_.iter().map(run_record).collect::<Result<_>>()?;
+/// Builds the report input of several runs from their journals; `state`, where given,
+/// stands for what the journal cannot say yet (the run writing its own report).
+fn report_input(runs_: &[RunDir], state: Option<RunState>) -> Result<hhnas_report::ReportInput> {
+    let runs = runs_
+        .iter()
+        .map(|r| run_record(r, state))
+        .collect::<Result<_>>()?;
     Ok(hhnas_report::ReportInput { runs })
 }
 
-pub(crate) fn write_run_report(runs_: &[RunDir], out: &Path) -> Result<Vec<PathBuf>> {
-    let input = report_input(runs_)?;
+/// Writes the report of `runs_` into `out` (report.md first, report.html second).
+pub(crate) fn write_run_report(
+    runs_: &[RunDir],
+    out: &Path,
+    state: Option<RunState>,
+) -> Result<Vec<PathBuf>> {
+    let input = report_input(runs_, state)?;
     hhnas_report::write_report(&input, out).context("writing report")
 }
 
@@ -130,7 +141,7 @@ pub fn cmd_report(cache: &Path, names: &[String], out: Option<&Path>) -> Result<
     let out = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| first.report_dir());
-    let paths = write_run_report(&selected, &out)?;
+    let paths = write_run_report(&selected, &out, None)?;
     let md = paths
         .iter()
         .find(|p| p.extension().is_some_and(|e| e == "md"));

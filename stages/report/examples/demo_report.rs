@@ -65,6 +65,8 @@ fn synthetic(run_id: &str, strategy: &str, seed: u64) -> RunRecord {
         mutation_probs_names: names,
         baseline_test_acc: None,
         final_model: None,
+        state: "finished".into(),
+        planned_iterations: 0,
     }
 }
 

@@ -91,6 +91,18 @@ fn run_section(md: &mut String, r: &RunRecord, n: &RunCharts) {
         .filter(|w| w.is_finite())
         .sum();
     let _ = writeln!(md, "## Run {}\n", cell(&r.run_id));
+    if !r.state.is_empty() {
+        let planned = if r.planned_iterations > 0 {
+            format!(
+                " ({} of {} iterations)",
+                r.iterations.len(),
+                r.planned_iterations
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(md, "State: **{}**{planned}.\n", r.state);
+    }
     let _ = writeln!(
         md,
         "Strategy `{}`, seed {}, {} iterations ({} replayed from cache), training wall time {:.1} s.\n",

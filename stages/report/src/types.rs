@@ -32,6 +32,13 @@ pub struct RunRecord {
     /// run built one; eval and predict use it.
     #[serde(default)]
     pub final_model: Option<FinalModel>,
+    /// The run's state as `status` spells it ("running", "finished", "interrupted", ...);
+    /// a running run's HTML page reloads itself.
+    #[serde(default)]
+    pub state: String,
+    /// Iterations the run's config asks for (0: not known).
+    #[serde(default)]
+    pub planned_iterations: usize,
 }
 
 /// The model the nodes after the search chose, beside the best single candidate.

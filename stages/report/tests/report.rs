@@ -42,6 +42,8 @@ fn run(id: &str) -> RunRecord {
         mutation_probs_names: vec!["p2".into(), "learning_rate".into()],
         baseline_test_acc: None,
         final_model: None,
+        state: "running".into(),
+        planned_iterations: 10,
     }
 }
 
@@ -174,26 +176,50 @@ fn write_report_writes_nonempty_svgs() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names[0], "report.md");
-    assert_eq!(names[1], "iterations.csv");
+    assert_eq!(names[1], "report.html");
+    assert_eq!(names[2], "iterations.csv");
     for n in [
         "accuracy_a.svg",
+        "accuracy_a.png",
         "mutation_probs_a.svg",
+        "mutation_probs_a.png",
         "accuracy_empty.svg",
         "best_so_far.svg",
+        "best_so_far.png",
     ] {
         assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
     }
-    assert_eq!(files.len(), 2 + 3 * 2 + 1);
+    // report.md, report.html, iterations.csv; 7 charts as SVG and PNG.
+    assert_eq!(files.len(), 3 + 7 * 2);
     for f in &files {
-        let body = std::fs::read_to_string(f).unwrap();
+        let body = std::fs::read(f).unwrap();
         assert!(!body.is_empty(), "{f:?} empty");
-        if f.extension().unwrap() == "svg" {
-            assert!(
-                body.starts_with("<svg") && body.trim_end().ends_with("</svg>"),
-                "{f:?}"
-            );
+        match f.extension().unwrap().to_str().unwrap() {
+            "svg" => {
+                let body = String::from_utf8(body).unwrap();
+                assert!(
+                    body.starts_with("<svg") && body.trim_end().ends_with("</svg>"),
+                    "{f:?}"
+                );
+                // The PNG is the same figure at twice the size.
+                let png = std::fs::read(f.with_extension("png")).unwrap();
+                let pixmap = resvg::tiny_skia::Pixmap::decode_png(&png).unwrap();
+                let width: u32 = attribute(&body, "width");
+                assert_eq!(pixmap.width(), 2 * width, "{f:?}");
+            }
+            "png" => assert!(body.starts_with(b"\x89PNG"), "{f:?}"),
+            _ => {}
         }
     }
+    // Every chart inline, nothing fetched, and a reload while a run is live.
+    let html = std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 7);
+    assert!(!html.contains("<img") && !html.contains("<script"));
+    assert!(html.contains("<meta http-equiv=\"refresh\""));
+    assert!(
+        html.contains("<table>")
+            && html.contains("State: <strong>running</strong> (8 of 10 iterations)")
+    );
     let acc = std::fs::read_to_string(dir.path().join("out/accuracy_a.svg")).unwrap();
     assert!(
         acc.contains("Model 4: 4 evaluated, max 0.7100"),
@@ -219,8 +245,15 @@ fn single_run_uses_plain_chart_names_and_empty_input_renders() {
         write_report(&ReportInput::default(), dir.path())
             .unwrap()
             .len(),
-        2
+        3
     );
+}
+
+/// The value of the first `name="..."` attribute in `svg`.
+fn attribute(svg: &str, name: &str) -> u32 {
+    let start = svg.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+    let len = svg[start..].find('"').unwrap();
+    svg[start..start + len].parse().unwrap()
 }
 
 /// The model after the search is shown beside the best single candidate, with the refit
