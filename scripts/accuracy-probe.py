@@ -115,6 +115,17 @@ class Split:
         self.bank = np.sort(np.concatenate([self.tr, self.va]))
         self.tag = f"{merge}-s{seed}"
 
+    def db_level(self):
+        """The same rows and split, labelled by database (140 classes): for training at the
+        database level and summing the probabilities of each merged class's members (A)."""
+        import copy
+        d = copy.copy(self); dbs = sorted({db for _, db in rows}); did = {x: i for i, x in enumerate(dbs)}
+        d.classes = dbs; d.C = len(dbs); d.y = np.array([did[db] for _, db in rows])
+        d.class_dbs = {x: [x] for x in dbs}; d.tag = self.tag + "-db"
+        cid = {c: i for i, c in enumerate(self.classes)}
+        d.A = np.zeros((len(dbs), self.C)); d.A[np.arange(len(dbs)), [cid[self.cmap[x]] for x in dbs]] = 1
+        return d
+
 # ---------------------------------------------------------------- encoders
 def load_encoder(path):
     import torch
@@ -161,8 +172,8 @@ def cmd_finetune(a):
     for merge in a.merge.split(","):
         for seed in [int(s) for s in a.seeds.split(",")]:
             sp = Split(merge, seed)
-            tag = f"ft{a.tag}-{sp.tag}"
-            if all(os.path.exists(f"{ACC}/emb-{tag}-e{e}.npy") for e in range(1, a.epochs + 1)):
+            tag = f"ft{a.tag}{'' if a.fold is None else f'f{a.fold}'}-{sp.tag}"
+            if all(os.path.exists(f"{ACC}/emb-{tag}-e{e}.npy") for e in range(a.embed_from, a.epochs + 1)):
                 print(f"{tag}: cached"); continue
             tok, enc = load_encoder(MINILM)
             torch.manual_seed(seed)
@@ -170,6 +181,9 @@ def cmd_finetune(a):
             opt = torch.optim.AdamW([{"params": enc.parameters(), "lr": a.lr},
                                      {"params": head.parameters(), "lr": a.head_lr}], weight_decay=0.01)
             rows_tr = sp.tr if a.rows == "train" else sp.bank
+            if a.fold is not None:   # cross-fitting: train on the other half of the training rows
+                half = np.random.default_rng(1000 + seed).permutation(len(sp.tr)) % 2
+                rows_tr = sp.tr[half != a.fold]
             steps_per_epoch = math.ceil(len(rows_tr) / a.batch); total = steps_per_epoch * a.epochs
             warm = int(0.06 * total)
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warm)) if s < warm else max(0.0, (total - s) / max(1, total - warm)))
@@ -184,12 +198,14 @@ def cmd_finetune(a):
                     loss = torch.nn.functional.cross_entropy(head(v) * a.scale, Y[ids])
                     opt.zero_grad(); loss.backward(); opt.step(); sched.step(); tot += loss.item() * len(ids)
                 t_ep = time.time() - t0
+                if ep < a.embed_from:
+                    print(f"{tag} epoch {ep}: loss {tot/len(perm):.3f}, train step {t_ep:.0f} s ({a.threads} thr, {len(perm)} rows)", flush=True); continue
                 enc.eval(); head.eval(); t1 = time.time()
                 E = embed(tok, enc, texts); t_emb = time.time() - t1
                 with torch.no_grad(): L = (head(torch.tensor(E)) * a.scale).numpy()
                 np.save(f"{ACC}/emb-{tag}-e{ep}.npy", E); np.save(f"{ACC}/logit-{tag}-e{ep}.npy", L)
                 acc = lambda r: (L[r].argmax(1) == sp.y[r]).mean() * 100
-                print(f"{tag} epoch {ep}: loss {tot/len(perm):.3f}, train step {t_ep:.0f} s ({a.threads} thr), "
+                print(f"{tag} epoch {ep}: loss {tot/len(perm):.3f}, train step {t_ep:.0f} s ({a.threads} thr, {len(perm)} rows), "
                       f"embed {t_emb:.0f} s; head alone train {acc(sp.tr):.2f} valid {acc(sp.va):.2f} test {acc(sp.te):.2f}", flush=True)
 
 # ---------------------------------------------------------------- evidence
@@ -227,6 +243,25 @@ def tfidf(kind):
 def tfidf_matrix(sp, kind):
     v = tfidf(kind).fit([texts[i] for i in sp.bank]); return v.transform(texts)
 
+class DenseVec:
+    """A 'vectoriser' for precomputed dense vectors (rows indexed by position in `texts`)."""
+    def __init__(self, E): self.E = E; self.ix = {t: i for i, t in enumerate(texts)}
+    def fit_transform(self, txt): return self.transform(txt)
+    def transform(self, txt): return self.E[[self.ix[t] for t in txt]]
+
+class StackVec:
+    """char 2-5-gram and word 1-2-gram TF-IDF side by side."""
+    def __init__(self): self.v = [tfidf("char"), tfidf("word")]
+    def fit_transform(self, txt):
+        import scipy.sparse as sps; return sps.hstack([v.fit_transform(txt) for v in self.v]).tocsr()
+    def transform(self, txt):
+        import scipy.sparse as sps; return sps.hstack([v.transform(txt) for v in self.v]).tocsr()
+
+def make_vec(kind):
+    if kind == "cw": return StackVec()
+    if kind.startswith("emb="): return DenseVec(np.load(f"{ACC}/emb-{kind[4:]}.npy"))
+    return tfidf(kind)
+
 def svm_feats(sp, kind, C=1.0):
     """Cross-fitted (5 folds over the bank) one-vs-rest LinearSVC decision values; the
     other rows get the model fitted on the whole bank (as the char_svm node)."""
@@ -234,10 +269,10 @@ def svm_feats(sp, kind, C=1.0):
     from sklearn.svm import LinearSVC
     bank = sp.bank; yb = sp.y[bank]; F = np.zeros((N, sp.C), np.float32)
     for ftr, fte in StratifiedKFold(5, shuffle=True, random_state=sp.seed).split(bank, yb):
-        v = tfidf(kind); m = LinearSVC(C=C).fit(v.fit_transform([texts[bank[i]] for i in ftr]), yb[ftr])
+        v = make_vec(kind); m = LinearSVC(C=C).fit(v.fit_transform([texts[bank[i]] for i in ftr]), yb[ftr])
         F[bank[fte]] = m.decision_function(v.transform([texts[bank[i]] for i in fte]))
     rest = np.setdiff1d(np.arange(N), bank)
-    v = tfidf(kind); m = LinearSVC(C=C).fit(v.fit_transform([texts[i] for i in bank]), yb)
+    v = make_vec(kind); m = LinearSVC(C=C).fit(v.fit_transform([texts[i] for i in bank]), yb)
     F[rest] = m.decision_function(v.transform([texts[i] for i in rest]))
     return F
 
@@ -301,7 +336,7 @@ def emb_file(name, sp):
 def feature(sp, name):
     """One [N, C] evidence matrix by name (cached per split)."""
     key = f"feat-{sp.tag}-{name}"
-    if name.startswith("nn:"):           # nn:<encoder>[:k]
+    if name.startswith("nn:") and not name.startswith("nn:xft@"):   # nn:<encoder>[:k]
         parts = name.split(":"); enc = parts[1]; k = int(parts[2]) if len(parts) > 2 else 1
         return cached(key, lambda: nn_feats(sp, np.load(emb_file(enc, sp)), k))
     if name.startswith("tfnn:"):         # tfnn:<char|word>[:k]
@@ -315,6 +350,21 @@ def feature(sp, name):
         B = feature(sp, "bm25raw"); return B / (B.max(1, keepdims=True) + 1e-9)
     if name == "schema": return cached(key, lambda: schema_share(sp))
     if name == "schemacos": return cached(key, lambda: schema_tfidf_cos(sp))
+    if name.startswith("nn:xft@") or name.startswith("xftlogit@"):
+        # 2-fold cross-fitted fine-tuning (`finetune --fold 0/1`): a training row in half f
+        # gets the evidence of the encoder fitted without half f; every other row the mean
+        # of the two encoders' evidence
+        ep = name.split("@")[1]; half = np.random.default_rng(1000 + sp.seed).permutation(len(sp.tr)) % 2
+        if name.startswith("nn:"):
+            Fs = [cached(f"{key}-f{f}", lambda f=f: nn_feats(sp, np.load(f"{ACC}/emb-ftf{f}-{sp.tag}-{ep}.npy"))) for f in (0, 1)]
+        else:
+            Fs = []
+            for f in (0, 1):
+                L = np.load(f"{ACC}/logit-ftf{f}-{sp.tag}-{ep}.npy"); L = L - L.max(1, keepdims=True)
+                Fs.append(L - np.log(np.exp(L).sum(1, keepdims=True)))
+        F = (Fs[0] + Fs[1]) / 2
+        for f in (0, 1): F[sp.tr[half == f]] = Fs[f][sp.tr[half == f]]
+        return F
     if name.startswith("ftlogit@"):      # the fine-tuned head's log-probabilities (leaky on its training rows)
         L = np.load(f"{ACC}/logit-{name.replace('ftlogit@', 'ft-' + sp.tag + '-')}.npy")
         L = L - L.max(1, keepdims=True); return L - np.log(np.exp(L).sum(1, keepdims=True))
@@ -358,30 +408,47 @@ VARIANTS = {
     "mpnet":           V(["nn:mpnet", "tfnn:char", "svm:char", "bm25g"], vec=("mpnet",)),
     "mpnet+minilm":    V(BASE + ["nn:mpnet"], vec=("minilm", "mpnet")),
     "mpnet+minilm+word": V(BASE + ["nn:mpnet", "svm:word"], vec=("minilm", "mpnet")),
+    "cw_svm":          V(["nn:minilm", "tfnn:char", "svm:cw", "bm25g"]),
+    "emb_svm":         V(BASE + ["svm:emb=minilm"]),
     # 6. cheap extras
     "top3":            V(BASE + ["nn:minilm:3", "tfnn:char:3"]),
     "schema":          V(BASE + ["schema", "schemacos"]),
     "bm25n":           V(BASE + ["bm25n"]),
+    # combinations
+    "schema+word":     V(BASE + ["schema", "schemacos", "svm:word"]),
+    "schema+word+bm25n": V(BASE + ["schema", "schemacos", "svm:word", "bm25n"]),
+    "schema+word+mpnet": V(BASE + ["schema", "schemacos", "svm:word", "nn:mpnet"], vec=("minilm", "mpnet")),
 }
 for e in (1, 2, 3):   # 4. fine-tuned MiniLM after e epochs (needs `finetune` first)
     VARIANTS[f"ft{e}"] = V(["nn:ft@e%d" % e, "tfnn:char", "svm:char", "bm25g"], vec=("ft@e%d" % e,))
     VARIANTS[f"ft{e}+minilm"] = V(BASE + ["nn:ft@e%d" % e], vec=("minilm", "ft@e%d" % e))
     VARIANTS[f"ft{e}+word"] = V(["nn:ft@e%d" % e, "tfnn:char", "svm:char", "bm25g", "svm:word"], vec=("ft@e%d" % e,))
 
+for e in (1, 2, 3):   # 4b. 2-fold cross-fitted fine-tuned MiniLM (needs `finetune --fold 0` and `--fold 1`)
+    VARIANTS[f"xft{e}"] = V(BASE + ["nn:xft@e%d" % e])
+    VARIANTS[f"xft{e}+logit"] = V(BASE + ["nn:xft@e%d" % e, "xftlogit@e%d" % e])
+    VARIANTS[f"ft{e}+logit"] = V(BASE + ["nn:ft@e%d" % e, "ftlogit@e%d" % e], vec=("minilm", "ft@e%d" % e))
+
 def run_variant(sp, name, v, head_seeds=(0,), refit=False, hp=None):
     """Returns (valid probs, test probs, wall) averaged over head_seeds (an ensemble when >1)."""
     hp = hp or [{}]
     t0 = time.time()
-    Fs = [feature(sp, f) for f in v["feats"]]
+    if v.get("db"):   # evidence and head at the database level, probabilities summed per class
+        sp.db = sp.db_level()
+    Fs = [feature(sp.db if v.get("db") else sp, f) for f in v["feats"]]
     F = np.stack(Fs, 2)
     E = np.hstack([np.load(emb_file(e, sp)) * math.sqrt(np.load(emb_file(e, sp)).shape[1]) for e in v["vec"]])
     t_feat = time.time() - t0; t0 = time.time()
     fit = np.concatenate([sp.tr, sp.va]) if refit else sp.tr
-    Pv, Pt = 0, 0; n = 0
+    Pv, Pt = 0, 0; n = 0; singles = []
+    ft = sp.db if v.get("db") else sp      # labels the head trains on
     for hs in head_seeds:
         for h in hp:
-            pv, pt = train_head(F[fit], sp.y[fit], E[fit], [F[sp.va], F[sp.te]], [E[sp.va], E[sp.te]], sp.C, seed=1000 * sp.seed + hs, **{**v.get("hp", {}), **h})
+            pv, pt = train_head(F[fit], ft.y[fit], E[fit], [F[sp.va], F[sp.te]], [E[sp.va], E[sp.te]], ft.C, seed=1000 * sp.seed + hs, **{**v.get("hp", {}), **h})
+            if v.get("db"): pv, pt = pv @ ft.A, pt @ ft.A
             Pv = Pv + pv; Pt = Pt + pt; n += 1
+            singles.append(((pv.argmax(1) == sp.y[sp.va]).mean() * 100, (pt.argmax(1) == sp.y[sp.te]).mean() * 100))
+    run_variant.singles = singles
     return Pv / n, Pt / n, t_feat, time.time() - t0
 
 HP_MIX = [dict(), dict(drop=0.3), dict(lr=2e-3), dict(l1=512, l2=256), dict(epochs=30, drop=0.6)]
@@ -398,7 +465,7 @@ def cmd_eval(a):
         for seed in [int(s) for s in a.seeds.split(",")]:
             sp = Split(merge, seed)
             for name in names:
-                v = VARIANTS[name]
+                v = VARIANTS[name] if not name.endswith("@db") else {**VARIANTS[name[:-3]], "db": merge == "overlap"}
                 modes = a.modes.split(",")
                 for mode in modes:
                     hs = list(range(a.ens)) if mode.startswith("ens") else [0]
@@ -408,6 +475,10 @@ def cmd_eval(a):
                     va = (pv.argmax(1) == sp.y[sp.va]).mean() * 100; te = (pt.argmax(1) == sp.y[sp.te]).mean() * 100
                     key = f"{merge}({sp.C}) {name} [{mode}]"
                     res[key].append((va, te, tf, th))
+                    if len(run_variant.singles) > 1:   # the ensemble's members one by one, averaged
+                        sv = np.mean([x[0] for x in run_variant.singles]); st = np.mean([x[1] for x in run_variant.singles])
+                        res[f"{merge}({sp.C}) {name} [{mode}: mean of members]"].append((sv, st, tf, th / len(run_variant.singles)))
+                        print(f"   members test " + " ".join(f"{x[1]:.2f}" for x in run_variant.singles) + f"  mean {st:.2f}", flush=True)
                     print(f"{key} seed {seed}: valid {va:.2f} test {te:.2f}  (features {tf:.1f} s, heads {th:.1f} s)", flush=True)
                     if a.save_probs: np.save(f"{ACC}/probs-{sp.tag}-{name}-{mode}.npy", pt)
     print("\nMEAN (valid | test, mean ± sample sd over seeds; head wall per seed)")
@@ -419,7 +490,7 @@ def cmd_eval(a):
 def cmd_errors(a):
     import torch
     torch.set_num_threads(a.threads)
-    sp = Split(a.merge, a.seed); v = VARIANTS[a.variant]
+    sp = Split(a.merge, a.seed); v = VARIANTS[a.variant] if not a.variant.endswith("@db") else {**VARIANTS[a.variant[:-3]], "db": True}
     hs = list(range(a.ens)) if a.mode.startswith("ens") else [0]
     _, pt, _, _ = run_variant(sp, a.variant, v, head_seeds=hs, refit="refit" in a.mode, hp=HP_MIX if "mix" in a.mode else None)
     pred = pt.argmax(1); yt = sp.y[sp.te]; wrong = np.where(pred != yt)[0]
@@ -427,14 +498,34 @@ def cmd_errors(a):
     conf = Counter((sp.classes[yt[i]], sp.classes[pred[i]]) for i in wrong)
     print("most frequent (true -> predicted):")
     for (t, p), n in conf.most_common(15): print(f"  {n:2d}  {t} -> {p}")
-    # exact duplicates of the question text under another class in the bank
-    bank_text = defaultdict(set)
-    for i in sp.bank: bank_text[texts[i].strip().lower()].add(sp.classes[sp.y[i]])
-    for j, i in enumerate(wrong[: a.n]):
-        r = sp.te[i]; top = np.argsort(-pt[i])[:2]
-        dup = bank_text.get(texts[r].strip().lower(), set())
-        print(f"- {texts[r]!r}\n    true {sp.classes[yt[i]]}  pred {sp.classes[pred[i]]} ({pt[i, pred[i]]:.2f}; true {pt[i, yt[i]]:.2f})"
-              + (f"  [same text in bank under: {', '.join(sorted(dup))}]" if dup else ""))
+    # heuristic taxonomy: nearest bank question (word-set Jaccard) of the true and the
+    # predicted class; schema words of both classes found in the question
+    sw = [set().union(*[schema_words(db) for db in sp.class_dbs[c]]) for c in sp.classes]
+    bank_by = defaultdict(list)
+    for i in sp.bank: bank_by[sp.y[i]].append(i)
+    def nearest(q, c):
+        tq = set(content(texts[q])) or {""}
+        best = max(bank_by[c], key=lambda j: len(tq & set(content(texts[j]))) / len(tq | set(content(texts[j])) or {""}))
+        tb = set(content(texts[best])); return best, len(tq & tb) / max(1, len(tq | tb))
+    cats = Counter(); lines = []
+    for i in wrong:
+        r = sp.te[i]; t, p_ = yt[i], pred[i]; q = set(content(texts[r]))
+        bt, jt = nearest(r, t); bp, jp = nearest(r, p_)
+        in_t = q & sw[t]; in_p = q & sw[p_]
+        schema_jac = len(sw[t] & sw[p_]) / len(sw[t] | sw[p_])
+        if jp >= 0.999: cat = "same question (content words) in the predicted class's bank"
+        elif schema_jac >= 0.3: cat = "near-duplicate databases (schemas share >= 30 % of their words)"
+        elif not (in_t - in_p): cat = "no schema word of the true class that the predicted lacks (ambiguous / generic)"
+        elif jp > jt: cat = "closer paraphrase in the predicted class (true class had a distinguishing word)"
+        else: cat = "model error: true class has both the distinguishing word and the closer paraphrase"
+        cats[cat] += 1
+        lines.append((cat, r, t, p_, i, bt, jt, bp, jp, sorted(in_t - in_p), sorted(in_p - in_t), schema_jac))
+    print("heuristic taxonomy:")
+    for c, n in cats.most_common(): print(f"  {n:3d}  {c}")
+    for cat, r, t, p_, i, bt, jt, bp, jp, only_t, only_p, sj in lines[: a.n]:
+        print(f"- {texts[r]!r}\n    true {sp.classes[t]} ({pt[i, t]:.2f})  pred {sp.classes[p_]} ({pt[i, p_]:.2f})  schema overlap {sj:.2f}  [{cat}]"
+              f"\n    words only in true schema {only_t}, only in predicted {only_p}"
+              f"\n    nearest true  ({jt:.2f}): {texts[bt]!r}\n    nearest pred. ({jp:.2f}): {texts[bp]!r}")
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 sub = ap.add_subparsers(dest="cmd", required=True)
@@ -444,6 +535,8 @@ p = sub.add_parser("finetune"); p.add_argument("--merge", default="overlap"); p.
 p.add_argument("--epochs", type=int, default=3); p.add_argument("--lr", type=float, default=5e-5); p.add_argument("--head-lr", type=float, default=1e-3)
 p.add_argument("--batch", type=int, default=32); p.add_argument("--scale", type=float, default=20.0, help="logit scale over the unit vector")
 p.add_argument("--rows", choices=["train", "bank"], default="train"); p.add_argument("--tag", default="", help="suffix of the cache name (ft<tag>)")
+p.add_argument("--embed-from", type=int, default=1, help="store vectors from this epoch on")
+p.add_argument("--fold", type=int, choices=[0, 1], default=None, help="2-fold cross-fitting: train on the training rows outside half FOLD")
 p.add_argument("--threads", type=int, default=1)
 p = sub.add_parser("eval"); p.add_argument("--merge", default="overlap"); p.add_argument("--seeds", default="0,1,2")
 p.add_argument("--variants", default="base"); p.add_argument("--modes", default="single", help="single, ens (a.ens head seeds), ensmix (x5 hyper-parameters), each +refit (train+valid)")
