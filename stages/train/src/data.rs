@@ -8,10 +8,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 use crate::backend::parse_device;
-use crate::embed::Embeddings;
 use crate::error::TrainError;
 use crate::input::FeatureMatrix;
 use crate::model::SparseBranchBatch;
+use crate::vectors::Embeddings;
 
 /// Tokenized (fine-tuning) or pre-encoded (frozen encoder) examples. `rows[i]` is example
 /// i's row in the feature matrices and the embeddings.

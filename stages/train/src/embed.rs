@@ -5,7 +5,6 @@
 use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Int, Tensor, TensorData};
-use serde::{Deserialize, Serialize};
 
 use crate::backend::{dispatch, BackendTask};
 use crate::data::derive_seed;
@@ -13,51 +12,8 @@ use crate::encoder::{tokenize, EncoderAssets};
 use crate::error::TrainError;
 use crate::model::TextEncoder;
 use crate::native::NativeEncoder;
+use crate::vectors::{Embeddings, Pooling};
 use crate::weights::Renumber;
-
-/// How token states become one vector per text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Pooling {
-    /// Mean of the non-padding tokens' final states: what sentence-transformers models
-    /// such as all-MiniLM-L6-v2 were trained to produce.
-    #[default]
-    Mean,
-    /// The first token's final state (`<s>` / `[CLS]`), as the fine-tuned models use.
-    Cls,
-}
-
-impl Pooling {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Pooling::Mean => "mean",
-            Pooling::Cls => "cls",
-        }
-    }
-}
-
-/// One vector per text, row-major. Each is L2-normalised and scaled by sqrt(dim), so a
-/// component is of order 1 whatever the encoder (the head's initialisation assumes that).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Embeddings {
-    pub pooling: Pooling,
-    pub dim: usize,
-    pub rows: usize,
-    pub data: Vec<f32>,
-    /// blake3 of what decides the vectors (encoder weights, tokenizer, max_len, pooling).
-    pub encoder_id: String,
-}
-
-impl Embeddings {
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
-    }
-
-    /// What a head trained on these vectors needs new vectors to match.
-    pub fn identity(&self) -> String {
-        format!("{} {} {}", self.pooling.name(), self.dim, self.encoder_id)
-    }
-}
 
 /// The identity of the vectors `assets` and `pooling` produce.
 pub fn encoder_id(assets: &EncoderAssets, pooling: Pooling) -> String {

@@ -22,30 +22,12 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use serde::{Deserialize, Serialize};
 
 use crate::model::{ClassifierShape, CnnBranch, DenseLayers, SparseBranchBatch};
 
 /// Width of the shared per-class scorer's hidden layer (the probe above used 16; 8 and
 /// 32 measured the same within noise).
 pub const SCORER_HIDDEN: usize = 16;
-
-/// Which head a frozen-encoder candidate trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum HeadKind {
-    /// SPEC §3: concat(vector, branch outputs) -> fc1 -> fc2 -> out.
-    #[default]
-    Dense,
-    /// [`EvidenceHead`]: dense layers over the vector + a shared per-class scorer.
-    Evidence,
-}
-
-impl HeadKind {
-    pub fn is_dense(&self) -> bool {
-        *self == HeadKind::Dense
-    }
-}
 
 /// The shared per-class scorer: `[.., evidence]` -> `[.., 1]`.
 #[derive(Module, Debug)]

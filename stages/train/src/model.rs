@@ -15,7 +15,6 @@ use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::encoder::EncoderArch;
-use crate::evidence::HeadKind;
 
 /// Word + position + token-type embeddings, LayerNorm, dropout (HF `embeddings.*`).
 #[derive(Module, Debug)]
@@ -384,5 +383,22 @@ impl<B: Backend> Classifier<B> {
         let [b, _, h] = hidden.dims();
         let cls = hidden.slice([0..b, 0..1, 0..h]).reshape([b, h]);
         self.head.forward(cls, llm, rules)
+    }
+}
+
+/// Which head a frozen-encoder candidate trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HeadKind {
+    /// SPEC §3: concat(vector, branch outputs) -> fc1 -> fc2 -> out.
+    #[default]
+    Dense,
+    /// [`EvidenceHead`]: dense layers over the vector + a shared per-class scorer.
+    Evidence,
+}
+
+impl HeadKind {
+    pub fn is_dense(&self) -> bool {
+        *self == HeadKind::Dense
     }
 }

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::embed::Embeddings;
+use crate::vectors::Embeddings;
 
 /// `rows x classes` similarities, row-major.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,7 +108,7 @@ pub fn with_class_scores(base: &Embeddings, scores: &NeighbourScores, tag: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embed::Pooling;
+    use crate::vectors::Pooling;
 
     /// Unit vectors at the given angles, scaled like [`Embeddings`] (sqrt(2)).
     fn vectors(angles: &[f32]) -> Embeddings {

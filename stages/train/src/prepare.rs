@@ -8,13 +8,13 @@ use crate::backend::parse_device;
 use crate::data::{
     check_matrix, derive_seed, static_len, Examples, Sources, SparseRows, P_SUBSAMPLE,
 };
-use crate::embed::Embeddings;
 use crate::encoder::{tokenize, EncoderAssets};
 use crate::error::TrainError;
-use crate::evidence::HeadKind;
 use crate::input::{Dataset, FeatureMatrix};
+use crate::model::HeadKind;
 use crate::model::{BranchPool, ClassifierShape};
 use crate::spec::{ModelSpec, TrainConfig, TrainData};
+use crate::vectors::Embeddings;
 
 fn column_classes(column_class: &[u32], classes: usize) -> Result<Vec<u32>, TrainError> {
     for (col, &c) in column_class.iter().enumerate() {

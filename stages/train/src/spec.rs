@@ -2,11 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::embed::Embeddings;
 use crate::error::TrainError;
-use crate::evidence::HeadKind;
 use crate::input::{Dataset, FeatureMatrix};
-use crate::model::BranchPool;
+use crate::model::{BranchPool, HeadKind};
+use crate::vectors::Embeddings;
 
 /// Optimizer chosen by `criterion_num`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

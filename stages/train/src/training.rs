@@ -10,19 +10,17 @@ use burn::optim::{
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 
-use crate::backend::{dispatch, BackendTask};
 use crate::data::{
     derive_seed, epoch_batches, eval_batches, make_batch, Batch, Examples, ModelInput, Sources,
     P_EPOCH, P_INIT,
 };
 use crate::encoder::EncoderAssets;
 use crate::error::TrainError;
-use crate::evidence::{EvidenceHead, HeadKind};
+use crate::evidence::EvidenceHead;
 use crate::model::{Classifier, ClassifierShape, Head};
-use crate::prepare::{prepare, Prepared};
+use crate::prepare::Prepared;
 use crate::spec::{
-    Checkpoint, EpochReport, KeepEpoch, ModelSpec, OptimizerKind, TrainConfig, TrainData,
-    TrainOutcome,
+    Checkpoint, EpochReport, KeepEpoch, ModelSpec, OptimizerKind, TrainConfig, TrainOutcome,
 };
 use crate::weights::{
     decode_record, encode_record, header_of, load_record, pack_weights, record_bytes,
@@ -179,22 +177,6 @@ pub(crate) struct TrainTask<'a, 'b> {
     pub on_epoch: &'b mut dyn FnMut(&Checkpoint, &EpochReport),
 }
 
-impl BackendTask for TrainTask<'_, '_> {
-    type Out = Result<TrainOutcome, TrainError>;
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Out {
-        if self.prep.sources.embeddings.is_some() {
-            match self.prep.shape.head {
-                HeadKind::Dense => with_optimizer::<B, Head<B>>(self, device),
-                HeadKind::Evidence => with_optimizer::<B, EvidenceHead<B>>(self, device),
-            }
-        } else if crate::native::fit::eligible(self.prep, self.spec, self.cfg) {
-            crate::native::fit::train::<B>(self, device)
-        } else {
-            with_optimizer::<B, Classifier<B>>(self, device)
-        }
-    }
-}
-
 /// AdamW as SPEC §4 asks (PyTorch's defaults: betas 0.9 / 0.999, eps 1e-8, weight decay
 /// 0.01); the native path uses the same numbers ([`crate::native::AdamW`]).
 pub(crate) fn adamw_config() -> AdamWConfig {
@@ -214,7 +196,10 @@ pub(crate) const ADAMW: crate::native::AdamW = crate::native::AdamW {
 };
 
 /// SPEC §4: criterion_num 0/1/2, each with PyTorch's default constants.
-fn with_optimizer<B, M>(task: TrainTask, device: B::Device) -> Result<TrainOutcome, TrainError>
+pub(crate) fn with_optimizer<B, M>(
+    task: TrainTask,
+    device: B::Device,
+) -> Result<TrainOutcome, TrainError>
 where
     B: AutodiffBackend,
     M: Net<B> + AutodiffModule<B>,
@@ -504,29 +489,4 @@ where
         best_weights: st.best_weights,
         examples_per_sec,
     })
-}
-
-/// Train one candidate. `on_epoch` receives a checkpoint after every epoch; pass it back as
-/// `resume` to continue an interrupted run (same result as an uninterrupted run on CPU).
-/// With `data.embeddings` only the head trains, over the frozen encoder's vectors.
-pub fn train_candidate(
-    data: TrainData,
-    encoder: &EncoderAssets,
-    spec: &ModelSpec,
-    cfg: &TrainConfig,
-    resume: Option<Checkpoint>,
-    on_epoch: &mut dyn FnMut(&Checkpoint, &EpochReport),
-) -> Result<TrainOutcome, TrainError> {
-    let prep = prepare(data, encoder, spec, cfg)?;
-    dispatch(
-        &cfg.device,
-        TrainTask {
-            prep: &prep,
-            assets: encoder,
-            spec,
-            cfg,
-            resume,
-            on_epoch,
-        },
-    )?
 }

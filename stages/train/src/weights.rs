@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoder::EncoderAssets;
 use crate::error::TrainError;
-use crate::evidence::HeadKind;
+use crate::model::HeadKind;
 use crate::model::{BranchPool, ClassifierShape};
 
 const MAGIC: &[u8; 6] = b"HHNW1\n";

@@ -20,8 +20,8 @@ pub use encoder::NativeEncoder;
 pub use kernels::Span;
 pub use step::{AdamW, NativeTrainer};
 
-use crate::embed::Pooling;
 use crate::error::TrainError;
+use crate::vectors::Pooling;
 
 impl NativeEncoder {
     /// One pooled vector per sequence, `[seqs, hidden]` row-major (not normalised).

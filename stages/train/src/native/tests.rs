@@ -12,7 +12,7 @@ use super::backward::DropRng;
 use super::train::{EncoderGrads, PartOffset};
 use super::{AdamW, NativeEncoder, NativeTrainer};
 use crate::encoder::{ArchKind, EncoderArch};
-use crate::evidence::HeadKind;
+use crate::model::HeadKind;
 use crate::model::{BranchPool, Classifier, ClassifierShape, TextEncoder};
 
 type AB = Autodiff<NdArray<f32>>;
