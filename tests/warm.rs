@@ -172,3 +172,75 @@ fn bad_warm_settings_name_the_key_and_the_fix() {
     );
     assert!(!ws.cache().join("runs").exists() || run_ids(&ws).is_empty());
 }
+
+/// A run killed (SIGKILL) in the middle of the warm stage resumes from the stage's last
+/// finished epoch and journals what an uninterrupted run journals.
+#[test]
+fn a_killed_warm_stage_resumes_at_its_last_epoch_as_an_uninterrupted_one() {
+    // Enough epochs that the stage runs for a few seconds on the tiny encoder.
+    let sets = [
+        "encoder.mode=warm",
+        "encoder.warm.learning_rate=0.003",
+        "encoder.warm.epochs=150",
+        "encoder.warm.patience=0",
+    ];
+    // What the warm node journals, timings aside.
+    let comparable_warm = |journal: &[serde_json::Value]| {
+        let mut m = line(journal, "warm").expect("warm journaled")["metrics"].clone();
+        for k in ["epoch_secs", "examples_per_sec", "compute_secs"] {
+            m.as_object_mut().unwrap().remove(k);
+        }
+        m
+    };
+    let reference = Workspace::frozen(1);
+    let id = new_run(&reference, &sets);
+    let expected = comparable_warm(&reference.journal_lines_of(&id));
+
+    let ws = Workspace::frozen(1);
+    let config = ws.config();
+    let mut args = vec!["run", "--config", config.to_str().unwrap()];
+    for s in &sets {
+        args.extend(["--set", s]);
+    }
+    let mut child = ws
+        .cmd(&args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoints = ws.cache().join("scratch/checkpoints");
+    let started = std::time::Instant::now();
+    let ckpt = loop {
+        let found = std::fs::read_dir(&checkpoints).ok().and_then(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "ckpt"))
+        });
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the warm stage wrote a checkpoint"
+        );
+        assert!(started.elapsed().as_secs() < 120, "no checkpoint in 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let journal = ws.journal_lines();
+    assert!(
+        line(&journal, "warm").is_none(),
+        "the kill landed after the warm stage"
+    );
+    assert!(ckpt.exists(), "the killed stage left its checkpoint");
+
+    let out = ws.run(&["resume"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let journal = ws.journal_lines();
+    assert_eq!(comparable_warm(&journal), expected);
+    assert!(
+        !ckpt.exists(),
+        "the checkpoint goes once the result is stored"
+    );
+}
