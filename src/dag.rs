@@ -15,6 +15,8 @@ pub enum Stage {
     Rules,
     LlmJudge,
     Encoder,
+    /// Warm encoder: the encoder fine-tuned once with a Model 1 head (nodes/warm.rs).
+    Warm,
     /// Frozen encoder: the encoder run once over every question.
     Encode,
     /// Frozen encoder: each row's per-class evidence (nodes/evidence.rs declares them).
@@ -41,6 +43,7 @@ impl Stage {
             Stage::Rules,
             Stage::LlmJudge,
             Stage::Encoder,
+            Stage::Warm,
             Stage::Encode,
         ];
         all.extend(Evidence::ALL.map(Stage::Evidence));
@@ -64,6 +67,7 @@ impl Stage {
             Stage::Rules => "rules",
             Stage::LlmJudge => "llm_judge",
             Stage::Encoder => "encoder",
+            Stage::Warm => "warm",
             Stage::Encode => "encode",
             Stage::Evidence(e) => e.name(),
             Stage::SearchInit => "search_init",
@@ -84,6 +88,7 @@ impl Stage {
             // 2: leave-one-out for training rows.
             Stage::LlmJudge => 2,
             Stage::Encoder => 1,
+            Stage::Warm => 1,
             Stage::Encode => 1,
             Stage::Evidence(e) => e.version(),
             Stage::SearchInit => 1,
@@ -188,6 +193,7 @@ mod tests {
                 "rules",
                 "llm_judge",
                 "encoder",
+                "warm",
                 "encode",
                 "neighbours",
                 "char_neighbours",
@@ -202,7 +208,10 @@ mod tests {
             ]
         );
         let versions: Vec<u32> = Stage::all().iter().map(|s| s.version()).collect();
-        assert_eq!(versions, [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1]);
+        assert_eq!(
+            versions,
+            [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1]
+        );
         for s in Stage::all() {
             assert_eq!(Stage::from_name(s.name()), Some(s));
             assert_eq!(

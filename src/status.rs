@@ -439,8 +439,10 @@ pub fn render(s: &Status) -> String {
     if let Some(t) = &s.training {
         let _ = writeln!(
             out,
-            "training   iteration {} (model {}): epoch {}/{} done, valid {} (best {}), loss {:.4}, {} per epoch",
-            t.iteration,
+            "training   {} (model {}): epoch {}/{} done, valid {} (best {}), loss {:.4}, {} per epoch",
+            t.node
+                .clone()
+                .unwrap_or_else(|| format!("iteration {}", t.iteration)),
             t.model,
             t.epoch,
             t.epochs,

@@ -127,13 +127,25 @@ fn stored_inputs(
             evidence.push((e, key, scores));
         }
     }
+    let (enc_key, enc) = (
+        parse(&enc_key)?,
+        load_stored(store, Stage::Encoder, &enc_key)?,
+    );
+    // A warm run's candidates read the tuned encoder's vectors: new texts need it too.
+    let (enc_key, enc) = match stage_key(Stage::Warm) {
+        Some(k) => {
+            let cache = store.root().parent().context("store outside a cache")?;
+            crate::nodes::warm::stored_tuned(store, cache, &k, &enc)?
+        }
+        None => (enc_key, enc),
+    };
     Ok(Inputs::assemble(crate::nodes::Stored {
         ds_key: parse(&ds_key)?,
         ds: load_stored(store, ds_stage, &ds_key)?,
         rules,
         judge,
-        enc_key: parse(&enc_key)?,
-        enc: load_stored(store, Stage::Encoder, &enc_key)?,
+        enc_key,
+        enc,
         encoded,
         evidence,
         bank: cfg.features.evidence_bank,

@@ -80,8 +80,14 @@ fn live_entries(cache: &Path) -> Result<HashSet<(String, String)>> {
         for e in run.journal().read()?.events {
             if let Event::Stage(r) = e {
                 if r.stage == Stage::Train.name() || r.stage == Stage::Refit.name() {
-                    live.insert((WEIGHTS.into(), r.key.clone()));
                     live.insert((PROBS.into(), r.key.clone()));
+                }
+                // The warm node's tuned encoder is stored in the weights folder too.
+                if r.stage == Stage::Train.name()
+                    || r.stage == Stage::Refit.name()
+                    || r.stage == Stage::Warm.name()
+                {
+                    live.insert((WEIGHTS.into(), r.key.clone()));
                 }
                 live.insert((r.stage, r.key));
             }

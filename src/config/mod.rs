@@ -182,6 +182,49 @@ pub enum EncoderMode {
     /// The encode stage runs the encoder once over every question; candidates train only
     /// their branches and head over its cached vectors (seconds each on a CPU).
     Frozen,
+    /// The `warm` node fine-tunes the encoder once with a Model 1 head (`[encoder.warm]`),
+    /// then the encode stage serves the tuned encoder's vectors frozen, as in `frozen`.
+    Warm,
+}
+
+impl EncoderMode {
+    /// Whether candidates train heads over the encode stage's vectors (frozen or warm).
+    pub fn frozen_vectors(self) -> bool {
+        matches!(self, EncoderMode::Frozen | EncoderMode::Warm)
+    }
+}
+
+/// `[encoder.warm]`: the one fine-tuning of the encoder in `mode = "warm"`, a Model 1
+/// candidate (the text-only classifier, AdamW) on the training rows, its best epoch by
+/// validation accuracy kept. Its seed is its own, not the run's, so one warm stage serves
+/// every seed of a study.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarmSection {
+    pub epochs: usize,
+    pub learning_rate: f64,
+    pub batch_size: usize,
+    /// Stop after this many epochs without a better validation accuracy (0 = off).
+    pub patience: usize,
+    pub seed: u64,
+}
+
+impl Default for WarmSection {
+    fn default() -> Self {
+        WarmSection {
+            epochs: 2,
+            learning_rate: 5e-5,
+            batch_size: 16,
+            patience: 1,
+            seed: 0,
+        }
+    }
+}
+
+impl WarmSection {
+    fn is_default(&self) -> bool {
+        *self == WarmSection::default()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -191,6 +234,10 @@ pub struct EncoderSection {
     /// Absent in configs frozen before it existed: fine-tuning, as they ran.
     #[serde(default)]
     pub mode: EncoderMode,
+    /// Warm mode: the encoder's one fine-tuning. Absent in configs frozen before it
+    /// existed, and left out of frozen configs when it is the default.
+    #[serde(default, skip_serializing_if = "WarmSection::is_default")]
+    pub warm: WarmSection,
     /// Frozen mode: how token states become the question's vector.
     #[serde(default)]
     pub pooling: hhnas_train::Pooling,
@@ -442,21 +489,21 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
         );
     }
     if let Some(e) = crate::dag::Evidence::enabled_in(c).first() {
-        if c.encoder.mode != EncoderMode::Frozen {
+        if !c.encoder.mode.frozen_vectors() {
             let key = e.switch();
             return err(
                 key,
                 "per-class evidence joins a frozen encoder's vectors, and a fine-tuned encoder's change with every step".into(),
-                &format!("set encoder.mode = \"frozen\", or {key} = false"),
+                &format!("set encoder.mode = \"frozen\" (or \"warm\"), or {key} = false"),
             );
         }
     }
     if c.train.head == hhnas_train::HeadKind::Evidence {
-        if c.encoder.mode != EncoderMode::Frozen {
+        if !c.encoder.mode.frozen_vectors() {
             return err(
                 "train.head",
                 "the evidence head sits on a frozen encoder's vectors".into(),
-                "set encoder.mode = \"frozen\", or train.head = \"dense\"",
+                "set encoder.mode = \"frozen\" (or \"warm\"), or train.head = \"dense\"",
             );
         }
         if c.train.branch_pool != hhnas_train::BranchPool::PerClass {
@@ -553,6 +600,28 @@ fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
             "train.epochs",
             "epochs and batch_size must be at least 1".into(),
             "e.g. epochs = 2, batch_size = 16",
+        );
+    }
+    let w = &c.encoder.warm;
+    if w.epochs == 0 {
+        return err(
+            "encoder.warm.epochs",
+            "must be at least 1".into(),
+            "e.g. encoder.warm.epochs = 2",
+        );
+    }
+    if w.batch_size == 0 {
+        return err(
+            "encoder.warm.batch_size",
+            "must be at least 1".into(),
+            "e.g. encoder.warm.batch_size = 16",
+        );
+    }
+    if !(w.learning_rate.is_finite() && w.learning_rate > 0.0 && w.learning_rate < 1.0) {
+        return err(
+            "encoder.warm.learning_rate",
+            format!("{} is not a learning rate in (0, 1)", w.learning_rate),
+            "e.g. encoder.warm.learning_rate = 5e-5 (fine-tuning a pretrained encoder)",
         );
     }
     if c.ensemble.enabled && c.ensemble.rounds == 0 {

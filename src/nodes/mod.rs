@@ -4,8 +4,9 @@
 //! ```text
 //! spider ──► rules ─────────┐
 //!    │  └──► llm_judge ─────┤
-//!    └─────► encoder ──► encode ──► the evidence nodes, each joining the last's vectors
-//!                       (frozen mode only; evidence.rs declares them, each if configured)
+//!    └─────► encoder ──► (warm) ──► encode ──► the evidence nodes, each joining the last's
+//!            vectors (frozen and warm modes; warm.rs tunes the encoder once first;
+//!            evidence.rs declares the evidence nodes, each if configured)
 //!                           ▼
 //!  iteration t:  sample(state_t) ─► train(candidate_t) ─► update(state_t, acc) = state_{t+1}
 //!  after the search:  ensemble ─► refit (each member) ─► final
@@ -19,6 +20,7 @@ pub mod evidence;
 pub mod features;
 pub mod search;
 pub mod train;
+pub mod warm;
 
 use anyhow::Result;
 
@@ -81,11 +83,14 @@ impl Inputs {
         let rules = Some(features::rules_node(exec, cfg, ds_key, &ds)?);
         let judge = Some(features::judge_node(exec, cfg, ds_key, &ds)?);
         let (enc_key, enc) = encoder::encoder_node(exec, cfg, ds_key, &ds)?;
-        let encoded = match cfg.encoder.mode {
-            EncoderMode::Frozen => {
-                Some(encode::encode_node(exec, cfg, ds_key, &ds, enc_key, &enc)?)
-            }
-            EncoderMode::Finetune => None,
+        // Warm: the encoder tuned once; every later node takes the tuned one as its encoder.
+        let (enc_key, enc) = match cfg.encoder.mode {
+            EncoderMode::Warm => warm::warm_node(exec, cfg, ds_key, &ds, enc_key, &enc)?,
+            EncoderMode::Frozen | EncoderMode::Finetune => (enc_key, enc),
+        };
+        let encoded = match cfg.encoder.mode.frozen_vectors() {
+            true => Some(encode::encode_node(exec, cfg, ds_key, &ds, enc_key, &enc)?),
+            false => None,
         };
         let bank = cfg.features.evidence_bank;
         let mut evidence = Vec::new();

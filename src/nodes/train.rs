@@ -45,6 +45,9 @@ pub fn model_spec(c: &hhnas_search::Candidate) -> Result<ModelSpec> {
 /// training file (for `status`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TrainingProgress {
+    /// The node in training when it is not a search candidate (`warm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     pub iteration: u64,
     pub model: u8,
     /// Epochs finished (of `epochs`).
@@ -90,7 +93,7 @@ pub struct TrainMetrics {
 }
 
 impl TrainMetrics {
-    fn of(outcome: &TrainOutcome, model: u8, compute_secs: f64) -> Self {
+    pub(crate) fn of(outcome: &TrainOutcome, model: u8, compute_secs: f64) -> Self {
         let summary = format!(
             "model {model} valid {:.2}% test {:.2}% ({} epochs{}{})",
             outcome.best_valid_acc * 100.0,
@@ -161,21 +164,19 @@ pub(crate) fn train_key(inputs: &Inputs, spec: &ModelSpec, tcfg: &TrainConfig) -
     kb.finish()
 }
 
-fn checkpoint_path(scratch: &Path, key: &Key) -> PathBuf {
+pub(crate) fn checkpoint_path(scratch: &Path, key: &Key) -> PathBuf {
     scratch
         .join("checkpoints")
         .join(format!("{}.ckpt", key.hex()))
 }
 
-/// The checkpoint a killed run left for this candidate, if it is readable.
-fn read_checkpoint(path: &Path, progress: &Progress, iteration: u64) -> Option<Checkpoint> {
+/// The checkpoint a killed run left for this candidate, if it is readable; `label` names
+/// the node in the progress line.
+pub(crate) fn read_checkpoint(path: &Path, progress: &Progress, label: &str) -> Option<Checkpoint> {
     let bytes = std::fs::read(path).ok()?;
     match hhnas_engine::store::decode::<Checkpoint>(&bytes) {
         Ok(c) => {
-            progress.line(&format!(
-                "train (iteration {iteration}): resuming after epoch {}",
-                c.epoch
-            ));
+            progress.line(&format!("{label}: resuming after epoch {}", c.epoch));
             Some(c)
         }
         Err(e) => {
@@ -187,19 +188,30 @@ fn read_checkpoint(path: &Path, progress: &Progress, iteration: u64) -> Option<C
 
 /// What happens after every epoch: the checkpoint and `training.json` are written (a
 /// failure to write them only costs a longer resume) and the progress line moves.
-struct EpochSink<'a> {
-    progress: &'a Progress,
-    training_file: PathBuf,
-    checkpoint: PathBuf,
-    iteration: u64,
-    model: u8,
-    epochs: usize,
+pub(crate) struct EpochSink<'a> {
+    pub progress: &'a Progress,
+    pub training_file: PathBuf,
+    pub checkpoint: PathBuf,
+    /// `None` for a search candidate; the node's name otherwise (`warm`).
+    pub node: Option<&'static str>,
+    pub iteration: u64,
+    pub model: u8,
+    pub epochs: usize,
 }
 
 impl EpochSink<'_> {
-    fn on_epoch(&self, ckpt: &Checkpoint, report: &EpochReport) {
+    /// How progress lines name the node.
+    fn label(&self) -> String {
+        match self.node {
+            Some(node) => node.to_string(),
+            None => format!("train (iteration {})", self.iteration),
+        }
+    }
+
+    pub(crate) fn on_epoch(&self, ckpt: &Checkpoint, report: &EpochReport) {
         let (iteration, epochs) = (self.iteration, self.epochs);
         let state = TrainingProgress {
+            node: self.node.map(str::to_string),
             iteration,
             model: self.model,
             epoch: report.epoch,
@@ -224,7 +236,8 @@ impl EpochSink<'_> {
             Err(e) => tracing::warn!("could not encode checkpoint: {e:#}"),
         }
         self.progress.message(&format!(
-            "train (iteration {iteration}): epoch {}/{epochs} valid {:.2}% loss {:.4}",
+            "{}: epoch {}/{epochs} valid {:.2}% loss {:.4}",
+            self.label(),
             report.epoch,
             report.valid_acc * 100.0,
             report.train_loss
@@ -234,7 +247,7 @@ impl EpochSink<'_> {
 
 /// A result without its weights is incomplete: drop it, so the candidate is retrained
 /// rather than kept as a model that eval and predict cannot load.
-fn drop_result_without_weights(exec: &Replay, stage: Stage, key: &Key) -> Result<()> {
+pub(crate) fn drop_result_without_weights(exec: &Replay, stage: Stage, key: &Key) -> Result<()> {
     if !exec.store.contains(stage.name(), key) {
         return Ok(());
     }
@@ -277,12 +290,14 @@ fn compute_train(
     job: &TrainJob,
 ) -> Result<(TrainSummary, TrainMetrics)> {
     let checkpoint = checkpoint_path(&exec.scratch, &job.key);
-    let resume = read_checkpoint(&checkpoint, exec.progress, job.iteration);
+    let label = format!("train (iteration {})", job.iteration);
+    let resume = read_checkpoint(&checkpoint, exec.progress, &label);
     let data = inputs.train_data(job.spec, job.dataset);
     let sink = EpochSink {
         progress: exec.progress,
         training_file: exec.training_file.clone(),
         checkpoint,
+        node: None,
         iteration: job.iteration,
         model: job.model,
         epochs: job.tcfg.epochs,

@@ -1,6 +1,8 @@
 //! Hugging Face BERT/RoBERTa `model.safetensors` -> burn encoder (burn-store).
 
-use burn::store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{
+    BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +64,21 @@ pub fn load_encoder_weights<B: Backend>(
         ));
     }
     load_encoder_bytes(enc, bytes, &w.path.display().to_string())
+}
+
+/// The encoder's weights as `model.safetensors` bytes that [`load_encoder_bytes`] reads
+/// back exactly: PyTorch's layout (linear weights transposed, LayerNorm `weight`/`bias`)
+/// under the encoder's own parameter paths, no metadata, so the same weights always give
+/// the same bytes.
+pub(crate) fn encoder_safetensors<B: Backend>(enc: &TextEncoder<B>) -> Result<Vec<u8>, TrainError> {
+    let mut store = SafetensorsStore::from_bytes(None)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .clear_metadata();
+    enc.save_into(&mut store)
+        .map_err(|e| TrainError::Weights(format!("cannot write the encoder's safetensors: {e}")))?;
+    store
+        .get_bytes()
+        .map_err(|e| TrainError::Weights(format!("cannot write the encoder's safetensors: {e}")))
 }
 
 /// Same as [`load_encoder_weights`] from bytes already in memory.

@@ -36,7 +36,7 @@ pub use encoder::{
 pub use error::TrainError;
 pub use evidence::SCORER_HIDDEN;
 pub use hf::{LoadReport, KEY_REMAP};
-pub use inference::{evaluate, predict, row_probabilities, PredictInput};
+pub use inference::{evaluate, predict, row_probabilities, tuned_encoder, PredictInput};
 pub use input::{ClassInfo, Dataset, FeatureMatrix, Row};
 pub use model::{BranchPool, HeadKind};
 pub use neighbours::{neighbour_scores, with_class_scores, NeighbourBank, NeighbourScores};
