@@ -48,7 +48,7 @@ fn a_full_disk_leaves_no_temporary_file_and_resume_finishes_the_run() {
     assert!(out.status.success(), "{}", text(&out));
 
     let ws = Workspace::frozen(2);
-    let Some(_fs) = Tmpfs::mount(&ws.cache(), "4m") else {
+    let Some(_fs) = Tmpfs::mount(&ws.cache(), "16m") else {
         eprintln!("skipped: mounting a tmpfs needs root (mount -t tmpfs)");
         return;
     };
@@ -116,7 +116,7 @@ fn a_read_only_cache_is_refused_before_any_work() {
     let ws = Workspace::frozen(1);
     let out = ws.run_with(&[]);
     assert!(out.status.success(), "{}", text(&out));
-    let Some(_fs) = Tmpfs::mount(&ws.path().join("ro"), "1m") else {
+    let Some(_fs) = Tmpfs::mount(&ws.path().join("ro"), "16m") else {
         eprintln!("skipped: mounting a tmpfs needs root (mount -t tmpfs)");
         return;
     };

@@ -5,10 +5,11 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Installs the tracing subscriber: timestamped lines on stderr.
+/// Installs the tracing subscriber: timestamped lines on stderr. The SVG renderer's
+/// warnings (a one-point chart line it skips) are noise to a user, so only its errors show.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,usvg=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

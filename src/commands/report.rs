@@ -122,7 +122,12 @@ pub(crate) fn write_run_report(
     state: Option<RunState>,
 ) -> Result<Vec<PathBuf>> {
     let input = report_input(runs_, state)?;
-    hhnas_report::write_report(&input, out).context("writing report")
+    let files = if state == Some(RunState::Running) {
+        hhnas_report::ReportFiles::Live
+    } else {
+        hhnas_report::ReportFiles::All
+    };
+    hhnas_report::write_report(&input, out, files).context("writing report")
 }
 
 pub fn cmd_report(cache: &Path, names: &[String], out: Option<&Path>) -> Result<Outcome> {

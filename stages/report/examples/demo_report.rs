@@ -80,7 +80,7 @@ fn main() {
             synthetic("rand-1", "random", 2),
         ],
     };
-    match write_report(&input, out.as_ref()) {
+    match write_report(&input, out.as_ref(), ReportFiles::All) {
         Ok(files) => files.iter().for_each(|f| println!("{}", f.display())),
         Err(e) => {
             eprintln!("{e}");

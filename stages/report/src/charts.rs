@@ -191,9 +191,11 @@ pub fn render_accuracy_svg(run: &RunRecord, name: &str) -> Result<String, Report
                 .draw()
                 .map_err(|e| e.to_string())?;
             let color = TAB10[k];
-            chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(1)))
-                .map_err(|e| e.to_string())?;
+            if pts.len() > 1 {
+                chart
+                    .draw_series(LineSeries::new(pts.clone(), color.stroke_width(1)))
+                    .map_err(|e| e.to_string())?;
+            }
             chart
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
                 .map_err(|e| e.to_string())?;

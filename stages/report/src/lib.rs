@@ -72,10 +72,24 @@ fn charts(input: &ReportInput) -> Result<Vec<(String, String)>, ReportError> {
     Ok(charts)
 }
 
+/// Which files [`write_report`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFiles {
+    /// Everything, the PNG copies of the charts included.
+    All,
+    /// What a run in progress rewrites after each iteration: no PNG (the largest and
+    /// slowest files; they come with the final report).
+    Live,
+}
+
 /// Writes `report.html` (self-contained), `report.md`, `iterations.csv`, and every chart as
-/// SVG and PNG into `out_dir` (created if needed), each file atomically. Returns the paths
-/// written, report.md first, report.html second.
-pub fn write_report(input: &ReportInput, out_dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+/// SVG (and PNG with [`ReportFiles::All`]) into `out_dir` (created if needed), each file
+/// atomically. Returns the paths written, report.md first, report.html second.
+pub fn write_report(
+    input: &ReportInput,
+    out_dir: &Path,
+    files: ReportFiles,
+) -> Result<Vec<PathBuf>, ReportError> {
     std::fs::create_dir_all(out_dir).map_err(|source| ReportError::Io {
         path: out_dir.to_path_buf(),
         source,
@@ -93,6 +107,9 @@ pub fn write_report(input: &ReportInput, out_dir: &Path) -> Result<Vec<PathBuf>,
     )?;
     for (name, svg) in &charts {
         write(out_dir.join(name), svg.as_bytes(), &mut out)?;
+        if files == ReportFiles::Live {
+            continue;
+        }
         let png = render_png(svg).map_err(|message| ReportError::Chart {
             chart: name.clone(),
             message,

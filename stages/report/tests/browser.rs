@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hhnas_report::{write_report, BestCandidate, IterationRecord, ReportInput, RunRecord};
+use hhnas_report::{
+    write_report, BestCandidate, IterationRecord, ReportFiles, ReportInput, RunRecord,
+};
 
 fn browser() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("HHNAS_CHROMIUM") {
@@ -89,7 +91,7 @@ fn html_report_loads_in_a_headless_browser_and_shows_the_plots() {
     let input = ReportInput {
         runs: vec![run("run-a", 0, "finished"), run("run-b", 1, "running")],
     };
-    write_report(&input, dir.path()).unwrap();
+    write_report(&input, dir.path(), ReportFiles::All).unwrap();
     let page = dir.path().join("report.html");
 
     let dom = chromium(&browser, &["--dump-dom"], &page);

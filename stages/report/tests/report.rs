@@ -170,7 +170,7 @@ fn write_report_writes_nonempty_svgs() {
             },
         ],
     };
-    let files = write_report(&input, &dir.path().join("out")).unwrap();
+    let files = write_report(&input, &dir.path().join("out"), ReportFiles::All).unwrap();
     let names: Vec<String> = files
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -242,7 +242,7 @@ fn single_run_uses_plain_chart_names_and_empty_input_renders() {
     assert!(render_markdown(&ReportInput::default()).contains("No runs recorded."));
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(
-        write_report(&ReportInput::default(), dir.path())
+        write_report(&ReportInput::default(), dir.path(), ReportFiles::All)
             .unwrap()
             .len(),
         3
