@@ -11,6 +11,13 @@ fn data(ds: &Dataset) -> TrainData<'_> {
     TrainData::text_only(ds)
 }
 
+/// burn's backend RNG (the classifier's initialisation) is process-global: tests that
+/// train hold this lock so their seeded streams do not interleave.
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn curve(o: &TrainOutcome) -> Vec<(u64, u64)> {
     o.curve
         .iter()
@@ -20,6 +27,7 @@ fn curve(o: &TrainOutcome) -> Vec<(u64, u64)> {
 
 #[test]
 fn native_training_is_deterministic_resumable_and_learns() {
+    let _g = lock();
     // The setup of train.rs's all_four_models_beat_chance: it learns from epoch 5 or so.
     let (ds, _, enc) = synthetic_setup(480, 1);
     let s = spec(false, false, OptimizerKind::AdamW, 3e-3);
@@ -64,6 +72,7 @@ fn native_training_is_deterministic_resumable_and_learns() {
 
 #[test]
 fn native_and_burn_checkpoints_resume_each_other() {
+    let _g = lock();
     let (ds, _, enc) = synthetic_setup(160, 12);
     let s = spec(false, false, OptimizerKind::AdamW, 3e-3);
     let mut flex = cfg(3);
@@ -91,6 +100,7 @@ fn native_and_burn_checkpoints_resume_each_other() {
 
 #[test]
 fn native_training_with_frozen_word_embeddings_resumes() {
+    let _g = lock();
     let mut enc_cfg = tiny_encoder();
     enc_cfg.freeze_embeddings = true;
     let ds = synthetic(160, 13);
