@@ -5,8 +5,16 @@ use std::time::Instant;
 
 use hhnas_engine::journal::{Event, StageRecord};
 use hhnas_engine::rundir;
+use hhnas_engine::store::Key;
 use hhnas_pipe::config;
 use hhnas_pipe::status;
+
+/// A distinct key per iteration.
+fn key_bytes(i: u64) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[..8].copy_from_slice(&i.to_be_bytes());
+    b
+}
 
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -19,11 +27,11 @@ fn main() {
     let journal = run.journal();
     for i in 0..1000u64 {
         let rec = |stage: &str, metrics: serde_json::Value| {
-            Event::Stage(StageRecord {
+            Event::<String>::Stage(StageRecord {
                 ts: i as f64,
                 stage: stage.into(),
                 iteration: Some(i),
-                key: format!("{:064x}", i),
+                key: Key(key_bytes(i)),
                 wall_secs: 30.0,
                 cache_hit: false,
                 metrics,

@@ -2,8 +2,16 @@
 //! the store folders that are no node (a candidate's weights and probabilities, the LLM's
 //! answers). The engine's executor runs any [`hhnas_engine::replay::Node`].
 
+use hhnas_engine::journal::StageName;
 use hhnas_engine::replay::Node;
 use hhnas_engine::store::KeyBuilder;
+
+/// The executor over this DAG's nodes.
+pub type Replay<'a> = hhnas_engine::replay::Replay<'a, Stage>;
+/// A journal line of this DAG.
+pub type Event = hhnas_engine::journal::Event<Stage>;
+/// A journal line of a completed node of this DAG.
+pub type StageRecord = hhnas_engine::journal::StageRecord<Stage>;
 
 /// The nodes of the DAG. Each names its store folder and journal lines, and has a version:
 /// bump one when its output for the same inputs changes, so old entries stop matching.
@@ -113,6 +121,17 @@ impl Stage {
     /// A key builder seeded with this stage's name and version.
     pub fn key(self) -> KeyBuilder {
         Node::key(self)
+    }
+}
+
+/// Journal lines name a node by [`Stage::name`].
+impl StageName for Stage {
+    fn as_str(&self) -> &str {
+        self.name()
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Stage::from_name(name)
     }
 }
 

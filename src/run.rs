@@ -8,15 +8,16 @@ use anyhow::{Context, Result};
 
 use crate::commands::report::write_run_report;
 use crate::config::{self, DataSource, DeviceName, PipelineConfig};
+use crate::dag::Event;
+use crate::dag::{Replay, Stage};
 use crate::nodes::search::{self, Update};
 use crate::nodes::{self, data, ensemble, train, Inputs};
 use crate::status::RunState;
 use hhnas_engine::error::Outcome;
-use hhnas_engine::journal::{now, stage_records, Event};
+use hhnas_engine::journal::{now, stage_records};
 use hhnas_engine::launch::Executor;
 use hhnas_engine::lock::{self, Acquire};
 use hhnas_engine::progress::Progress;
-use hhnas_engine::replay::{Replay, RUN};
 use hhnas_engine::rundir::{self, RunDir};
 use hhnas_engine::store::Store;
 use hhnas_engine::{errln, outln};
@@ -31,7 +32,7 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
         .and_then(Path::parent)
         .context("run directory is not inside a cache")?;
     let journal = run.journal();
-    let contents = journal.read()?;
+    let contents = journal.read::<Stage>()?;
     if contents.torn_tail {
         tracing::warn!(
             "{}: last line was cut mid-write; ignoring it and resuming",
@@ -39,7 +40,7 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
         );
     }
     let recorded = stage_records(&contents.events)
-        .map(|r| (r.stage.clone(), r.iteration, r.key.clone()))
+        .map(|r| (r.stage, r.iteration, r.key))
         .collect();
     let total = nodes::iterations(cfg);
     let progress = Progress::new(total);
@@ -151,7 +152,7 @@ fn run_locked(run: &RunDir, cfg: &PipelineConfig, command: &str) -> Result<Outco
         if !last_failed {
             let failed = Event::Failed {
                 ts: now(),
-                stage: RUN.into(),
+                stage: None,
                 iteration: None,
                 message: crate::error::render(e),
             };

@@ -10,12 +10,14 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::dag::Stage;
+use crate::dag::{Event, StageRecord};
 use crate::nodes::data::dataset_stage;
 use crate::nodes::ensemble::{EnsembleMetrics, FinalMetrics};
 use crate::nodes::{iterations, SampleMetrics, TrainMetrics, UpdateMetrics};
-use hhnas_engine::journal::{now, Event, StageRecord};
+use hhnas_engine::journal::now;
 use hhnas_engine::lock;
 use hhnas_engine::rundir::{timestamp_human, RunDir};
+use hhnas_engine::store::Key;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -100,7 +102,7 @@ pub struct IterationRow {
     /// True when the training result came from the cache.
     pub cached: bool,
     /// Store key of the trained candidate (for `eval --candidate`).
-    pub train_key: Option<String>,
+    pub train_key: Option<Key>,
     pub note: Option<String>,
 }
 
@@ -116,7 +118,7 @@ struct Journaled {
     last_error: Option<String>,
     probs: serde_json::Value,
     q_table: serde_json::Value,
-    last_node: Option<(String, Option<u64>)>,
+    last_node: Option<(Stage, Option<u64>)>,
 }
 
 impl Journaled {
@@ -131,6 +133,7 @@ impl Journaled {
                     message,
                     ..
                 } => {
+                    let stage = stage.map_or(hhnas_engine::journal::RUN, Stage::name);
                     j.last_error = Some(match iteration {
                         Some(i) => format!("{stage} (iteration {i}): {message}"),
                         None => format!("{stage}: {message}"),
@@ -144,15 +147,16 @@ impl Journaled {
     }
 
     fn stage(&mut self, rec: &StageRecord) {
-        self.last_node = Some((rec.stage.clone(), rec.iteration));
+        self.last_node = Some((rec.stage, rec.iteration));
         self.last_error = None;
         let Some(it) = rec.iteration else {
-            match Stage::from_name(&rec.stage) {
-                Some(Stage::Ensemble) => self.ensemble = Some(EnsembleMetrics::read(&rec.metrics)),
-                Some(Stage::Final) => self.final_model = Some(FinalMetrics::read(&rec.metrics)),
-                Some(Stage::Refit) => {}
+            match rec.stage {
+                Stage::Ensemble => self.ensemble = Some(EnsembleMetrics::read(&rec.metrics)),
+                Stage::Final => self.final_model = Some(FinalMetrics::read(&rec.metrics)),
+                Stage::Refit => {}
                 _ => {
-                    self.stages.insert(rec.stage.clone(), rec.metrics.clone());
+                    self.stages
+                        .insert(rec.stage.name().to_string(), rec.metrics.clone());
                 }
             }
             return;
@@ -163,25 +167,25 @@ impl Journaled {
         });
         row.wall_secs += rec.wall_secs;
         let m = &rec.metrics;
-        match Stage::from_name(&rec.stage) {
-            Some(Stage::Sample) => {
+        match rec.stage {
+            Stage::Sample => {
                 let m = SampleMetrics::read(m);
                 row.model = m.model;
                 row.params = to_json(m.params);
                 row.mutations = to_json(m.mutations);
             }
-            Some(Stage::Train) => {
+            Stage::Train => {
                 let m = TrainMetrics::read(m);
                 row.valid_acc = m.valid_acc;
                 row.test_acc = m.test_acc;
                 row.cached = rec.cache_hit;
-                row.train_key = Some(rec.key.clone());
+                row.train_key = Some(rec.key);
                 row.note = m
                     .failed
                     .map(|s| format!("failed: {s}"))
                     .or_else(|| m.stopped_early.then(|| "early stop".to_string()));
             }
-            Some(Stage::Update) => {
+            Stage::Update => {
                 let m = UpdateMetrics::read(m);
                 self.probs = to_json(m.probabilities);
                 self.q_table = m.q_table.unwrap_or_default();
@@ -343,7 +347,7 @@ fn after_search(e: &crate::config::EnsembleSection) -> Vec<Stage> {
 /// `after` are the nodes that follow the last iteration, before the report.
 fn next_node(
     first: Stage,
-    last: Option<&(String, Option<u64>)>,
+    last: Option<&(Stage, Option<u64>)>,
     total: u64,
     after: &[Stage],
 ) -> String {
@@ -360,16 +364,16 @@ fn next_node(
         }
     };
     let Some(i) = *iteration else {
-        return match Stage::from_name(stage) {
-            Some(s @ (Stage::Ensemble | Stage::Refit | Stage::Final)) => then(s),
+        return match stage {
+            s @ (Stage::Ensemble | Stage::Refit | Stage::Final) => then(*s),
             _ => format!("after {stage}"),
         };
     };
-    match Stage::from_name(stage) {
-        Some(Stage::Sample) => format!("{} (iteration {i})", Stage::Train),
-        Some(Stage::Train) => format!("{} (iteration {i})", Stage::Update),
-        Some(Stage::Update) if i + 1 < total => format!("{} (iteration {})", Stage::Sample, i + 1),
-        Some(Stage::Update) => after
+    match stage {
+        Stage::Sample => format!("{} (iteration {i})", Stage::Train),
+        Stage::Train => format!("{} (iteration {i})", Stage::Update),
+        Stage::Update if i + 1 < total => format!("{} (iteration {})", Stage::Sample, i + 1),
+        Stage::Update => after
             .first()
             .map_or("report".to_string(), |s| s.name().to_string()),
         _ => format!("after {stage} (iteration {i})"),
@@ -548,7 +552,7 @@ mod tests {
     fn the_next_node_of_a_run_not_started_is_its_dataset_node() {
         assert_eq!(next_node(Stage::Labelled, None, 30, &[]), "labelled");
         assert_eq!(next_node(Stage::Spider, None, 30, &[]), "spider");
-        let last = ("rules".to_string(), None);
+        let last = (Stage::Rules, None);
         assert_eq!(
             next_node(Stage::Labelled, Some(&last), 30, &[]),
             "after rules"
@@ -563,15 +567,14 @@ mod tests {
             ..Default::default()
         };
         let after = after_search(&e);
-        let at = |stage: &str, i: Option<u64>| {
-            next_node(Stage::Spider, Some(&(stage.to_string(), i)), 30, &after)
-        };
-        assert_eq!(at("update", Some(29)), "ensemble");
-        assert_eq!(at("ensemble", None), "refit");
-        assert_eq!(at("refit", None), "refit or final");
-        assert_eq!(at("final", None), "report");
+        let at =
+            |stage: Stage, i: Option<u64>| next_node(Stage::Spider, Some(&(stage, i)), 30, &after);
+        assert_eq!(at(Stage::Update, Some(29)), "ensemble");
+        assert_eq!(at(Stage::Ensemble, None), "refit");
+        assert_eq!(at(Stage::Refit, None), "refit or final");
+        assert_eq!(at(Stage::Final, None), "report");
         assert_eq!(
-            next_node(Stage::Spider, Some(&("update".into(), Some(29))), 30, &[]),
+            next_node(Stage::Spider, Some(&(Stage::Update, Some(29))), 30, &[]),
             "report"
         );
     }

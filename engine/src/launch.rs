@@ -138,7 +138,7 @@ pub fn run_in_processes(cache: &Path, runs: &[RunDir], slots: usize) -> Result<(
 /// Whether a run's journal shows its first iteration (every shared node done before it),
 /// a failure or its end.
 fn past_shared_nodes(run: &RunDir) -> bool {
-    run.journal().read().is_ok_and(|c| {
+    run.journal().read::<String>().is_ok_and(|c| {
         c.events.iter().any(|e| match e {
             Event::Stage(r) => r.iteration.is_some(),
             Event::Failed { .. } | Event::Finished { .. } => true,

@@ -13,15 +13,15 @@ use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{now, Event, Journal, StageRecord};
+use crate::journal::{now, Event, Journal, StageName, StageRecord};
 use crate::progress::Progress;
 use crate::store::{Key, KeyBuilder, Lookup, Store};
 use crate::user_error;
 
 /// A node of the DAG as the executor sees it: a name (its store folder and journal
-/// lines) and a version (bumped when its output for the same inputs changes, so old
-/// entries stop matching).
-pub trait Node: Copy + std::fmt::Display {
+/// lines; [`StageName`] reads it back) and a version (bumped when its output for the same
+/// inputs changes, so old entries stop matching).
+pub trait Node: StageName + Copy + std::fmt::Display {
     fn name(self) -> &'static str;
     fn version(self) -> u32;
 
@@ -31,9 +31,6 @@ pub trait Node: Copy + std::fmt::Display {
     }
 }
 
-/// The journal's stage name for a failure outside any node.
-pub const RUN: &str = "run";
-
 /// A stored output with the summary metrics its journal line carries.
 #[derive(Serialize, Deserialize)]
 pub struct Stored<T> {
@@ -42,13 +39,12 @@ pub struct Stored<T> {
 }
 
 /// A node's stored output, by its key as the journal spells it.
-pub fn load_stored<T: DeserializeOwned>(store: &Store, stage: impl Node, key: &str) -> Result<T> {
-    let k = Key::parse(key).with_context(|| format!("bad key {key}"))?;
-    match store.get::<Stored<T>>(stage.name(), &k)? {
+pub fn load_stored<T: DeserializeOwned>(store: &Store, stage: impl Node, key: &Key) -> Result<T> {
+    match store.get::<Stored<T>>(stage.name(), key)? {
         Lookup::Hit(s) => Ok(s.value),
         _ => Err(user_error!(
             "{}: missing or damaged. Fix: `hhnas-pipe resume` the run to recompute it",
-            store.path(stage.name(), &k).display()
+            store.path(stage.name(), key).display()
         )),
     }
 }
@@ -69,32 +65,33 @@ impl Common {
     }
 }
 
-/// Executes nodes of one run: replay from the store or compute, then journal.
-pub struct Replay<'a> {
+/// Executes the nodes (of type `N`) of one run: replay from the store or compute, then
+/// journal.
+pub struct Replay<'a, N: Node> {
     pub store: Store,
     pub journal: Journal,
     /// (stage, iteration, key) already in the journal, so a replay is not journaled twice.
-    pub recorded: HashSet<(String, Option<u64>, String)>,
+    pub recorded: HashSet<(N, Option<u64>, Key)>,
     pub progress: &'a Progress,
     pub scratch: PathBuf,
     /// `training.json` of the run: the epoch the candidate in training has reached.
     pub training_file: PathBuf,
 }
 
-impl Replay<'_> {
+impl<N: Node> Replay<'_, N> {
     /// A one-off input (dataset, encoder) must hash as it did when the run started; a
     /// search that silently switched data halfway would compare apples with pears.
-    pub fn expect_unchanged(&self, stage: impl Node, key: Key, what: &str) -> Result<()> {
+    pub fn expect_unchanged(&self, stage: N, key: Key, what: &str) -> Result<()> {
         let journaled = self
             .recorded
             .iter()
-            .find(|(s, i, _)| s == stage.name() && i.is_none())
-            .map(|(_, _, k)| k.clone());
+            .find(|(s, i, _)| *s == stage && i.is_none())
+            .map(|(_, _, k)| *k);
         match journaled {
-            Some(k) if k != key.hex() => Err(user_error!(
+            Some(k) if k != key => Err(user_error!(
                 "{what} changed since this run started ({stage} key {} is now {}). Fix: \
                  restore them, or start a new run with `hhnas-pipe run`",
-                &k[..12],
+                k.short(),
                 key.short()
             )),
             _ => Ok(()),
@@ -103,7 +100,7 @@ impl Replay<'_> {
 
     /// The node's output: replayed when stored, else computed by `compute` (value and
     /// metrics), stored and journaled. A failure is journaled before it is returned.
-    pub fn node<N, T, M, F>(
+    pub fn node<T, M, F>(
         &mut self,
         stage: N,
         iteration: Option<u64>,
@@ -111,7 +108,6 @@ impl Replay<'_> {
         compute: F,
     ) -> Result<T>
     where
-        N: Node,
         T: Serialize + DeserializeOwned,
         M: Serialize,
         F: FnOnce(&mut Self) -> Result<(T, M)>,
@@ -140,7 +136,7 @@ impl Replay<'_> {
                         // it (a full disk) must not replace it.
                         let failed = Event::Failed {
                             ts: now(),
-                            stage: stage.name().to_string(),
+                            stage: Some(stage),
                             iteration,
                             message: crate::error::render(&e),
                         };
@@ -166,14 +162,14 @@ impl Replay<'_> {
     /// resume had to rebuild after they were deleted or damaged).
     fn record(
         &mut self,
-        stage: impl Node,
+        stage: N,
         iteration: Option<u64>,
         key: Key,
         metrics: serde_json::Value,
         hit: bool,
         start: Instant,
     ) -> Result<()> {
-        let id = (stage.name().to_string(), iteration, key.hex());
+        let id = (stage, iteration, key);
         if hit && self.recorded.contains(&id) {
             return Ok(());
         }
@@ -187,9 +183,9 @@ impl Replay<'_> {
         let summary = common.summary.unwrap_or_else(|| "done".to_string());
         self.journal.append(&Event::Stage(StageRecord {
             ts: now(),
-            stage: stage.name().to_string(),
+            stage,
             iteration,
-            key: key.hex(),
+            key,
             wall_secs,
             cache_hit: hit,
             metrics,

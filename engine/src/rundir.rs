@@ -56,7 +56,7 @@ impl RunDir {
 
     pub fn is_finished(&self) -> bool {
         self.journal()
-            .read()
+            .read::<String>()
             .map(|c| c.events.iter().any(|e| matches!(e, Event::Finished { .. })))
             .unwrap_or(false)
     }

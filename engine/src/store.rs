@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// File header: magic, then the 32-byte blake3 of the payload.
 const MAGIC: &[u8; 8] = b"HHNSTOR1";
@@ -31,6 +31,22 @@ impl Key {
     /// First 12 hex digits, for tables and logs.
     pub fn short(&self) -> String {
         self.hex()[..12].to_string()
+    }
+}
+
+/// Written as its 64 hex digits (journal lines, metrics).
+impl Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let hex = String::deserialize(d)?;
+        Key::parse(&hex).ok_or_else(|| {
+            serde::de::Error::custom(format!("`{hex}` is not a key (64 hex digits)"))
+        })
     }
 }
 

@@ -13,6 +13,7 @@ use hhnas_features::FeatureMatrix;
 use hhnas_spider::Dataset;
 
 use crate::config::{DataSource, PipelineConfig};
+use crate::dag::Event;
 use crate::dag::Evidence;
 use crate::dag::{Stage, WEIGHTS};
 use crate::error::ExitClass;
@@ -21,7 +22,7 @@ use crate::nodes::ensemble::FinalMetrics;
 use crate::nodes::{argmax, features, Inputs, TrainSummary};
 use crate::status;
 use hhnas_engine::error::Outcome;
-use hhnas_engine::journal::{stage_records, Event};
+use hhnas_engine::journal::stage_records;
 use hhnas_engine::outln;
 use hhnas_engine::replay::load_stored;
 use hhnas_engine::rundir::{self, RunDir};
@@ -51,19 +52,19 @@ struct Loaded {
 
 /// The train key of `candidate` (a unique key prefix), or of the run's best candidate
 /// exactly as `status` and the report name it.
-fn chosen_train_key(run: &RunDir, events: &[Event], candidate: Option<&str>) -> Result<String> {
+fn chosen_train_key(run: &RunDir, events: &[Event], candidate: Option<&str>) -> Result<Key> {
     let Some(c) = candidate else {
         return status::collect(run, None)?
             .best
             .and_then(|b| b.train_key)
             .ok_or_else(|| missing_stage(run, Stage::Train));
     };
-    let matches: HashSet<&str> = stage_records(events)
-        .filter(|r| r.stage == Stage::Train.name() && !c.is_empty() && r.key.starts_with(c))
-        .map(|r| r.key.as_str())
+    let matches: HashSet<Key> = stage_records(events)
+        .filter(|r| r.stage == Stage::Train && !c.is_empty() && r.key.hex().starts_with(c))
+        .map(|r| r.key)
         .collect();
     match matches.len() {
-        1 => Ok(matches.into_iter().next().unwrap_or_default().to_string()),
+        1 => Ok(*matches.iter().next().expect("one match")),
         0 => Err(user_error!(
             "run {}: no trained candidate with key {c}. Fix: copy a key from \
              `hhnas-pipe status --json`",
@@ -94,26 +95,20 @@ fn stored_inputs(
     let ds_stage = dataset_stage(cfg);
     let stage_key = |stage: Stage| {
         stage_records(events)
-            .filter(|r| r.stage == stage.name())
+            .filter(|r| r.stage == stage)
             .last()
-            .map(|r| r.key.clone())
+            .map(|r| r.key)
     };
     let required = |stage: Stage| stage_key(stage).ok_or_else(|| missing_stage(run, stage));
-    let parse = |k: &str| Key::parse(k).with_context(|| format!("bad key {k}"));
     let ds_key = required(ds_stage)?;
     let enc_key = required(Stage::Encoder)?;
     fn stored<T: serde::de::DeserializeOwned>(
         store: &Store,
         stage: Stage,
-        key: Option<String>,
+        key: Option<Key>,
     ) -> Result<Option<(Key, T)>> {
-        match key {
-            Some(k) => {
-                let parsed = Key::parse(&k).with_context(|| format!("bad key {k}"))?;
-                Ok(Some((parsed, load_stored(store, stage, &k)?)))
-            }
-            None => Ok(None),
-        }
+        key.map(|k| Ok((k, load_stored(store, stage, &k)?)))
+            .transpose()
     }
     let rules = stored(store, Stage::Rules, stage_key(Stage::Rules))?;
     let judge = stored(store, Stage::LlmJudge, stage_key(Stage::LlmJudge))?;
@@ -127,20 +122,17 @@ fn stored_inputs(
             evidence.push((e, key, scores));
         }
     }
-    let (enc_key, enc) = (
-        parse(&enc_key)?,
-        load_stored(store, Stage::Encoder, &enc_key)?,
-    );
+    let enc = load_stored(store, Stage::Encoder, &enc_key)?;
     // A warm run's candidates read the tuned encoder's vectors: new texts need it too.
     let (enc_key, enc) = match stage_key(Stage::Warm) {
         Some(k) => {
             let cache = store.root().parent().context("store outside a cache")?;
-            crate::nodes::warm::stored_tuned(store, cache, &k, &enc)?
+            crate::nodes::warm::stored_tuned(store, cache, k, &enc)?
         }
         None => (enc_key, enc),
     };
     Ok(Inputs::assemble(crate::nodes::Stored {
-        ds_key: parse(&ds_key)?,
+        ds_key,
         ds: load_stored(store, ds_stage, &ds_key)?,
         rules,
         judge,
@@ -159,7 +151,7 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
     let events = run.journal().read()?.events;
     let inputs = stored_inputs(&run, &store, &events, &cfg)?;
     let final_model = stage_records(&events)
-        .filter(|r| r.stage == Stage::Final.name())
+        .filter(|r| r.stage == Stage::Final)
         .last()
         .map(|r| FinalMetrics::read(&r.metrics));
     let (members, describe, valid_acc) = match (candidate, final_model) {
@@ -170,19 +162,19 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
                 .iter()
                 .map(|m| {
                     let share = f64::from(m.picks) / f64::from(total.max(1));
-                    load_member(&store, &m.train_key, &m.weights_key, share)
+                    load_member(&store, m.train_key, m.weights_key, share)
                 })
                 .collect::<Result<Vec<_>>>()?;
             (members, f.kind.clone(), f.valid_acc)
         }
         (candidate, _) => {
             let chosen = chosen_train_key(&run, &events, candidate)?;
-            if !stage_records(&events).any(|r| r.stage == Stage::Train.name() && r.key == chosen) {
+            if !stage_records(&events).any(|r| r.stage == Stage::Train && r.key == chosen) {
                 return Err(missing_stage(&run, Stage::Train));
             }
-            let member = load_member(&store, &chosen, &chosen, 1.0)?;
+            let member = load_member(&store, chosen, chosen, 1.0)?;
             let describe = match candidate {
-                Some(_) => format!("the candidate {}", &chosen[..12.min(chosen.len())]),
+                Some(_) => format!("the candidate {}", chosen.short()),
                 None => "the best single candidate (by validation accuracy)".to_string(),
             };
             let valid = member.summary.outcome.best_valid_acc;
@@ -201,14 +193,15 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
 
 /// A candidate's training summary (its spec) and the weights stored under `weights_key`
 /// (its own train key, or its refit's key).
-fn load_member(store: &Store, train_key: &str, weights_key: &str, share: f64) -> Result<Loaded> {
-    let summary: TrainSummary = load_stored(store, Stage::Train, train_key)?;
-    let weights = match store.get_bytes(WEIGHTS, &Key::parse(weights_key).context("bad key")?)? {
+fn load_member(store: &Store, train_key: Key, weights_key: Key, share: f64) -> Result<Loaded> {
+    let summary: TrainSummary = load_stored(store, Stage::Train, &train_key)?;
+    let weights = match store.get_bytes(WEIGHTS, &weights_key)? {
         Lookup::Hit(w) => w,
         _ => {
             return Err(user_error!(
-                "weights of candidate {weights_key} are missing or damaged. Fix: `hhnas-pipe \
-                 resume` retrains only that candidate"
+                "weights of candidate {} are missing or damaged. Fix: `hhnas-pipe \
+                 resume` retrains only that candidate",
+                weights_key.hex()
             ))
         }
     };

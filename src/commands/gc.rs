@@ -5,13 +5,13 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::dag::Event;
 use crate::dag::{Stage, LLM_ANSWERS, PROBS, WEIGHTS};
 use hhnas_engine::error::Outcome;
-use hhnas_engine::journal::Event;
 use hhnas_engine::lock::{self, Acquire};
 use hhnas_engine::outln;
 use hhnas_engine::rundir;
-use hhnas_engine::store::Store;
+use hhnas_engine::store::{Key, Store};
 
 /// Store entries referenced by any journal, plus those never collected (LLM answers are a
 /// paid-for cache of their own; weights and probabilities follow their train and refit
@@ -51,8 +51,8 @@ pub fn cmd_gc(cache: &Path, dry_run: bool) -> Result<Outcome> {
             .and_then(|p| p.file_name())
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default();
-        let name = entry.file_name().to_string_lossy().to_string();
-        if stage == LLM_ANSWERS || live.contains(&(stage.clone(), name.clone())) {
+        let key = Key::parse(&entry.file_name().to_string_lossy());
+        if stage == LLM_ANSWERS || key.is_some_and(|k| live.contains(&(stage.as_str(), k))) {
             continue;
         }
         bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
@@ -74,22 +74,19 @@ pub fn cmd_gc(cache: &Path, dry_run: bool) -> Result<Outcome> {
 
 /// (store folder, key) of every entry a journal names, weights and probabilities with
 /// their train and refit entries.
-fn live_entries(cache: &Path) -> Result<HashSet<(String, String)>> {
+fn live_entries(cache: &Path) -> Result<HashSet<(&'static str, Key)>> {
     let mut live = HashSet::new();
     for run in rundir::list(cache)? {
         for e in run.journal().read()?.events {
             if let Event::Stage(r) = e {
-                if r.stage == Stage::Train.name() || r.stage == Stage::Refit.name() {
-                    live.insert((PROBS.into(), r.key.clone()));
+                if matches!(r.stage, Stage::Train | Stage::Refit) {
+                    live.insert((PROBS, r.key));
                 }
                 // The warm node's tuned encoder is stored in the weights folder too.
-                if r.stage == Stage::Train.name()
-                    || r.stage == Stage::Refit.name()
-                    || r.stage == Stage::Warm.name()
-                {
-                    live.insert((WEIGHTS.into(), r.key.clone()));
+                if matches!(r.stage, Stage::Train | Stage::Refit | Stage::Warm) {
+                    live.insert((WEIGHTS, r.key));
                 }
-                live.insert((r.stage, r.key));
+                live.insert((r.stage.name(), r.key));
             }
         }
     }

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::dag::Event;
 use crate::dag::Stage;
 use crate::nodes::UpdateMetrics;
 use crate::status::{self, RunState};
 use hhnas_engine::error::Outcome;
-use hhnas_engine::journal::Event;
 use hhnas_engine::rundir::{self, RunDir};
 use hhnas_engine::user_error;
 use hhnas_engine::{out, outln};
@@ -20,7 +20,7 @@ fn probabilities_by_iteration(run: &RunDir, names: &[String]) -> Result<BTreeMap
     let mut out = BTreeMap::new();
     for e in run.journal().read()?.events {
         let Event::Stage(r) = e else { continue };
-        if r.stage != Stage::Update.name() {
+        if r.stage != Stage::Update {
             continue;
         }
         let Some(i) = r.iteration else { continue };

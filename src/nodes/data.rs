@@ -12,10 +12,10 @@ use hhnas_spider::fetch::FetchError;
 use hhnas_spider::{DataError, Dataset};
 
 use crate::config::{data_params, read_string_map, DataSource, PipelineConfig};
+use crate::dag::Replay;
 use crate::dag::Stage;
 use crate::error::ExitClass;
 use hhnas_engine::outln;
-use hhnas_engine::replay::Replay;
 use hhnas_engine::store::Key;
 
 /// The Spider directory for a new run or a one-off command: `HHNAS_SPIDER_DIR` wins over

@@ -10,9 +10,9 @@ use hhnas_spider::Dataset;
 use hhnas_train::{Embeddings, EncoderAssets};
 
 use crate::config::PipelineConfig;
+use crate::dag::Replay;
 use crate::dag::Stage;
 use crate::error::ExitClass;
-use hhnas_engine::replay::Replay;
 use hhnas_engine::store::Key;
 
 /// The journal line of the `encode` node.

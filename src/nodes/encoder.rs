@@ -10,9 +10,9 @@ use hhnas_spider::Dataset;
 use hhnas_train::{EncoderAssets, EncoderConfig, EncoderSource};
 
 use crate::config::{encoder_config, PipelineConfig};
+use crate::dag::Replay;
 use crate::dag::Stage;
 use crate::error::ExitClass;
-use hhnas_engine::replay::Replay;
 use hhnas_engine::store::Key;
 
 /// A pretrained model is part of the key through its files' bytes, not its path or hub

@@ -22,8 +22,8 @@ use hhnas_train::{KeepEpoch, TrainConfig};
 use super::train::{split_probs, training_node, TrainJob, TrainSummary};
 use super::Inputs;
 use crate::config::{train_config, PipelineConfig};
+use crate::dag::Replay;
 use crate::dag::{Stage, PROBS, WEIGHTS};
-use hhnas_engine::replay::Replay;
 use hhnas_engine::store::{Key, Lookup};
 
 /// A candidate the search trained, as the nodes after it read it.
@@ -54,11 +54,11 @@ pub struct Member {
     /// The search iteration that trained the candidate.
     pub iteration: u64,
     /// Its train key.
-    pub train_key: String,
+    pub train_key: Key,
     /// Picks in the ensemble (1 for a single candidate).
     pub picks: u32,
     /// Where the weights in use are: the train key, or the refit's key.
-    pub weights_key: String,
+    pub weights_key: Key,
 }
 
 /// The `ensemble` node's output and journal line.
@@ -134,9 +134,9 @@ pub(crate) fn final_nodes(
     } else {
         let member = Member {
             iteration: single.iteration,
-            train_key: single.key.hex(),
+            train_key: single.key,
             picks: 1,
-            weights_key: single.key.hex(),
+            weights_key: single.key,
         };
         let o = &single.summary.outcome;
         let m = EnsembleMetrics {
@@ -155,10 +155,10 @@ pub(crate) fn final_nodes(
         for m in &mut members {
             let c = candidates
                 .iter()
-                .find(|c| c.key.hex() == m.train_key)
+                .find(|c| c.key == m.train_key)
                 .expect("members come from the candidates");
             let key = refit_node(exec, cfg, inputs, c)?;
-            m.weights_key = key.hex();
+            m.weights_key = key;
             refit_keys.push(key);
         }
     }
@@ -180,7 +180,7 @@ pub(crate) fn final_nodes(
                 .map(|(k, m)| {
                     let c = candidates
                         .iter()
-                        .find(|c| c.key.hex() == m.train_key)
+                        .find(|c| c.key == m.train_key)
                         .expect("members come from the candidates");
                     stored_probs(exec, cfg, inputs, &refit_dataset(&inputs.ds), k, &c.summary)
                 })
@@ -267,9 +267,9 @@ fn ensemble_node(
             .into_iter()
             .map(|i| Member {
                 iteration: pool[i].iteration,
-                train_key: pool[i].key.hex(),
+                train_key: pool[i].key,
                 picks: sel.picks[i],
-                weights_key: pool[i].key.hex(),
+                weights_key: pool[i].key,
             })
             .collect();
         let o = &single.summary.outcome;

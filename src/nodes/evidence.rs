@@ -17,8 +17,8 @@ use hhnas_spider::Dataset;
 use hhnas_train::{Embeddings, NeighbourBank, NeighbourScores};
 
 use crate::config::{EvidenceBank, PipelineConfig};
+use crate::dag::Replay;
 use crate::dag::{Evidence, Stage};
-use hhnas_engine::replay::Replay;
 use hhnas_engine::store::Key;
 
 impl Evidence {

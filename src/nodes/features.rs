@@ -11,9 +11,9 @@ use hhnas_features::{FeatureMatrix, LlmStats, RuleSet};
 use hhnas_spider::Dataset;
 
 use crate::config::{Judge, PipelineConfig, RuleSource};
+use crate::dag::Replay;
 use crate::dag::{Stage, LLM_ANSWERS};
 use crate::error::ExitClass;
-use hhnas_engine::replay::Replay;
 use hhnas_engine::store::{Key, KeyBuilder, Lookup, Store};
 
 /// Answers of the LLM, kept in the store so no question is paid for twice.

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use hhnas_search::{Proposal, SearchConfig, SearchState};
 
 use crate::config::PipelineConfig;
+use crate::dag::Replay;
 use crate::dag::Stage;
-use hhnas_engine::replay::Replay;
 use hhnas_engine::store::Key;
 
 /// Iterations a run performs: `fixed` trains its one candidate once; more iterations would

@@ -16,10 +16,10 @@ use hhnas_train::{Checkpoint, EpochReport, ModelSpec, TrainConfig, TrainData, Tr
 
 use super::Inputs;
 use crate::config::{train_config, PipelineConfig};
+use crate::dag::Replay;
 use crate::dag::{Stage, PROBS, WEIGHTS};
 use crate::error::ExitClass;
 use hhnas_engine::progress::Progress;
-use hhnas_engine::replay::Replay;
 use hhnas_engine::store::{write_atomic, Key, Lookup};
 
 /// The micro and macro parameters of a candidate as the training crate takes them. A

@@ -25,9 +25,10 @@ use super::train::{
     checkpoint_path, drop_result_without_weights, read_checkpoint, EpochSink, TrainMetrics,
 };
 use crate::config::PipelineConfig;
+use crate::dag::Replay;
 use crate::dag::{Stage, WEIGHTS};
 use crate::error::ExitClass;
-use hhnas_engine::replay::{load_stored, Replay};
+use hhnas_engine::replay::load_stored;
 use hhnas_engine::store::{write_atomic, Key, KeyBuilder, Lookup, Store};
 use hhnas_engine::user_error;
 
@@ -219,10 +220,9 @@ fn tuned(
 pub(crate) fn stored_tuned(
     store: &Store,
     cache: &Path,
-    key: &str,
+    key: Key,
     base: &EncoderAssets,
 ) -> Result<(Key, EncoderAssets)> {
-    let summary: WarmSummary = load_stored(store, Stage::Warm, key)?;
-    let parsed = Key::parse(key).with_context(|| format!("bad key {key}"))?;
-    tuned(store, &cache.join("scratch"), parsed, &summary, base)
+    let summary: WarmSummary = load_stored(store, Stage::Warm, &key)?;
+    tuned(store, &cache.join("scratch"), key, &summary, base)
 }
