@@ -14,7 +14,7 @@ use crate::nodes::search::{self, Update};
 use crate::nodes::{self, data, ensemble, train, Inputs};
 use crate::status::RunState;
 use hhnas_engine::error::Outcome;
-use hhnas_engine::journal::{now, stage_records};
+use hhnas_engine::journal::{now, stage_records, SessionCommand};
 use hhnas_engine::launch::Executor;
 use hhnas_engine::lock::{self, Acquire};
 use hhnas_engine::progress::Progress;
@@ -109,7 +109,7 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
 }
 
 /// Takes the run's lock and executes it; a live holder means "already running".
-fn run_locked(run: &RunDir, cfg: &PipelineConfig, command: &str) -> Result<Outcome> {
+fn run_locked(run: &RunDir, cfg: &PipelineConfig, command: SessionCommand) -> Result<Outcome> {
     let _lock = match lock::acquire(&run.path)? {
         Acquire::Busy(holder) => {
             let pid = holder.map(|h| h.pid);
@@ -139,7 +139,7 @@ fn run_locked(run: &RunDir, cfg: &PipelineConfig, command: &str) -> Result<Outco
     journal.append(&Event::Session {
         ts: now(),
         pid: std::process::id(),
-        command: command.to_string(),
+        command,
     })?;
     let result = execute(run, cfg);
     if let Err(e) = &result {
@@ -248,7 +248,7 @@ pub fn cmd_run(
     match executor {
         Executor::InProcess => {
             for (run, cfg) in &created {
-                run_locked(run, cfg, "run")?;
+                run_locked(run, cfg, SessionCommand::Run)?;
             }
         }
         Executor::Devices(devices) => {
@@ -282,7 +282,7 @@ pub fn cmd_resume(cache: &Path, name: Option<&str>) -> Result<Outcome> {
         }
         let cfg = run.config()?;
         warn_if_config_changed(&run, &cfg);
-        return run_locked(&run, &cfg, "resume");
+        return run_locked(&run, &cfg, SessionCommand::Resume);
     }
     let pending: Vec<RunDir> = rundir::list(cache)?
         .into_iter()
@@ -318,7 +318,7 @@ pub fn cmd_resume(cache: &Path, name: Option<&str>) -> Result<Outcome> {
     for run in pending {
         let result = run.config().and_then(|cfg| {
             warn_if_config_changed(&run, &cfg);
-            run_locked(&run, &cfg, "resume")
+            run_locked(&run, &cfg, SessionCommand::Resume)
         });
         match result {
             Ok(Outcome::Done) => outcome = Outcome::Done,

@@ -38,7 +38,11 @@ impl StageName for String {
 #[serde(tag = "event", rename_all = "snake_case", bound = "N: StageName")]
 pub enum Event<N> {
     /// A `run` or `resume` session began.
-    Session { ts: f64, pid: u32, command: String },
+    Session {
+        ts: f64,
+        pid: u32,
+        command: SessionCommand,
+    },
     /// A stage node completed (computed or replayed from the cache).
     Stage(StageRecord<N>),
     /// A stage node failed (`stage` is `None` for a failure outside any node, written
@@ -52,6 +56,16 @@ pub enum Event<N> {
     },
     /// Every iteration and the report are done.
     Finished { ts: f64 },
+}
+
+/// The command that began a session.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionCommand {
+    /// The run's first session.
+    Run,
+    /// A later one, continuing where the journal ends.
+    Resume,
 }
 
 /// The journal's stage name for a failure outside any node.
