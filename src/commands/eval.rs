@@ -248,7 +248,7 @@ fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
                     &t.inputs.enc,
                     &refs,
                     e.pooling,
-                    t.cfg.train.device.as_str(),
+                    t.cfg.train.device.parsed(),
                     &mut |_, _| {},
                 )
                 .map_err(ExitClass::classified)?,
@@ -274,7 +274,7 @@ fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
                 rules: rules.as_ref(),
                 rule_classes: t.inputs.rule_classes.as_deref(),
             },
-            t.cfg.train.device.as_str(),
+            t.cfg.train.device.parsed(),
         )
         .map_err(ExitClass::classified)?;
         each.push(ProbMatrix::from_rows(&p, classes)?);

@@ -64,7 +64,7 @@ pub fn train_config(cfg: &PipelineConfig) -> TrainConfig {
         epochs: t.epochs,
         batch_size: t.batch_size,
         seed: cfg.run.seed,
-        device: t.device.to_string(),
+        device: hhnas_train::NoDevice,
         patience: (t.patience > 0).then_some(t.patience),
         max_train_rows: (t.max_train_rows > 0).then_some(t.max_train_rows),
         sort_by_length: t.sort_by_length,

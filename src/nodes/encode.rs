@@ -55,7 +55,7 @@ pub(crate) fn encode_node(
                 progress.message(&format!("encode: {done}/{total} questions"));
             }
         };
-        let emb = hhnas_train::embed(enc, &texts, pooling, cfg.train.device.as_str(), &mut report)
+        let emb = hhnas_train::embed(enc, &texts, pooling, cfg.train.device.parsed(), &mut report)
             .map_err(ExitClass::classified)?;
         let secs = started.elapsed().as_secs_f64();
         let rate = texts.len() as f64 / secs.max(1e-9);

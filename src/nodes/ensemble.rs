@@ -329,16 +329,15 @@ fn refit_node(
     c: &Trained,
 ) -> Result<Key> {
     let tcfg = refit_config(cfg, c);
-    let mut keyed = tcfg.clone();
-    // As for train keys: a candidate refit on one device is not refit on another.
-    keyed.device = String::new();
-    let key = Stage::Refit.key().input(&c.key).param(&keyed).finish();
+    // As for train keys, the device is no part of it.
+    let key = Stage::Refit.key().input(&c.key).param(&tcfg).finish();
     let dataset = refit_dataset(&inputs.ds);
     let job = TrainJob {
         key,
         dataset: &dataset,
         spec: &c.summary.spec,
         tcfg: &tcfg,
+        device: cfg.train.device.parsed(),
         iteration: c.iteration,
         model: model_number(&c.summary.spec),
     };
@@ -381,8 +380,13 @@ fn stored_probs(
         }
     };
     let data = inputs.train_data(&summary.spec, dataset);
-    let device = cfg.train.device.to_string();
-    let probs = split_probs(inputs, &summary.spec, &weights, data, &device)?;
+    let probs = split_probs(
+        inputs,
+        &summary.spec,
+        &weights,
+        data,
+        cfg.train.device.parsed(),
+    )?;
     exec.store.put(PROBS, key, &probs)?;
     Ok(probs)
 }

@@ -12,7 +12,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use hhnas_ensemble::{ProbMatrix, SplitProbs};
 use hhnas_search::Proposal;
 use hhnas_spider::Dataset;
-use hhnas_train::{Checkpoint, EpochReport, ModelSpec, TrainConfig, TrainData, TrainOutcome};
+use hhnas_train::{
+    Checkpoint, Device, EpochReport, ModelSpec, TrainConfig, TrainData, TrainOutcome,
+};
 
 use super::Inputs;
 use crate::config::{train_config, PipelineConfig};
@@ -142,14 +144,12 @@ fn floats_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error>
 
 pub(crate) fn train_key(inputs: &Inputs, spec: &ModelSpec, tcfg: &TrainConfig) -> Key {
     let mut kb = Stage::Train.key();
-    // The device is not part of the key: a candidate trained on one GPU is not retrained
-    // because the run moved to another.
-    let mut keyed = tcfg.clone();
-    keyed.device = String::new();
+    // The device is no part of the key (nor of `tcfg`): a candidate trained on one GPU is
+    // not retrained because the run moved to another.
     kb.input(&inputs.ds_key)
         .input(&inputs.enc_key)
         .param(spec)
-        .param(&keyed);
+        .param(tcfg);
     // Feature inputs only matter to models that use them, so Model 1 stays cached when
     // only the feature configuration changes.
     if spec.llm_branch {
@@ -276,6 +276,8 @@ pub(crate) struct TrainJob<'a> {
     pub dataset: &'a Dataset,
     pub spec: &'a ModelSpec,
     pub tcfg: &'a TrainConfig,
+    /// Where it trains (no part of its key).
+    pub device: Device,
     /// The search iteration the candidate comes from (progress lines, `training.json`).
     pub iteration: u64,
     pub model: u8,
@@ -308,13 +310,14 @@ fn compute_train(
         &inputs.enc,
         job.spec,
         job.tcfg,
+        job.device,
         resume,
         &mut |c: &Checkpoint, r: &EpochReport| sink.on_epoch(c, r),
     )
     .map_err(ExitClass::classified)?;
     let weights = std::mem::take(&mut outcome.best_weights);
     if outcome.failed.is_none() {
-        let probs = split_probs(inputs, job.spec, &weights, data, &job.tcfg.device)?;
+        let probs = split_probs(inputs, job.spec, &weights, data, job.device)?;
         exec.store.put(PROBS, &job.key, &probs)?;
     }
     exec.store.put_bytes(WEIGHTS, &job.key, &weights)?;
@@ -332,7 +335,7 @@ pub(crate) fn split_probs(
     spec: &ModelSpec,
     weights: &[u8],
     data: TrainData,
-    device: &str,
+    device: Device,
 ) -> Result<SplitProbs> {
     let classes = inputs.ds.classes.len();
     let on = |rows: &[usize]| -> Result<ProbMatrix> {
@@ -383,6 +386,7 @@ pub(crate) fn train_node(
         dataset: &inputs.ds,
         spec: &spec,
         tcfg: &tcfg,
+        device: cfg.train.device.parsed(),
         iteration,
         model: proposal.candidate.model_number(),
     };

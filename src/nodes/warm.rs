@@ -65,7 +65,7 @@ fn warm_job(cfg: &PipelineConfig) -> (ModelSpec, TrainConfig) {
         epochs: w.epochs,
         batch_size: w.batch_size,
         seed: w.seed,
-        device: cfg.train.device.to_string(),
+        device: hhnas_train::NoDevice,
         patience: (w.patience > 0).then_some(w.patience),
         max_train_rows: None,
         sort_by_length: true,
@@ -80,10 +80,8 @@ fn warm_job(cfg: &PipelineConfig) -> (ModelSpec, TrainConfig) {
 /// Keyed by the dataset, the encoder, the head's spec and the training settings (the
 /// device left out, as for a candidate).
 fn warm_key(ds_key: Key, enc_key: Key, spec: &ModelSpec, tcfg: &TrainConfig) -> Key {
-    let mut keyed = tcfg.clone();
-    keyed.device = String::new();
     let mut kb = Stage::Warm.key();
-    kb.input(&ds_key).input(&enc_key).param(spec).param(&keyed);
+    kb.input(&ds_key).input(&enc_key).param(spec).param(tcfg);
     kb.finish()
 }
 
@@ -110,7 +108,7 @@ pub(crate) fn warm_node(
     // A result whose tuned weights were lost is tuned again.
     drop_result_without_weights(exec, Stage::Warm, &key)?;
     let summary: WarmSummary = exec.node(Stage::Warm, None, key, |exec| {
-        compute(exec, ds, enc, &spec, &tcfg, key)
+        compute(exec, ds, enc, &spec, &tcfg, cfg.train.device.parsed(), key)
     })?;
     // Only once the result is stored is the checkpoint of no further use.
     let _ = std::fs::remove_file(checkpoint_path(&exec.scratch, &key));
@@ -124,6 +122,7 @@ fn compute(
     enc: &EncoderAssets,
     spec: &ModelSpec,
     tcfg: &TrainConfig,
+    device: hhnas_train::Device,
     key: Key,
 ) -> Result<(WarmSummary, TrainMetrics)> {
     let checkpoint = checkpoint_path(&exec.scratch, &key);
@@ -143,6 +142,7 @@ fn compute(
         enc,
         spec,
         tcfg,
+        device,
         resume,
         &mut |c: &Checkpoint, r: &EpochReport| sink.on_epoch(c, r),
     )

@@ -209,7 +209,7 @@ fn variable_dataset(n: usize) -> Dataset {
     }
 }
 
-fn sorted_batching(device: &str, quick: bool) {
+fn sorted_batching(device: Device, quick: bool) {
     let ds = variable_dataset(if quick { 200 } else { 400 });
     let enc = prepare_encoder(
         &EncoderConfig {
@@ -241,7 +241,6 @@ fn sorted_batching(device: &str, quick: bool) {
             epochs: 1,
             batch_size: BATCH,
             seed: 1,
-            device: device.into(),
             patience: None,
             max_train_rows: None,
             sort_by_length: sort,
@@ -249,7 +248,8 @@ fn sorted_batching(device: &str, quick: bool) {
             ..TrainConfig::default()
         };
         let data = TrainData::text_only(&ds);
-        let out = train_candidate(data, &enc, &spec, &cfg, None, &mut |_, _| {}).expect("trains");
+        let out =
+            train_candidate(data, &enc, &spec, &cfg, device, None, &mut |_, _| {}).expect("trains");
         println!(
             "  train loop, small encoder, lengths 8-40 tokens, sort_by_length={sort:<5}: {:7.1} ex/s",
             out.examples_per_sec
@@ -326,12 +326,9 @@ fn main() {
             }
         }
     }
-    let dev = only.clone().unwrap_or_else(|| "cpu".into());
-    println!(
-        "length-sorted batches (device {dev}; cpu = {:?}):",
-        DEFAULT_CPU
-    );
-    sorted_batching(&dev, quick);
+    let dev = parse_device(only.as_deref().unwrap_or("cpu")).expect("HHNAS_BENCH_ONLY_DEVICE");
+    println!("length-sorted batches (device {dev}):");
+    sorted_batching(dev, quick);
     let torch = std::env::var("HHNAS_BENCH_TORCH").ok();
     encode_section(threads, torch.as_deref());
     if let Some(py) = torch {
@@ -388,8 +385,9 @@ fn encode_section(threads: usize, torch: Option<&str>) {
     };
     let assets = prepare_encoder(&cfg, &ds).expect("encoder folder");
     let dev = std::env::var("HHNAS_BENCH_ONLY_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let device = parse_device(&dev).expect("HHNAS_BENCH_ONLY_DEVICE");
     let t = Instant::now();
-    let emb = embed(&assets, &texts, Pooling::Mean, &dev, &mut |_, _| {}).expect("embed");
+    let emb = embed(&assets, &texts, Pooling::Mean, device, &mut |_, _| {}).expect("embed");
     let secs = t.elapsed().as_secs_f64();
     let burn_rate = texts.len() as f64 / secs;
     println!(

@@ -82,11 +82,13 @@ fn main() {
     let enc = prepare_encoder(&enc_cfg, &ds).expect("encoder");
     println!("encoder: {:?}", enc.arch);
     let max_rows: usize = env("MAX_TRAIN_ROWS", 0);
+    let device = parse_device(&std::env::var("DEVICE").unwrap_or_else(|_| "cpu".into()))
+        .expect("DEVICE: cpu, cpu:flex, cpu:ndarray or cuda:N");
     let cfg = TrainConfig {
         epochs: env("EPOCHS", 5),
         batch_size: 16,
         seed: 0,
-        device: std::env::var("DEVICE").unwrap_or_else(|_| "cpu".into()),
+        device: NoDevice,
         patience: None,
         max_train_rows: (max_rows > 0).then_some(max_rows),
         sort_by_length: true,
@@ -121,7 +123,7 @@ fn main() {
             embeddings: None,
         };
         let t = Instant::now();
-        let out = train_candidate(data, &enc, &spec, &cfg, None, &mut |_, r| {
+        let out = train_candidate(data, &enc, &spec, &cfg, device, None, &mut |_, r| {
             println!(
                 "  model {m} epoch {:>2}: loss {:.4} valid {:.4} ({:.1}s)",
                 r.epoch, r.train_loss, r.valid_acc, r.secs
@@ -135,15 +137,15 @@ fn main() {
                 epochs: 1,
                 ..cfg.clone()
             };
-            train_candidate(data, &enc, &spec, &short, None, &mut |ck, _| {
+            train_candidate(data, &enc, &spec, &short, device, None, &mut |ck, _| {
                 first = Some(ck.clone())
             })
             .expect("first epoch");
-            let resumed =
-                train_candidate(data, &enc, &spec, &cfg, first, &mut |_, _| {}).expect("resume");
+            let resumed = train_candidate(data, &enc, &spec, &cfg, device, first, &mut |_, _| {})
+                .expect("resume");
             println!(
                 "  model {m} resume check on {}: weights equal {}, valid {} vs {}, test {} vs {}",
-                cfg.device,
+                device,
                 resumed.best_weights == out.best_weights,
                 resumed.best_valid_acc,
                 out.best_valid_acc,

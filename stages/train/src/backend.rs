@@ -4,34 +4,68 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::error::TrainError;
 
-/// The CPU backend `"cpu"` maps to: Flex. Measured on the 2-core dev machine (busy with
-/// other builds, so ranges): training examples/s, batch 16 — demo-profile encoder
-/// (h64, 1 layer) on Spider: flex 630-960 vs ndarray 430-570; Model 4 (4018 rule columns):
-/// flex 76 vs ndarray 35; seq-32 bench, h256 4 layers: flex 41-42 vs ndarray 36-37;
-/// MiniLM-sized: flex 11-14 vs ndarray 9-10. Both are bitwise reproducible run to run.
-/// `"cpu:ndarray"` and `"cpu:flex"` pick one explicitly.
-pub const DEFAULT_CPU: CpuKind = CpuKind::Flex;
-
+/// Which CPU code runs the work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CpuKind {
+    /// `"cpu"`: the native kernels (`crate::native`) for the work that has them (the
+    /// encode stage, the text-only classifier's fine-tuning), burn's Flex backend for the
+    /// rest. Flex was measured against ndarray on the 2-core dev machine (busy, so ranges):
+    /// training examples/s, batch 16 — demo-profile encoder (h64, 1 layer) on Spider: flex
+    /// 630-960 vs ndarray 430-570; Model 4 (4018 rule columns): flex 76 vs ndarray 35;
+    /// seq-32 bench, h256 4 layers: flex 41-42 vs ndarray 36-37; MiniLM-sized: flex 11-14
+    /// vs ndarray 9-10. All are bitwise reproducible run to run.
+    Native,
+    /// `"cpu:ndarray"`: burn's ndarray backend for everything.
     NdArray,
+    /// `"cpu:flex"`: burn's Flex backend for everything.
     Flex,
 }
 
-/// A parsed `[train] device` value.
+/// A parsed `[train] device` value: what the training crate runs on. It travels beside
+/// the [`crate::TrainConfig`], never in it, so no cache key depends on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Device {
     Cpu(CpuKind),
     Cuda(usize),
 }
 
-/// Parse `"cpu"`, `"cpu:ndarray"`, `"cpu:flex"` or `"cuda:N"`.
+impl Default for Device {
+    fn default() -> Self {
+        Device::Cpu(CpuKind::Native)
+    }
+}
+
+impl Device {
+    /// Whether the work runs on the native CPU kernels where it has them.
+    pub(crate) fn native_cpu(self) -> bool {
+        self == Device::Cpu(CpuKind::Native)
+    }
+
+    /// Batches padded to a fixed length: a GPU compiles one kernel per shape.
+    pub(crate) fn static_len(self, max_len: usize) -> Option<usize> {
+        matches!(self, Device::Cuda(_)).then_some(max_len)
+    }
+}
+
+/// Spelt as the configuration spells it.
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu(CpuKind::Native) => f.write_str("cpu"),
+            Device::Cpu(CpuKind::NdArray) => f.write_str("cpu:ndarray"),
+            Device::Cpu(CpuKind::Flex) => f.write_str("cpu:flex"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// Parse `"cpu"`, `"cpu:ndarray"`, `"cpu:flex"`, `"cuda"` or `"cuda:N"`.
 pub fn parse_device(s: &str) -> Result<Device, TrainError> {
     let bad = || TrainError::BadDevice {
         given: s.to_string(),
     };
     match s.trim() {
-        "cpu" => Ok(Device::Cpu(DEFAULT_CPU)),
+        "cpu" => Ok(Device::Cpu(CpuKind::Native)),
         "cpu:ndarray" => Ok(Device::Cpu(CpuKind::NdArray)),
         "cpu:flex" => Ok(Device::Cpu(CpuKind::Flex)),
         "cuda" => Ok(Device::Cuda(0)),
@@ -42,14 +76,6 @@ pub fn parse_device(s: &str) -> Result<Device, TrainError> {
     }
 }
 
-/// Whether `device` asks for the native CPU path ([`crate::native`]): plain `"cpu"` does,
-/// for the work that has one (the encode stage); an explicit `"cpu:flex"` or
-/// `"cpu:ndarray"` keeps burn on that backend.
-pub(crate) fn native_cpu(device: &str) -> Result<bool, TrainError> {
-    parse_device(device)?;
-    Ok(device.trim() == "cpu")
-}
-
 /// Work that runs on any autodiff backend.
 pub(crate) trait BackendTask {
     type Out;
@@ -57,14 +83,14 @@ pub(crate) trait BackendTask {
 }
 
 /// Run `task` on the backend `device` names.
-pub(crate) fn dispatch<T: BackendTask>(device: &str, task: T) -> Result<T::Out, TrainError> {
+pub(crate) fn dispatch<T: BackendTask>(device: Device, task: T) -> Result<T::Out, TrainError> {
     use burn::backend::Autodiff;
-    match parse_device(device)? {
+    match device {
         Device::Cpu(CpuKind::NdArray) => {
             use burn::backend::ndarray::{NdArray, NdArrayDevice};
             Ok(task.run::<Autodiff<NdArray<f32>>>(NdArrayDevice::Cpu))
         }
-        Device::Cpu(CpuKind::Flex) => {
+        Device::Cpu(CpuKind::Flex | CpuKind::Native) => {
             use burn::backend::flex::{Flex, FlexDevice};
             Ok(task.run::<Autodiff<Flex>>(FlexDevice))
         }

@@ -3,7 +3,7 @@
 
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::backend::{dispatch, BackendTask};
+use crate::backend::{dispatch, BackendTask, Device};
 use crate::encoder::EncoderAssets;
 use crate::error::TrainError;
 use crate::evidence::EvidenceHead;
@@ -12,18 +12,25 @@ use crate::prepare::prepare;
 use crate::spec::{Checkpoint, EpochReport, ModelSpec, TrainConfig, TrainData, TrainOutcome};
 use crate::training::{with_optimizer, TrainTask};
 
-impl BackendTask for TrainTask<'_, '_> {
+/// A candidate's training and whether it runs on the native CPU path.
+struct CandidateTask<'a, 'b> {
+    task: TrainTask<'a, 'b>,
+    native: bool,
+}
+
+impl BackendTask for CandidateTask<'_, '_> {
     type Out = Result<TrainOutcome, TrainError>;
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Out {
-        if self.prep.sources.embeddings.is_some() {
-            match self.prep.shape.head {
-                HeadKind::Dense => with_optimizer::<B, Head<B>>(self, device),
-                HeadKind::Evidence => with_optimizer::<B, EvidenceHead<B>>(self, device),
+        let task = self.task;
+        if task.prep.sources.embeddings.is_some() {
+            match task.prep.shape.head {
+                HeadKind::Dense => with_optimizer::<B, Head<B>>(task, device),
+                HeadKind::Evidence => with_optimizer::<B, EvidenceHead<B>>(task, device),
             }
-        } else if crate::native::fit::eligible(self.prep, self.spec, self.cfg) {
-            crate::native::fit::train::<B>(self, device)
+        } else if self.native {
+            crate::native::fit::train::<B>(task, device)
         } else {
-            with_optimizer::<B, Classifier<B>>(self, device)
+            with_optimizer::<B, Classifier<B>>(task, device)
         }
     }
 }
@@ -36,19 +43,19 @@ pub fn train_candidate(
     encoder: &EncoderAssets,
     spec: &ModelSpec,
     cfg: &TrainConfig,
+    device: Device,
     resume: Option<Checkpoint>,
     on_epoch: &mut dyn FnMut(&Checkpoint, &EpochReport),
 ) -> Result<TrainOutcome, TrainError> {
-    let prep = prepare(data, encoder, spec, cfg)?;
-    dispatch(
-        &cfg.device,
-        TrainTask {
-            prep: &prep,
-            assets: encoder,
-            spec,
-            cfg,
-            resume,
-            on_epoch,
-        },
-    )?
+    let prep = prepare(data, encoder, spec, cfg, device)?;
+    let native = device.native_cpu() && crate::native::fit::eligible(&prep, spec);
+    let task = TrainTask {
+        prep: &prep,
+        assets: encoder,
+        spec,
+        cfg,
+        resume,
+        on_epoch,
+    };
+    dispatch(device, CandidateTask { task, native })?
 }

@@ -7,7 +7,6 @@ use rand_chacha::ChaCha8Rng;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
-use crate::backend::parse_device;
 use crate::error::TrainError;
 use crate::input::FeatureMatrix;
 use crate::model::SparseBranchBatch;
@@ -34,11 +33,6 @@ impl Examples {
     fn token_len(&self, i: usize) -> usize {
         self.tokens.get(i).map_or(0, Vec::len)
     }
-}
-
-/// Fixed padding length for devices that compile kernels per shape.
-pub(crate) fn static_len(device: &str, max_len: usize) -> Option<usize> {
-    matches!(parse_device(device), Ok(crate::backend::Device::Cuda(_))).then_some(max_len)
 }
 
 /// A feature matrix as its nonzero entries per row, with what the branch's pooling needs.

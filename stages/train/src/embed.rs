@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
-use crate::backend::{dispatch, BackendTask};
+use crate::backend::{dispatch, BackendTask, Device};
 use crate::data::derive_seed;
 use crate::encoder::{tokenize, EncoderAssets};
 use crate::error::TrainError;
@@ -36,17 +36,17 @@ const ENCODE_BATCH: usize = 64;
 /// Encode `texts` with the encoder of `assets` (its pretrained weights; a scratch encoder
 /// is initialised from a fixed seed). `progress(done, total)` is called after each batch.
 ///
-/// `device = "cpu"` runs the native CPU path ([`crate::native`], 3-4x burn's speed);
+/// `device` `"cpu"` runs the native CPU path ([`crate::native`], 3-4x burn's speed);
 /// `"cpu:flex"` and `"cpu:ndarray"` run burn's encoder on that backend, `"cuda:N"` on the GPU.
 pub fn embed(
     assets: &EncoderAssets,
     texts: &[&str],
     pooling: Pooling,
-    device: &str,
+    device: Device,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Embeddings, TrainError> {
     let tokens = tokenize(assets, texts)?;
-    let data = if crate::backend::native_cpu(device)? {
+    let data = if device.native_cpu() {
         encode_native(assets, &tokens, pooling, progress)?
     } else {
         dispatch(
@@ -55,7 +55,7 @@ pub fn embed(
                 assets,
                 tokens: &tokens,
                 pooling,
-                pad_to: crate::data::static_len(device, assets.max_len),
+                pad_to: device.static_len(assets.max_len),
                 progress,
             },
         )??

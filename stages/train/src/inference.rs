@@ -2,8 +2,8 @@
 
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
-use crate::backend::{dispatch, parse_device, BackendTask};
-use crate::data::{check_matrix, eval_batches, make_batch, static_len, Examples, Sources};
+use crate::backend::{dispatch, BackendTask, Device};
+use crate::data::{check_matrix, eval_batches, make_batch, Examples, Sources};
 use crate::encoder::{tokenize, EncoderAssets};
 use crate::error::TrainError;
 use crate::evidence::EvidenceHead;
@@ -148,10 +148,9 @@ fn infer_examples(
     texts: &[&str],
     rows: Vec<usize>,
     labels: Vec<u32>,
-    device: &str,
+    device: Device,
     probs: bool,
 ) -> Result<InferOut, TrainError> {
-    parse_device(device)?;
     let (mut shape, rec) = check_header(weights, encoder, spec, num_classes, f.embeddings)?;
     check_matrix("llm", f.llm, spec.llm_branch, f.rows)?;
     check_matrix("rule", f.rules, spec.rule_branch, f.rows)?;
@@ -166,7 +165,7 @@ fn infer_examples(
         tokens,
         labels,
         rows,
-        pad_to: static_len(device, encoder.max_len),
+        pad_to: device.static_len(encoder.max_len),
     };
     let src = sources(
         f.llm,
@@ -194,7 +193,7 @@ pub fn predict(
     num_classes: usize,
     weights: &[u8],
     input: PredictInput,
-    device: &str,
+    device: Device,
 ) -> Result<Vec<Vec<f32>>, TrainError> {
     let n = input.texts.len();
     let texts: Vec<&str> = input.texts.iter().map(String::as_str).collect();
@@ -230,7 +229,7 @@ pub fn evaluate(
     weights: &[u8],
     data: TrainData,
     rows: &[usize],
-    device: &str,
+    device: Device,
 ) -> Result<f64, TrainError> {
     let labels: Vec<u32> = rows
         .iter()
@@ -254,7 +253,7 @@ pub fn row_probabilities(
     weights: &[u8],
     data: TrainData,
     rows: &[usize],
-    device: &str,
+    device: Device,
 ) -> Result<Vec<Vec<f32>>, TrainError> {
     match infer_rows(encoder, spec, weights, data, rows, device, true)? {
         InferOut::Probs(p) => Ok(p),
@@ -269,7 +268,7 @@ fn infer_rows(
     weights: &[u8],
     data: TrainData,
     rows: &[usize],
-    device: &str,
+    device: Device,
     probs: bool,
 ) -> Result<InferOut, TrainError> {
     let ds = data.dataset;

@@ -27,7 +27,7 @@ mod training;
 mod vectors;
 mod weights;
 
-pub use backend::{parse_device, CpuKind, Device, DEFAULT_CPU};
+pub use backend::{parse_device, CpuKind, Device};
 pub use candidate::train_candidate;
 pub use download::{hf_download, models_dir, pypi_download, HubOptions};
 pub use embed::{embed, encoder_id};
@@ -42,7 +42,7 @@ pub use input::{ClassInfo, Dataset, FeatureMatrix, Row};
 pub use model::{BranchPool, HeadKind};
 pub use neighbours::{neighbour_scores, with_class_scores, NeighbourBank, NeighbourScores};
 pub use spec::{
-    Checkpoint, EpochReport, KeepEpoch, ModelSpec, OptimizerKind, TrainConfig, TrainData,
+    Checkpoint, EpochReport, KeepEpoch, ModelSpec, NoDevice, OptimizerKind, TrainConfig, TrainData,
     TrainOutcome,
 };
 pub use vectors::{Embeddings, Pooling};

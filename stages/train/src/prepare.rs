@@ -4,10 +4,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::parse_device;
-use crate::data::{
-    check_matrix, derive_seed, static_len, Examples, Sources, SparseRows, P_SUBSAMPLE,
-};
+use crate::backend::Device;
+use crate::data::{check_matrix, derive_seed, Examples, Sources, SparseRows, P_SUBSAMPLE};
 use crate::encoder::{tokenize, EncoderAssets};
 use crate::error::TrainError;
 use crate::input::{Dataset, FeatureMatrix};
@@ -245,9 +243,9 @@ pub(crate) fn prepare<'a>(
     assets: &EncoderAssets,
     spec: &ModelSpec,
     cfg: &TrainConfig,
+    device: Device,
 ) -> Result<Prepared<'a>, TrainError> {
     let ds = data.dataset;
-    parse_device(&cfg.device)?;
     if cfg.epochs == 0 {
         return Err(TrainError::Config {
             field: "[train] epochs",
@@ -340,7 +338,7 @@ pub(crate) fn prepare<'a>(
         }
         blake3::hash(fp.to_string().as_bytes()).to_hex().to_string()
     };
-    let pad_to = static_len(&cfg.device, assets.max_len);
+    let pad_to = device.static_len(assets.max_len);
     Ok(Prepared {
         train: split_examples(ds, &train_idx, &tokens, "train", pad_to)?,
         valid: split_examples(ds, &ds.valid, &tokens, "valid", pad_to)?,

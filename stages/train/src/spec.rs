@@ -54,8 +54,10 @@ pub struct TrainConfig {
     pub epochs: usize,
     pub batch_size: usize,
     pub seed: u64,
-    /// "cpu", "cpu:ndarray", "cpu:flex" or "cuda:N".
-    pub device: String,
+    /// Always [`NoDevice`]: the device is passed beside the config (a
+    /// [`crate::Device`]), so no key depends on it. The field keeps its place because
+    /// the keys of stored candidates spell the config with it, written empty.
+    pub device: NoDevice,
     /// Stop after this many epochs without a new best validation accuracy.
     pub patience: Option<usize>,
     /// Use at most this many training rows (a seeded subsample), for demos.
@@ -76,6 +78,23 @@ pub struct TrainConfig {
     /// epoch, so cache keys of existing runs do not change.
     #[serde(default, skip_serializing_if = "KeepEpoch::is_best")]
     pub keep: KeepEpoch,
+}
+
+/// Where [`TrainConfig`] once held the device: serialized as an empty string, as keys
+/// of earlier releases wrote it after blanking the device; anything read is ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NoDevice;
+
+impl Serialize for NoDevice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("")
+    }
+}
+
+impl<'de> Deserialize<'de> for NoDevice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|_| NoDevice)
+    }
 }
 
 /// Which epoch's weights training returns.
@@ -103,7 +122,7 @@ impl Default for TrainConfig {
             epochs: 20,
             batch_size: 16,
             seed: 0,
-            device: "cpu".into(),
+            device: NoDevice,
             patience: None,
             max_train_rows: None,
             sort_by_length: true,

@@ -55,7 +55,7 @@ fn weights_of_the_previous_release_predict_the_same() {
             rules: Some(&rules_t),
             rule_classes: Some(&classes),
         };
-        predict(&enc, &s, 4, weights, input, "cpu").unwrap()
+        predict(&enc, &s, 4, weights, input, Device::default()).unwrap()
     };
     let dir = fixture_dir();
     if std::env::var_os("HHNAS_WRITE_FIXTURES").is_some() {
@@ -68,7 +68,8 @@ fn weights_of_the_previous_release_predict_the_same() {
         };
         let mut c = cfg(2);
         c.branch_pool = BranchPool::PerClass;
-        let out = train_candidate(data, &enc, &s, &c, None, &mut |_, _| {}).unwrap();
+        let out =
+            train_candidate(data, &enc, &s, &c, Device::default(), None, &mut |_, _| {}).unwrap();
         let p = run(&out.best_weights);
         std::fs::write(dir.join("weights.bin"), &out.best_weights).unwrap();
         std::fs::write(dir.join("probs.json"), serde_json::to_vec(&p).unwrap()).unwrap();

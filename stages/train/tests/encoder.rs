@@ -150,7 +150,16 @@ fn hf_dir_errors_name_the_file_and_fix() {
     let s = spec(false, false, OptimizerKind::AdamW, 1e-3);
     let data = TrainData::text_only(&ds);
     // Token ids of the scratch tokenizer exceed vocab 10: clear tokenizer error first.
-    let e = train_candidate(data, &ok, &s, &cfg_epochs(), None, &mut |_, _| {}).unwrap_err();
+    let e = train_candidate(
+        data,
+        &ok,
+        &s,
+        &cfg_epochs(),
+        Device::default(),
+        None,
+        &mut |_, _| {},
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("vocab_size"), "{e}");
 }
 

@@ -115,7 +115,8 @@ fn heads_train_over_frozen_vectors_and_predict_with_them() {
         spec(false, false, OptimizerKind::AdamW, 3e-3),
         spec(false, true, OptimizerKind::AdamW, 3e-3),
     ] {
-        let out = train_candidate(data, &enc, &s, &c, None, &mut |_, _| {}).unwrap();
+        let out =
+            train_candidate(data, &enc, &s, &c, Device::default(), None, &mut |_, _| {}).unwrap();
         assert!(
             out.best_valid_acc > 0.8,
             "branches {:?} {:?}",
@@ -131,13 +132,22 @@ fn heads_train_over_frozen_vectors_and_predict_with_them() {
             &enc,
             &s,
             &cfg(1),
+            Device::default(),
             None,
             &mut |_, _| {},
         )
         .unwrap();
         assert!(out.best_weights.len() * 2 < full.best_weights.len());
         assert_eq!(
-            evaluate(&enc, &s, &out.best_weights, data, &ds.test, "cpu").unwrap(),
+            evaluate(
+                &enc,
+                &s,
+                &out.best_weights,
+                data,
+                &ds.test,
+                Device::default()
+            )
+            .unwrap(),
             out.test_acc
         );
         let texts: Vec<String> = ds
@@ -166,7 +176,7 @@ fn heads_train_over_frozen_vectors_and_predict_with_them() {
             rules: Some(&sub_rules),
             rule_classes: Some(&RULE_CLASSES),
         };
-        let p = predict(&enc, &s, 4, &out.best_weights, input, "cpu").unwrap();
+        let p = predict(&enc, &s, 4, &out.best_weights, input, Device::default()).unwrap();
         let ok = p
             .iter()
             .zip(&ds.test)
@@ -185,7 +195,7 @@ fn heads_train_over_frozen_vectors_and_predict_with_them() {
                 embeddings: None,
                 ..input
             },
-            "cpu",
+            Device::default(),
         )
         .unwrap_err();
         assert!(e.to_string().contains("frozen-encoder head"), "{e}");
@@ -202,7 +212,7 @@ fn heads_train_over_frozen_vectors_and_predict_with_them() {
                 embeddings: Some(&other),
                 ..input
             },
-            "cpu"
+            Device::default()
         )
         .is_err());
     }
@@ -224,15 +234,22 @@ fn frozen_candidates_resume_bit_for_bit() {
     };
     let s = spec(true, true, OptimizerKind::AdamW, 1e-3);
     let mut ckpts = Vec::new();
-    let mut whole = train_candidate(data, &enc, &s, &cfg(4), None, &mut |c, _| {
-        ckpts.push(c.clone())
-    })
+    let mut whole = train_candidate(
+        data,
+        &enc,
+        &s,
+        &cfg(4),
+        Device::default(),
+        None,
+        &mut |c, _| ckpts.push(c.clone()),
+    )
     .unwrap();
     let mut resumed = train_candidate(
         data,
         &enc,
         &s,
         &cfg(4),
+        Device::default(),
         Some(ckpts[1].clone()),
         &mut |_, _| {},
     )
@@ -257,14 +274,27 @@ fn embed_pools_and_normalises() {
     let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
     let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
     let mut calls = 0;
-    let mean = embed(&enc, &texts, Pooling::Mean, "cpu", &mut |done, total| {
-        calls += 1;
-        assert!(done <= total);
-    })
+    let mean = embed(
+        &enc,
+        &texts,
+        Pooling::Mean,
+        Device::default(),
+        &mut |done, total| {
+            calls += 1;
+            assert!(done <= total);
+        },
+    )
     .unwrap();
     assert!(calls >= 1);
     assert_eq!((mean.rows, mean.dim, mean.data.len()), (40, 32, 40 * 32));
-    let cls = embed(&enc, &texts, Pooling::Cls, "cpu", &mut |_, _| {}).unwrap();
+    let cls = embed(
+        &enc,
+        &texts,
+        Pooling::Cls,
+        Device::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert_ne!(mean.data, cls.data);
     assert_ne!(mean.identity(), cls.identity());
     for e in [&mean, &cls] {
@@ -274,7 +304,14 @@ fn embed_pools_and_normalises() {
         }
     }
     // Batching by length does not change a text's vector.
-    let one = embed(&enc, &texts[3..4], Pooling::Mean, "cpu", &mut |_, _| {}).unwrap();
+    let one = embed(
+        &enc,
+        &texts[3..4],
+        Pooling::Mean,
+        Device::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
     for (a, b) in one.row(0).iter().zip(mean.row(3)) {
         assert!((a - b).abs() < 1e-3, "{a} vs {b}");
     }
@@ -299,9 +336,15 @@ fn a_late_divergence_keeps_the_best_finite_epoch() {
     };
     let s = spec(false, false, OptimizerKind::SgdMomentum, 3e-2);
     let mut ckpts = Vec::new();
-    train_candidate(data, &enc, &s, &cfg(2), None, &mut |c, _| {
-        ckpts.push(c.clone())
-    })
+    train_candidate(
+        data,
+        &enc,
+        &s,
+        &cfg(2),
+        Device::default(),
+        None,
+        &mut |c, _| ckpts.push(c.clone()),
+    )
     .unwrap();
     let at2 = ckpts[1].clone();
     let mut poisoned = emb.clone();
@@ -317,6 +360,7 @@ fn a_late_divergence_keeps_the_best_finite_epoch() {
         &enc,
         &s,
         &cfg(4),
+        Device::default(),
         Some(at2.clone()),
         &mut |_, _| {},
     )
@@ -332,7 +376,15 @@ fn a_late_divergence_keeps_the_best_finite_epoch() {
     assert!(out.best_epoch >= at2.best_epoch && out.best_epoch < last.epoch);
     assert!(!out.best_weights.is_empty());
     // The kept weights are the best epoch's: evaluated again, they give its test accuracy.
-    let again = evaluate(&enc, &s, &out.best_weights, data, &ds.test, "cpu").unwrap();
+    let again = evaluate(
+        &enc,
+        &s,
+        &out.best_weights,
+        data,
+        &ds.test,
+        Device::default(),
+    )
+    .unwrap();
     assert_eq!(again, out.test_acc);
     assert!(out.test_acc > 0.5, "{}", out.test_acc);
 }
@@ -384,7 +436,8 @@ fn the_evidence_head_scores_classes_from_their_own_evidence() {
         spec(false, false, OptimizerKind::AdamW, 1e-2),
         spec(false, true, OptimizerKind::AdamW, 1e-2),
     ] {
-        let out = train_candidate(data, &enc, &s, &c, None, &mut |_, _| {}).unwrap();
+        let out =
+            train_candidate(data, &enc, &s, &c, Device::default(), None, &mut |_, _| {}).unwrap();
         // The SPEC's dense head over the same values learns one weight per (class,
         // value) pair from the same rows.
         let dense = HeadKind::Dense;
@@ -396,6 +449,7 @@ fn the_evidence_head_scores_classes_from_their_own_evidence() {
                 head: dense,
                 ..c.clone()
             },
+            Device::default(),
             None,
             &mut |_, _| {},
         )
@@ -409,7 +463,15 @@ fn the_evidence_head_scores_classes_from_their_own_evidence() {
             out.curve
         );
         assert_eq!(
-            evaluate(&enc, &s, &out.best_weights, data, &ds.test, "cpu").unwrap(),
+            evaluate(
+                &enc,
+                &s,
+                &out.best_weights,
+                data,
+                &ds.test,
+                Device::default()
+            )
+            .unwrap(),
             out.test_acc
         );
         // Other vectors are refused, and the message names the head the weights hold.
@@ -422,7 +484,7 @@ fn the_evidence_head_scores_classes_from_their_own_evidence() {
                 ..data
             },
             &ds.test,
-            "cpu",
+            Device::default(),
         )
         .unwrap_err();
         assert!(e.to_string().contains("Evidence"), "{e}");
@@ -430,7 +492,8 @@ fn the_evidence_head_scores_classes_from_their_own_evidence() {
     // It needs per-class branch outputs and vectors in whole per-class blocks.
     c.branch_pool = BranchPool::GlobalMax;
     let s = spec(false, true, OptimizerKind::AdamW, 1e-2);
-    let e = train_candidate(data, &enc, &s, &c, None, &mut |_, _| {}).unwrap_err();
+    let e =
+        train_candidate(data, &enc, &s, &c, Device::default(), None, &mut |_, _| {}).unwrap_err();
     assert!(e.to_string().contains("branch_pool"), "{e}");
     c.branch_pool = BranchPool::PerClass;
     let ragged = Embeddings {
@@ -448,6 +511,7 @@ fn the_evidence_head_scores_classes_from_their_own_evidence() {
         &enc,
         &s,
         &c,
+        Device::default(),
         None,
         &mut |_, _| {},
     )

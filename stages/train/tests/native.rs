@@ -209,8 +209,15 @@ fn embed_on_cpu_is_native_close_to_burn_and_bitwise_stable() {
     let texts = texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     for pooling in [Pooling::Mean, Pooling::Cls] {
-        let native = embed(&assets, &refs, pooling, "cpu", &mut |_, _| {}).unwrap();
-        let burn = embed(&assets, &refs, pooling, "cpu:flex", &mut |_, _| {}).unwrap();
+        let native = embed(&assets, &refs, pooling, Device::default(), &mut |_, _| {}).unwrap();
+        let burn = embed(
+            &assets,
+            &refs,
+            pooling,
+            Device::Cpu(CpuKind::Flex),
+            &mut |_, _| {},
+        )
+        .unwrap();
         assert_eq!(native.encoder_id, burn.encoder_id);
         assert_eq!((native.rows, native.dim), (burn.rows, burn.dim));
         let d = native
@@ -229,7 +236,11 @@ fn embed_on_cpu_is_native_close_to_burn_and_bitwise_stable() {
                 .unwrap();
             let mut calls = 0;
             let again = pool
-                .install(|| embed(&assets, &refs, pooling, "cpu", &mut |_, _| calls += 1))
+                .install(|| {
+                    embed(&assets, &refs, pooling, Device::default(), &mut |_, _| {
+                        calls += 1
+                    })
+                })
                 .unwrap();
             assert!(native
                 .data
@@ -253,8 +264,22 @@ fn real_minilm_native_matches_transformers_and_burn() {
     let assets = assets_of(&dir, 64);
     let texts = texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let native = embed(&assets, &refs, Pooling::Mean, "cpu", &mut |_, _| {}).unwrap();
-    let burn = embed(&assets, &refs, Pooling::Mean, "cpu:flex", &mut |_, _| {}).unwrap();
+    let native = embed(
+        &assets,
+        &refs,
+        Pooling::Mean,
+        Device::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let burn = embed(
+        &assets,
+        &refs,
+        Pooling::Mean,
+        Device::Cpu(CpuKind::Flex),
+        &mut |_, _| {},
+    )
+    .unwrap();
     let d = native
         .data
         .iter()

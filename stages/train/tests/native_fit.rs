@@ -32,13 +32,28 @@ fn native_training_is_deterministic_resumable_and_learns() {
     let (ds, _, enc) = synthetic_setup(480, 1);
     let s = spec(false, false, OptimizerKind::AdamW, 3e-3);
     let mut cks = Vec::new();
-    let full = train_candidate(data(&ds), &enc, &s, &cfg(8), None, &mut |ck, _| {
-        cks.push(ck.clone())
-    })
+    let full = train_candidate(
+        data(&ds),
+        &enc,
+        &s,
+        &cfg(8),
+        Device::default(),
+        None,
+        &mut |ck, _| cks.push(ck.clone()),
+    )
     .unwrap();
     assert!(full.failed.is_none());
     assert!(full.best_valid_acc > 0.5, "{}", full.best_valid_acc);
-    let again = train_candidate(data(&ds), &enc, &s, &cfg(8), None, &mut |_, _| {}).unwrap();
+    let again = train_candidate(
+        data(&ds),
+        &enc,
+        &s,
+        &cfg(8),
+        Device::default(),
+        None,
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert!(
         full.best_weights == again.best_weights,
         "weights differ run to run"
@@ -46,7 +61,16 @@ fn native_training_is_deterministic_resumable_and_learns() {
     assert_eq!(curve(&full), curve(&again));
     // Resumed after epoch 3 (through serialisation): the same run.
     let ck: Checkpoint = serde_json::from_str(&serde_json::to_string(&cks[2]).unwrap()).unwrap();
-    let resumed = train_candidate(data(&ds), &enc, &s, &cfg(8), Some(ck), &mut |_, _| {}).unwrap();
+    let resumed = train_candidate(
+        data(&ds),
+        &enc,
+        &s,
+        &cfg(8),
+        Device::default(),
+        Some(ck),
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert!(
         full.best_weights == resumed.best_weights,
         "resumed weights differ"
@@ -60,7 +84,7 @@ fn native_training_is_deterministic_resumable_and_learns() {
         &full.best_weights,
         data(&ds),
         &ds.test,
-        "cpu:flex",
+        Device::Cpu(CpuKind::Flex),
     )
     .unwrap();
     assert!(
@@ -75,11 +99,10 @@ fn native_and_burn_checkpoints_resume_each_other() {
     let _g = lock();
     let (ds, _, enc) = synthetic_setup(160, 12);
     let s = spec(false, false, OptimizerKind::AdamW, 3e-3);
-    let mut flex = cfg(3);
-    flex.device = "cpu:flex".into();
-    for (first, second) in [(cfg(3), flex.clone()), (flex.clone(), cfg(3))] {
+    let (native, flex) = (Device::default(), Device::Cpu(CpuKind::Flex));
+    for (first, second) in [(native, flex), (flex, native)] {
         let mut cks = Vec::new();
-        train_candidate(data(&ds), &enc, &s, &first, None, &mut |ck, _| {
+        train_candidate(data(&ds), &enc, &s, &cfg(3), first, None, &mut |ck, _| {
             cks.push(ck.clone())
         })
         .unwrap();
@@ -88,12 +111,13 @@ fn native_and_burn_checkpoints_resume_each_other() {
             data(&ds),
             &enc,
             &s,
-            &second,
+            &cfg(3),
+            second,
             Some(cks[0].clone()),
             &mut |ck, _| epochs.push(ck.epoch),
         )
         .unwrap();
-        assert_eq!(epochs, vec![2, 3], "{} -> {}", first.device, second.device);
+        assert_eq!(epochs, vec![2, 3], "{first} -> {second}");
         assert!(out.failed.is_none());
     }
 }
@@ -107,9 +131,15 @@ fn native_training_with_frozen_word_embeddings_resumes() {
     let enc = prepare_encoder(&enc_cfg, &ds).unwrap();
     let s = spec(false, false, OptimizerKind::AdamW, 3e-3);
     let mut cks = Vec::new();
-    let out = train_candidate(data(&ds), &enc, &s, &cfg(2), None, &mut |ck, _| {
-        cks.push(ck.clone())
-    })
+    let out = train_candidate(
+        data(&ds),
+        &enc,
+        &s,
+        &cfg(2),
+        Device::default(),
+        None,
+        &mut |ck, _| cks.push(ck.clone()),
+    )
     .unwrap();
     assert!(out.failed.is_none());
     // Resuming a frozen run natively works (no optimizer state for the frozen rows).
@@ -118,6 +148,7 @@ fn native_training_with_frozen_word_embeddings_resumes() {
         &enc,
         &s,
         &cfg(2),
+        Device::default(),
         Some(cks[0].clone()),
         &mut |_, _| {},
     )

@@ -174,7 +174,16 @@ fn a_tiny_checkpoint_trains_as_model_4() {
         rule_classes: None,
         embeddings: None,
     };
-    let out = train_candidate(data, &assets, &spec, &tc, None, &mut |_, _| {}).unwrap();
+    let out = train_candidate(
+        data,
+        &assets,
+        &spec,
+        &tc,
+        Device::default(),
+        None,
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert!(out.failed.is_none());
     // Two classes of one fixed question each: a constant predictor scores 0.5 on the
     // balanced validation rows, a model that learned anything scores all of them.

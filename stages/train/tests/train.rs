@@ -28,7 +28,16 @@ fn run(
         rule_classes: None,
         embeddings: None,
     };
-    train_candidate(data, enc, spec, cfg, None, &mut |_, _| {}).expect("training runs")
+    train_candidate(
+        data,
+        enc,
+        spec,
+        cfg,
+        Device::default(),
+        None,
+        &mut |_, _| {},
+    )
+    .expect("training runs")
 }
 
 #[test]
@@ -121,19 +130,33 @@ fn resume_from_checkpoint_equals_uninterrupted() {
             embeddings: None,
         };
         let mut cks = Vec::new();
-        let full = train_candidate(data, &enc, &s, &cfg(3), None, &mut |ck, rep| {
-            assert_eq!(ck.epoch, rep.epoch);
-            cks.push(ck.clone());
-        })
+        let full = train_candidate(
+            data,
+            &enc,
+            &s,
+            &cfg(3),
+            Device::default(),
+            None,
+            &mut |ck, rep| {
+                assert_eq!(ck.epoch, rep.epoch);
+                cks.push(ck.clone());
+            },
+        )
         .unwrap();
         assert_eq!(cks.len(), 3);
         // The checkpoint survives serialization (the engine stores it as bincode/JSON).
         let ck1: Checkpoint =
             serde_json::from_str(&serde_json::to_string(&cks[0]).unwrap()).unwrap();
         let mut later = Vec::new();
-        let resumed = train_candidate(data, &enc, &s, &cfg(3), Some(ck1), &mut |ck, _| {
-            later.push(ck.epoch)
-        })
+        let resumed = train_candidate(
+            data,
+            &enc,
+            &s,
+            &cfg(3),
+            Device::default(),
+            Some(ck1),
+            &mut |ck, _| later.push(ck.epoch),
+        )
         .unwrap();
         assert_eq!(later, vec![2, 3]);
         assert_eq!(full.best_weights, resumed.best_weights, "{opt:?}");
@@ -153,6 +176,7 @@ fn resume_from_checkpoint_equals_uninterrupted() {
             &enc,
             &other,
             &cfg(3),
+            Device::default(),
             Some(cks[0].clone()),
             &mut |_, _| {},
         )
@@ -204,34 +228,44 @@ fn device_errors() {
     let ds = synthetic(40, 7);
     let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
     let s = spec(false, false, OptimizerKind::AdamW, 1e-3);
-    let mut c = cfg(1);
-    c.device = "gpu0".into();
-    let e = run_err(&ds, &enc, &s, &c);
-    assert!(e.to_string().contains("[train] device"), "{e}");
-    assert_eq!(e.exit_code(), 2);
-    c.device = "cuda:x".into();
-    assert!(run_err(&ds, &enc, &s, &c)
-        .to_string()
-        .contains("[train] device"));
+    for bad in ["gpu0", "cuda:x", "cpu:mkl"] {
+        let e = parse_device(bad).unwrap_err();
+        assert!(e.to_string().contains("[train] device"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
     if !cfg!(feature = "cuda") {
-        c.device = "cuda:0".into();
-        let e = run_err(&ds, &enc, &s, &c);
+        let data = TrainData::text_only(&ds);
+        let e = train_candidate(
+            data,
+            &enc,
+            &s,
+            &cfg(1),
+            Device::Cuda(0),
+            None,
+            &mut |_, _| {},
+        )
+        .unwrap_err();
         assert!(
             e.to_string().contains("rebuild with --features cuda"),
             "{e}"
         );
         assert_eq!(e.exit_code(), 2);
     }
-    assert_eq!(
-        parse_device("cpu:flex").unwrap(),
-        Device::Cpu(CpuKind::Flex)
-    );
-    assert_eq!(parse_device("cuda:1").unwrap(), Device::Cuda(1));
+    for (text, device) in [
+        ("cpu", Device::Cpu(CpuKind::Native)),
+        ("cpu:flex", Device::Cpu(CpuKind::Flex)),
+        ("cpu:ndarray", Device::Cpu(CpuKind::NdArray)),
+        ("cuda:1", Device::Cuda(1)),
+    ] {
+        assert_eq!(parse_device(text).unwrap(), device);
+        assert_eq!(device.to_string(), text);
+    }
+    assert_eq!(parse_device("cuda").unwrap(), Device::Cuda(0));
 }
 
 fn run_err(ds: &Dataset, enc: &EncoderAssets, s: &ModelSpec, c: &TrainConfig) -> TrainError {
     let data = TrainData::text_only(ds);
-    train_candidate(data, enc, s, c, None, &mut |_, _| {}).unwrap_err()
+    train_candidate(data, enc, s, c, Device::default(), None, &mut |_, _| {}).unwrap_err()
 }
 
 #[test]
@@ -264,6 +298,7 @@ fn input_errors() {
         &enc,
         &spec(true, false, OptimizerKind::AdamW, 1e-3),
         &cfg(1),
+        Device::default(),
         None,
         &mut |_, _| {},
     )
@@ -312,8 +347,25 @@ fn predict_and_evaluate_use_the_weights() {
         rule_classes: None,
         embeddings: None,
     };
-    let out = train_candidate(data, &enc, &s, &cfg(6), None, &mut |_, _| {}).unwrap();
-    let acc = evaluate(&enc, &s, &out.best_weights, data, &ds.test, "cpu").unwrap();
+    let out = train_candidate(
+        data,
+        &enc,
+        &s,
+        &cfg(6),
+        Device::default(),
+        None,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let acc = evaluate(
+        &enc,
+        &s,
+        &out.best_weights,
+        data,
+        &ds.test,
+        Device::default(),
+    )
+    .unwrap();
     assert_eq!(acc, out.test_acc);
     let texts: Vec<String> = ds
         .test
@@ -337,7 +389,7 @@ fn predict_and_evaluate_use_the_weights() {
             rules: Some(&sub),
             rule_classes: None,
         };
-        predict(&enc, spec, 4, weights, input, "cpu")
+        predict(&enc, spec, 4, weights, input, Device::default())
     };
     let p = run(&s, &out.best_weights).unwrap();
     assert_eq!(p.len(), texts.len());
@@ -414,8 +466,26 @@ fn per_class_pooling_keeps_which_class_fired() {
     };
     let mut per_class = cfg(12);
     per_class.branch_pool = BranchPool::PerClass;
-    let pc = train_candidate(data, &enc, &s, &per_class, None, &mut |_, _| {}).unwrap();
-    let gm = train_candidate(data, &enc, &s, &cfg(12), None, &mut |_, _| {}).unwrap();
+    let pc = train_candidate(
+        data,
+        &enc,
+        &s,
+        &per_class,
+        Device::default(),
+        None,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let gm = train_candidate(
+        data,
+        &enc,
+        &s,
+        &cfg(12),
+        Device::default(),
+        None,
+        &mut |_, _| {},
+    )
+    .unwrap();
     let curve = |o: &TrainOutcome| o.curve.iter().map(|e| e.valid_acc).collect::<Vec<_>>();
     assert!(pc.best_valid_acc >= 0.9, "per-class {:?}", curve(&pc));
     assert!(
@@ -425,7 +495,15 @@ fn per_class_pooling_keeps_which_class_fired() {
         curve(&gm)
     );
     // The weights remember their pooling: evaluate and predict rebuild the same model.
-    let acc = evaluate(&enc, &s, &pc.best_weights, data, &ds.test, "cpu").unwrap();
+    let acc = evaluate(
+        &enc,
+        &s,
+        &pc.best_weights,
+        data,
+        &ds.test,
+        Device::default(),
+    )
+    .unwrap();
     assert_eq!(acc, pc.test_acc);
     let texts = vec!["show the name of all items".to_string()];
     let one = FeatureMatrix {
@@ -446,7 +524,7 @@ fn per_class_pooling_keeps_which_class_fired() {
                 rules: Some(&one),
                 rule_classes: classes,
             },
-            "cpu",
+            Device::default(),
         )
     };
     let p = predict_one(Some(&classes)).unwrap();

@@ -110,7 +110,14 @@ pub fn run(s: Setup) {
         if let Some((assets, texts, model_dir)) = &encode_in {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let t = Instant::now();
-            embed(assets, &refs, Pooling::Mean, "cpu", &mut |_, _| {}).expect("embed");
+            embed(
+                assets,
+                &refs,
+                Pooling::Mean,
+                parse_device("cpu").unwrap(),
+                &mut |_, _| {},
+            )
+            .expect("embed");
             let rate = refs.len() as f64 / t.elapsed().as_secs_f64();
             enc_n.push(rate);
             println!("  round {round}: encode native {rate:7.1} questions/s");

@@ -19,7 +19,7 @@ use crate::data::{derive_seed, epoch_batches, eval_batches, Examples, P_EPOCH};
 use crate::error::TrainError;
 use crate::model::Classifier;
 use crate::prepare::Prepared;
-use crate::spec::{EpochReport, ModelSpec, OptimizerKind, TrainConfig, TrainOutcome};
+use crate::spec::{EpochReport, ModelSpec, OptimizerKind, TrainOutcome};
 use crate::training::{adamw_config, build, EpochState, Net, TrainTask, ADAMW};
 use crate::weights::{
     decode_record, encode_record, header_of, load_record, pack_weights, record_bytes,
@@ -27,9 +27,9 @@ use crate::weights::{
 };
 
 /// Whether a candidate trains on the native path.
-pub(crate) fn eligible(prep: &Prepared, spec: &ModelSpec, cfg: &TrainConfig) -> bool {
-    matches!(crate::backend::native_cpu(&cfg.device), Ok(true))
-        && prep.sources.embeddings.is_none()
+/// Whether a candidate can train on the native path (on a device that asks for it).
+pub(crate) fn eligible(prep: &Prepared, spec: &ModelSpec) -> bool {
+    prep.sources.embeddings.is_none()
         && !prep.shape.llm
         && !prep.shape.rules
         && spec.optimizer == OptimizerKind::AdamW

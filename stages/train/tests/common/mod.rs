@@ -115,7 +115,7 @@ pub fn cfg(epochs: usize) -> TrainConfig {
         epochs,
         batch_size: 16,
         seed: 7,
-        device: "cpu".into(),
+        device: NoDevice,
         patience: None,
         max_train_rows: None,
         sort_by_length: true,
