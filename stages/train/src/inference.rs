@@ -91,7 +91,13 @@ fn check_header<'w>(
     embeddings: Option<&Embeddings>,
 ) -> Result<(ClassifierShape, &'w [u8]), TrainError> {
     let (h, rec) = unpack_weights(weights)?;
-    let shape = shape_of(spec, h.channels, num_classes, h.pool, h.head)?;
+    let shape = shape_of(
+        spec,
+        h.shape.channels,
+        num_classes,
+        h.shape.pool,
+        h.shape.head,
+    )?;
     let want = crate::weights::header_of(&shape, assets, embeddings.map(Embeddings::identity));
     if h != want {
         let hint = match (&h.frozen, embeddings) {

@@ -327,8 +327,12 @@ pub struct Classifier<B: Backend> {
     pub head: Head<B>,
 }
 
-/// Shape of the classifier (everything needed to rebuild it before loading weights).
-#[derive(Debug, Clone)]
+/// Shape of the classifier (everything needed to rebuild it before loading weights),
+/// derived from a candidate's [`crate::ModelSpec`] in one place (`prepare::shape_of`).
+/// The stored weights' header records it ([`crate::weights`]), less what has no
+/// parameters or is read at load time (`dropout`, `extra_inputs`), in the header's
+/// spelling of earlier releases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierShape {
     pub llm: bool,
     pub rules: bool,
@@ -336,17 +340,30 @@ pub struct ClassifierShape {
     pub kernel: usize,
     pub layer_size1: usize,
     pub layer_size2: usize,
+    #[serde(skip)]
     pub dropout: f64,
     pub classes: usize,
+    #[serde(default, skip_serializing_if = "BranchPool::is_global_max")]
     pub pool: BranchPool,
     /// Values a frozen-encoder head reads after the encoder's vector (the neighbour
     /// evidence of [`crate::neighbours`]); 0 otherwise.
+    #[serde(skip)]
     pub extra_inputs: usize,
     /// Which head a frozen-encoder candidate trains.
+    #[serde(default, skip_serializing_if = "HeadKind::is_dense")]
     pub head: HeadKind,
 }
 
 impl ClassifierShape {
+    /// The part the weights' header records: the parameters' layout.
+    pub(crate) fn layout(&self) -> ClassifierShape {
+        ClassifierShape {
+            dropout: 0.0,
+            extra_inputs: 0,
+            ..self.clone()
+        }
+    }
+
     /// Width of one branch's output.
     pub fn branch_width(&self) -> usize {
         match self.pool {

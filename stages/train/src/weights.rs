@@ -9,27 +9,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::encoder::EncoderAssets;
 use crate::error::TrainError;
-use crate::model::HeadKind;
-use crate::model::{BranchPool, ClassifierShape};
+use crate::model::ClassifierShape;
 
 const MAGIC: &[u8; 6] = b"HHNW1\n";
 
+/// What the weights are: the classifier's layout and the encoder's size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct WeightsHeader {
-    pub llm: bool,
-    pub rules: bool,
-    pub channels: usize,
-    pub kernel: usize,
-    pub layer_size1: usize,
-    pub layer_size2: usize,
-    pub classes: usize,
+    #[serde(flatten)]
+    pub shape: ClassifierShape,
     pub hidden: usize,
     pub layers: usize,
     pub vocab: usize,
-    #[serde(default, skip_serializing_if = "BranchPool::is_global_max")]
-    pub pool: BranchPool,
-    #[serde(default, skip_serializing_if = "HeadKind::is_dense")]
-    pub head: HeadKind,
     /// With a frozen encoder: the identity of the vectors the head was trained on
     /// ([`crate::Embeddings::identity`]); the weights then hold only the head.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,18 +33,10 @@ pub(crate) fn header_of(
     frozen: Option<String>,
 ) -> WeightsHeader {
     WeightsHeader {
-        llm: shape.llm,
-        rules: shape.rules,
-        channels: shape.channels,
-        kernel: shape.kernel,
-        layer_size1: shape.layer_size1,
-        layer_size2: shape.layer_size2,
-        classes: shape.classes,
+        shape: shape.layout(),
         hidden: assets.arch.hidden,
         layers: assets.arch.layers,
         vocab: assets.arch.vocab_size,
-        pool: shape.pool,
-        head: shape.head,
         frozen,
     }
 }
@@ -141,22 +124,27 @@ impl<B: Backend> ModuleMapper<B> for Renumber {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{BranchPool, HeadKind};
 
     #[test]
     fn weights_blob_roundtrip_and_bad_magic() {
         let h = WeightsHeader {
-            llm: true,
-            rules: false,
-            channels: 8,
-            kernel: 3,
-            layer_size1: 4,
-            layer_size2: 2,
-            classes: 3,
+            shape: ClassifierShape {
+                llm: true,
+                rules: false,
+                channels: 8,
+                kernel: 3,
+                layer_size1: 4,
+                layer_size2: 2,
+                dropout: 0.0,
+                classes: 3,
+                pool: BranchPool::GlobalMax,
+                extra_inputs: 0,
+                head: HeadKind::Dense,
+            },
             hidden: 16,
             layers: 1,
             vocab: 100,
-            pool: BranchPool::GlobalMax,
-            head: HeadKind::Dense,
             frozen: None,
         };
         let b = pack_weights(&h, &[1, 2, 3]);
@@ -168,5 +156,25 @@ mod tests {
         let old = br#"{"llm":true,"rules":false,"channels":8,"kernel":3,"layer_size1":4,"layer_size2":2,"classes":3,"hidden":16,"layers":1,"vocab":100}"#;
         let parsed: WeightsHeader = serde_json::from_slice(old).unwrap();
         assert_eq!(parsed, h);
+        // Written as earlier releases wrote it: a default pool and head are left out.
+        assert_eq!(serde_json::to_vec(&h).unwrap(), old.to_vec());
+        let per_class = WeightsHeader {
+            shape: ClassifierShape {
+                pool: BranchPool::PerClass,
+                head: HeadKind::Evidence,
+                ..h.shape.clone()
+            },
+            frozen: Some("vectors".into()),
+            ..h.clone()
+        };
+        let text = String::from_utf8(pack_weights(&per_class, &[])[10..].to_vec()).unwrap();
+        assert!(
+            text.contains("\"pool\"") && text.contains("\"head\""),
+            "{text}"
+        );
+        assert_eq!(
+            unpack_weights(&pack_weights(&per_class, &[])).unwrap().0,
+            per_class
+        );
     }
 }
