@@ -56,7 +56,7 @@ pub fn cmd_data_stats(
 /// The test split in the format `eval --input` reads back for this configuration. A
 /// merged Spider class is written under its first member database.
 fn write_test_split(
-    ds: &hhnas_spider::Dataset,
+    ds: &hhnas_data::Dataset,
     cfg: &config::PipelineConfig,
     path: &Path,
 ) -> Result<()> {

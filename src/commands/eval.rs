@@ -8,9 +8,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
+use hhnas_data::Dataset;
 use hhnas_ensemble::{combine, ProbMatrix};
 use hhnas_features::FeatureMatrix;
-use hhnas_spider::Dataset;
 
 use crate::config::{DataSource, PipelineConfig};
 use crate::dag::Event;

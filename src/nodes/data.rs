@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use hhnas_data::Dataset;
 use hhnas_spider::fetch::FetchError;
-use hhnas_spider::{DataError, Dataset};
+use hhnas_spider::DataError;
 
 use crate::config::{data_params, read_string_map, DataSource, PipelineConfig};
 use crate::dag::Replay;

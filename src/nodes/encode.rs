@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 
-use hhnas_spider::Dataset;
+use hhnas_data::Dataset;
 use hhnas_train::{Embeddings, EncoderAssets};
 
 use crate::config::PipelineConfig;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use hhnas_spider::Dataset;
+use hhnas_data::Dataset;
 use hhnas_train::{EncoderAssets, EncoderConfig, EncoderSource};
 
 use crate::config::{encoder_config, PipelineConfig};

@@ -15,8 +15,8 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use hhnas_data::Dataset;
 use hhnas_ensemble::{accuracy, combine, select, ProbMatrix, SplitProbs};
-use hhnas_spider::Dataset;
 use hhnas_train::{KeepEpoch, TrainConfig};
 
 use super::train::{split_probs, training_node, TrainJob, TrainSummary};

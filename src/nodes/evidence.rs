@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use hhnas_spider::Dataset;
+use hhnas_data::Dataset;
 use hhnas_train::{Embeddings, NeighbourBank, NeighbourScores};
 
 use crate::config::{EvidenceBank, PipelineConfig};

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use hhnas_data::Dataset;
 use hhnas_features::{FeatureMatrix, LlmStats, RuleSet};
-use hhnas_spider::Dataset;
 
 use crate::config::{Judge, PipelineConfig, RuleSource};
 use crate::dag::Replay;

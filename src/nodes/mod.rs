@@ -24,8 +24,8 @@ pub mod warm;
 
 use anyhow::Result;
 
+use hhnas_data::Dataset;
 use hhnas_features::FeatureMatrix;
-use hhnas_spider::Dataset;
 use hhnas_train::{Embeddings, EncoderAssets, ModelSpec, NeighbourScores, TrainData};
 
 use crate::config::{EncoderMode, EvidenceBank, PipelineConfig};

@@ -9,9 +9,9 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use hhnas_data::Dataset;
 use hhnas_ensemble::{ProbMatrix, SplitProbs};
 use hhnas_search::Proposal;
-use hhnas_spider::Dataset;
 use hhnas_train::{
     Checkpoint, Device, EpochReport, ModelSpec, TrainConfig, TrainData, TrainOutcome,
 };

@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use hhnas_spider::Dataset;
+use hhnas_data::Dataset;
 use hhnas_train::{
     Checkpoint, EncoderAssets, EpochReport, KeepEpoch, ModelSpec, OptimizerKind, TrainConfig,
     TrainData, TrainOutcome, WeightsRef,

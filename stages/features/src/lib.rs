@@ -44,5 +44,5 @@ pub use rules::{
     SchemaRuleParams,
 };
 
-/// The dataset types this crate reads (from `hhnas-spider`).
-pub use hhnas_spider::{ClassInfo, Dataset, Row, TableInfo};
+/// The dataset types this crate reads (from `hhnas-data`).
+pub use hhnas_data::{ClassInfo, ClassKind, Dataset, Row, TableInfo};

@@ -196,7 +196,7 @@ pub fn schema_rules_with(ds: &Dataset, params: &SchemaRuleParams) -> RuleSet {
     let mut class_df: HashMap<String, usize> = HashMap::new();
     for class in &ds.classes {
         let mut in_class = HashSet::new();
-        for t in &class.tables {
+        for t in class.schema_tables().iter() {
             for w in name_words(&t.name) {
                 in_class.insert(fold(&w));
             }
@@ -231,7 +231,7 @@ pub fn schema_rules_with(ds: &Dataset, params: &SchemaRuleParams) -> RuleSet {
                 class_rules.push(Rule { class: ci, kind });
             }
         };
-        for t in &class.tables {
+        for t in class.schema_tables().iter() {
             let tw: Vec<String> = name_words(&t.name).into_iter().filter(keep).collect();
             if !tw.is_empty() {
                 push(false, tw.clone(), &mut class_rules);

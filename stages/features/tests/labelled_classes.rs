@@ -2,19 +2,11 @@
 //! come from the label's words and the class's training texts, prompts ask about class
 //! membership, not a database.
 
+use hhnas_data::{ClassInfo, Dataset, Row};
 use hhnas_features::{judge_class_prompt, rules_prompt, schema_rules, RuleKind};
-use hhnas_spider::{ClassInfo, Dataset, Row, TableInfo};
 
 fn label(name: &str, description: &str) -> ClassInfo {
-    ClassInfo {
-        name: name.into(),
-        members: vec![name.into()],
-        schema_text: format!("label: {name} | description: {description}"),
-        tables: vec![TableInfo {
-            name: name.into(),
-            columns: vec![],
-        }],
-    }
+    ClassInfo::label(name, Some(description.into()))
 }
 
 fn labelled_set() -> Dataset {

@@ -358,16 +358,8 @@ fn chat_many_bounds_concurrency_and_keeps_order() {
 
 #[test]
 fn the_judge_asks_about_class_membership_for_a_labelled_set() {
-    use hhnas_spider::{ClassInfo, Dataset, Row, TableInfo};
-    let label = |name: &str, about: &str| ClassInfo {
-        name: name.into(),
-        members: vec![name.into()],
-        schema_text: format!("label: {name} | description: {about}"),
-        tables: vec![TableInfo {
-            name: name.into(),
-            columns: vec![],
-        }],
-    };
+    use hhnas_data::{ClassInfo, Dataset, Row};
+    let label = |name: &str, about: &str| ClassInfo::label(name, Some(about.into()));
     let texts = [
         ("my invoice was charged twice", 0),
         ("refund the invoice", 0),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::DataError;
 use crate::merge::{overlap_groups, UnionFind};
 use crate::source::{SourceFile, SpiderSource};
-use crate::split::{split_by_class, split_counts_without_test, stratified_split};
+use hhnas_data::{ClassInfo, ClassKind, Dataset, Row, TableInfo};
 
 /// How databases are grouped into classes.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -91,140 +91,6 @@ impl DataParams {
             }
         }
         Ok(())
-    }
-}
-
-/// One labelled question.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct Row {
-    /// The question text as given.
-    pub question: String,
-    /// Its database (for generic labelled sets: the label name).
-    pub db_id: String,
-    /// Index into `Dataset::classes`.
-    pub label: u32,
-}
-
-/// One table of a database, with human-readable names.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct TableInfo {
-    /// Table name (tables.json `table_names`).
-    pub name: String,
-    /// Column names (tables.json `column_names`, without `*`).
-    pub columns: Vec<String>,
-}
-
-/// One class: one database, or several merged.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct ClassInfo {
-    /// Class name: the db_id, members joined by `+`, or the map's name.
-    pub name: String,
-    /// Member databases, sorted.
-    pub members: Vec<String>,
-    /// Flat schema description, e.g. `db: x | table t: a, b | ...`.
-    pub schema_text: String,
-    /// Tables of all members, in member order.
-    pub tables: Vec<TableInfo>,
-}
-
-impl ClassInfo {
-    /// How a labelled set's class `schema_text` starts (`label: NAME[ | description: ...]`);
-    /// Spider's starts with `db: `.
-    pub const LABEL_PREFIX: &'static str = "label: ";
-
-    /// Whether the class is a label of a labelled text set rather than a Spider database:
-    /// prompts and rule sources downstream follow it.
-    pub fn is_label(&self) -> bool {
-        self.schema_text.starts_with(Self::LABEL_PREFIX)
-    }
-
-    /// A class of one member with no schema (synthetic sets, labelled text sets).
-    pub fn without_schema(name: impl Into<String>) -> Self {
-        let name = name.into();
-        ClassInfo {
-            members: vec![name.clone()],
-            name,
-            schema_text: String::new(),
-            tables: Vec::new(),
-        }
-    }
-}
-
-/// The data stage's output.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct Dataset {
-    /// All rows after dropping duplicates, in file order.
-    pub rows: Vec<Row>,
-    /// Classes sorted by name; `Row::label` indexes this.
-    pub classes: Vec<ClassInfo>,
-    /// Row indices of the training split, ascending.
-    pub train: Vec<usize>,
-    /// Row indices of the validation split, ascending.
-    pub valid: Vec<usize>,
-    /// Row indices of the test split, ascending.
-    pub test: Vec<usize>,
-    /// Description of the merge rule used, e.g. `overlap>=0.8`.
-    pub merge: String,
-}
-
-impl Dataset {
-    /// Labelled rows and their classes, split stratified by `params` (the one place
-    /// both the Spider reader and the labelled-file reader build a dataset).
-    pub(crate) fn split(
-        rows: Vec<Row>,
-        classes: Vec<ClassInfo>,
-        params: &DataParams,
-        merge: String,
-    ) -> Dataset {
-        let labels: Vec<u32> = rows.iter().map(|r| r.label).collect();
-        let (train, valid, test) =
-            stratified_split(&labels, classes.len(), params.split_seed, params.ratios);
-        Dataset {
-            rows,
-            classes,
-            train,
-            valid,
-            test,
-            merge,
-        }
-    }
-
-    /// Rows `..n_first` (one file) split stratified into train and validation in the
-    /// proportion `params.ratios[0]:params.ratios[1]`; rows `n_first..` (a separate test
-    /// file) are the test split, in order.
-    pub(crate) fn split_with_test(
-        rows: Vec<Row>,
-        n_first: usize,
-        classes: Vec<ClassInfo>,
-        params: &DataParams,
-        merge: String,
-    ) -> Dataset {
-        let labels: Vec<u32> = rows[..n_first].iter().map(|r| r.label).collect();
-        let (train, valid, rest) = split_by_class(&labels, classes.len(), params.split_seed, |n| {
-            split_counts_without_test(n, params.ratios)
-        });
-        debug_assert!(rest.is_empty());
-        let test = (n_first..rows.len()).collect();
-        Dataset {
-            rows,
-            classes,
-            train,
-            valid,
-            test,
-            merge,
-        }
-    }
-
-    /// Questions of the given row indices, e.g. `ds.texts(&ds.train)`.
-    pub fn texts(&self, idx: &[usize]) -> Vec<&str> {
-        idx.iter()
-            .map(|&i| self.rows[i].question.as_str())
-            .collect()
-    }
-
-    /// Labels of the given row indices.
-    pub fn labels(&self, idx: &[usize]) -> Vec<u32> {
-        idx.iter().map(|&i| self.rows[i].label).collect()
     }
 }
 
@@ -440,7 +306,9 @@ pub fn build_dataset(src: &SpiderSource, params: &DataParams) -> Result<Dataset,
             name,
             members,
             schema_text: texts.join(" | "),
-            tables: class_tables,
+            kind: ClassKind::Database {
+                tables: class_tables,
+            },
         });
     }
 
@@ -458,7 +326,8 @@ pub fn build_dataset(src: &SpiderSource, params: &DataParams) -> Result<Dataset,
     Ok(Dataset::split(
         rows,
         classes,
-        params,
+        params.split_seed,
+        params.ratios,
         params.merge.describe(),
     ))
 }

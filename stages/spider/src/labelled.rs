@@ -9,9 +9,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{ClassInfo, DataParams, Dataset, Row, TableInfo};
+use crate::dataset::DataParams;
 use crate::error::DataError;
 use crate::source::SourceFile;
+use hhnas_data::{ClassInfo, Dataset, Row};
 
 /// File format of a labelled set.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -440,22 +441,7 @@ pub fn build_labelled_dataset(
         .collect();
     let classes: Vec<ClassInfo> = by_label
         .keys()
-        .map(|&name| {
-            let mut schema_text = format!("{}{name}", ClassInfo::LABEL_PREFIX);
-            if let Some(d) = descriptions.get(name) {
-                schema_text.push_str(" | description: ");
-                schema_text.push_str(d);
-            }
-            ClassInfo {
-                name: name.to_string(),
-                members: vec![name.to_string()],
-                schema_text,
-                tables: vec![TableInfo {
-                    name: name.to_string(),
-                    columns: Vec::new(),
-                }],
-            }
-        })
+        .map(|&name| ClassInfo::label(name, descriptions.get(name).cloned()))
         .collect();
     let row = |r: &Record| Row {
         question: r.text.clone(),
@@ -465,14 +451,21 @@ pub fn build_labelled_dataset(
     let mut rows: Vec<Row> = records.iter().map(row).collect();
     let n_first = rows.len();
     let ds = match &test_records {
-        None => Dataset::split(rows, classes, params, "labels".to_string()),
+        None => Dataset::split(
+            rows,
+            classes,
+            params.split_seed,
+            params.ratios,
+            "labels".to_string(),
+        ),
         Some((_, test_records)) => {
             rows.extend(test_records.iter().map(row));
             Dataset::split_with_test(
                 rows,
                 n_first,
                 classes,
-                params,
+                params.split_seed,
+                params.ratios,
                 "labels + test file".to_string(),
             )
         }

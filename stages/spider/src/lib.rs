@@ -8,10 +8,9 @@ pub mod fetch;
 pub mod labelled;
 pub mod merge;
 pub mod source;
-pub mod split;
 pub mod stats;
 
-pub use dataset::{build_dataset, ClassInfo, DataParams, Dataset, MergeRule, Row, TableInfo};
+pub use dataset::{build_dataset, DataParams, MergeRule};
 pub use error::{DataError, SPIDER_DIR_FIX};
 pub use labelled::{
     build_labelled_dataset, labelled_records, read_labelled_file, LabelledFormat, LabelledSource,

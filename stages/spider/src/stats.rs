@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::Dataset;
+use hhnas_data::Dataset;
 
 /// Counts of one class.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

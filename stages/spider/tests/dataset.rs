@@ -2,9 +2,10 @@
 
 mod common;
 use common::*;
+use hhnas_data::split::split_counts;
+use hhnas_data::Dataset;
 use hhnas_spider::merge::{jaccard, overlap_groups, overlap_groups_brute, tokens, UnionFind};
-use hhnas_spider::split::split_counts;
-use hhnas_spider::{build_dataset, dataset_stats, read_spider_dir, DataParams, Dataset, MergeRule};
+use hhnas_spider::{build_dataset, dataset_stats, read_spider_dir, DataParams, MergeRule};
 use rand::{Rng, SeedableRng};
 
 fn fixture(rows: &[(&str, &str)], params: &DataParams) -> Dataset {
@@ -74,8 +75,8 @@ fn none_merge_gives_one_class_per_db_with_schema() {
         a.schema_text,
         "db: a | table singer: singer id, name | table concert: concert id"
     );
-    assert_eq!(a.tables.len(), 2);
-    assert_eq!(a.tables[0].columns, ["singer id", "name"]);
+    assert_eq!(a.schema_tables().len(), 2);
+    assert_eq!(a.schema_tables()[0].columns, ["singer id", "name"]);
     assert_eq!(ds.merge, "none");
 }
 
@@ -100,7 +101,7 @@ fn overlap_merge_is_transitive_and_named_by_members() {
     assert!(ds.classes[0]
         .schema_text
         .contains(" | db: b | table car: car id, maker | db: c"));
-    assert_eq!(ds.classes[0].tables.len(), 4);
+    assert_eq!(ds.classes[0].schema_tables().len(), 4);
     assert_eq!(ds.merge, "overlap>=0.8");
     // Jaccard 6/7 ~ 0.857: merged at 0.85, not at 0.9.
     let ds = fixture(
@@ -374,7 +375,7 @@ fn spider_none_gives_140_classes() {
     assert!(ds
         .classes
         .iter()
-        .all(|c| c.members.len() == 1 && !c.tables.is_empty()));
+        .all(|c| c.members.len() == 1 && !c.schema_tables().is_empty() && !c.is_label()));
     check_split(&ds, none().ratios);
     let ds7 = build_dataset(
         &src,

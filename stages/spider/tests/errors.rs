@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use hhnas_spider::{build_dataset, read_spider_dir, DataError, DataParams, MergeRule};
 
-fn build(files: &[(&str, &str)]) -> Result<hhnas_spider::Dataset, DataError> {
+fn build(files: &[(&str, &str)]) -> Result<hhnas_data::Dataset, DataError> {
     let dir = write_dir(files);
     let src = read_spider_dir(dir.path())?;
     build_dataset(&src, &DataParams::default())

@@ -4,8 +4,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::write_dir;
+use hhnas_data::{ClassKind, Dataset};
 use hhnas_spider::{
-    build_labelled_dataset, read_labelled_file, DataError, DataParams, Dataset, LabelledFormat,
+    build_labelled_dataset, read_labelled_file, DataError, DataParams, LabelledFormat,
     LabelledSource, LabelledSummary,
 };
 
@@ -75,10 +76,18 @@ fn jsonl_labels_become_classes() {
     );
     assert_eq!(ds.classes[2].schema_text, "label: bug");
     assert_eq!(ds.classes[2].members, ["bug"]);
+    assert_eq!(
+        ds.classes[1].kind,
+        ClassKind::Label {
+            description: Some("money questions".into())
+        }
+    );
+    assert_eq!(ds.classes[2].kind, ClassKind::Label { description: None });
     for c in &ds.classes {
-        assert_eq!(c.tables.len(), 1);
-        assert_eq!(c.tables[0].name, c.name);
-        assert!(c.tables[0].columns.is_empty());
+        // A label's only schema words are its name's.
+        assert_eq!(c.schema_tables().len(), 1);
+        assert_eq!(c.schema_tables()[0].name, c.name);
+        assert!(c.schema_tables()[0].columns.is_empty());
     }
     assert_eq!(ds.merge, "labels");
     assert_eq!(ds.train.len() + ds.valid.len() + ds.test.len(), 9);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hhnas_features::{ClassInfo, Dataset, Row, TableInfo};
+use hhnas_features::{ClassInfo, ClassKind, Dataset, Row, TableInfo};
 
 fn table(name: &str, cols: &[&str]) -> TableInfo {
     TableInfo {
@@ -26,27 +26,31 @@ pub fn tiny_dataset() -> Dataset {
             name: "concert_singer".into(),
             members: vec!["concert_singer".into()],
             schema_text: "db: concert_singer | table stadium: stadium id, location, name, capacity | table singer: singer id, name, country, age | table concert: concert id, concert name, theme, year".into(),
-            tables: vec![
-                table("stadium", &["stadium id", "location", "name", "capacity"]),
-                table("singer", &["singer id", "name", "country", "age"]),
-                table("concert", &["concert id", "concert name", "theme", "year"]),
-            ],
+            kind: ClassKind::Database {
+                tables: vec![
+                    table("stadium", &["stadium id", "location", "name", "capacity"]),
+                    table("singer", &["singer id", "name", "country", "age"]),
+                    table("concert", &["concert id", "concert name", "theme", "year"]),
+                ],
+            },
         },
         ClassInfo {
             name: "pets_1".into(),
             members: vec!["pets_1".into()],
             schema_text: "db: pets_1 | table Student: StuID, LName, Fname, Age | table Has_Pet: StuID, PetID | table Pets: PetID, PetType, pet_age, weight".into(),
-            tables: vec![
-                table("Student", &["StuID", "LName", "Fname", "Age"]),
-                table("Has_Pet", &["StuID", "PetID"]),
-                table("Pets", &["PetID", "PetType", "pet_age", "weight"]),
-            ],
+            kind: ClassKind::Database {
+                tables: vec![
+                    table("Student", &["StuID", "LName", "Fname", "Age"]),
+                    table("Has_Pet", &["StuID", "PetID"]),
+                    table("Pets", &["PetID", "PetType", "pet_age", "weight"]),
+                ],
+            },
         },
         ClassInfo {
             name: "notes".into(),
             members: vec!["notes".into()],
             schema_text: "db: notes".into(),
-            tables: vec![],
+            kind: ClassKind::Database { tables: vec![] },
         },
     ];
     let rows = [
