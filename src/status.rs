@@ -14,7 +14,7 @@ use crate::dag::{Event, StageRecord};
 use crate::nodes::data::dataset_stage;
 use crate::nodes::ensemble::{EnsembleMetrics, FinalMetrics};
 use crate::nodes::{iterations, SampleMetrics, TrainMetrics, UpdateMetrics};
-use hhnas_engine::journal::now;
+use hhnas_engine::host::now;
 use hhnas_engine::lock;
 use hhnas_engine::rundir::{timestamp_human, RunDir};
 use hhnas_engine::store::Key;
@@ -195,6 +195,8 @@ impl Journaled {
     }
 }
 
+/// Everything `status` shows about `run`, from its files alone. Long (~110 lines)
+/// because it fills one flat struct field by field, each from one source.
 pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
     let meta = run.meta()?;
     let config = run.config()?;
@@ -412,7 +414,8 @@ fn params_line(params: &serde_json::Value) -> String {
     }
 }
 
-/// The human-readable status.
+/// The human-readable status. Long (~130 lines) because it writes the sections in the
+/// order a reader sees them, each a few lines.
 pub fn render(s: &Status) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "run        {}", s.run_id);

@@ -7,7 +7,6 @@ use std::fs::{self, File, OpenOptions};
 use std::hash::Hash;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -84,13 +83,6 @@ pub struct StageRecord<N> {
     /// Summary metrics for status and reports (free-form per stage).
     #[serde(default)]
     pub metrics: serde_json::Value,
-}
-
-pub fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// Read result: the events and whether a torn last line was skipped.

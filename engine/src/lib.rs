@@ -10,6 +10,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod error;
+pub mod host;
 pub mod journal;
 pub mod launch;
 pub mod lock;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::journal::now;
+use crate::host::{hostname, now};
 
 /// How often the holder rewrites its heartbeat.
 pub const HEARTBEAT_SECS: u64 = 5;
@@ -37,19 +37,6 @@ impl Holder {
     pub fn is_local(&self) -> bool {
         self.host.as_deref().is_none_or(|h| h == hostname())
     }
-}
-
-/// This machine's name (Linux), for lock files and temporary file names on a shared
-/// filesystem.
-pub fn hostname() -> &'static str {
-    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NAME.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .ok()
-            .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
-            .unwrap_or_else(|| "unknown-host".into())
-    })
 }
 
 /// The holder, if one is alive: a fresh heartbeat and, on this machine, a live pid. A

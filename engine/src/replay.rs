@@ -13,7 +13,8 @@ use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{now, Event, Journal, StageName, StageRecord};
+use crate::host::now;
+use crate::journal::{Event, Journal, StageName, StageRecord};
 use crate::progress::Progress;
 use crate::store::{Key, KeyBuilder, Lookup, Store};
 use crate::user_error;

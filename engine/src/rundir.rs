@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
 
 use crate::error::UserError;
-use crate::journal::{now, Event, Journal};
+use crate::host::now;
+use crate::journal::{Event, Journal};
 use crate::store::write_atomic;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -113,7 +113,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = dir.join(format!(
         ".{}.tmp-{}-{}-{n}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
-        crate::lock::hostname(),
+        crate::host::hostname(),
         std::process::id()
     ));
     let written = File::create(&tmp)

@@ -479,6 +479,8 @@ fn apply_set(root: &mut toml::Value, set: &str) -> Result<(), UserError> {
     Ok(())
 }
 
+/// Every check of a resolved configuration, each naming the field and the fix. Long
+/// (~160 lines) because it is a flat list of independent checks in the file's order.
 fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
     let err = |key: &str, problem: String, fix: &str| Err(config_error(file, key, problem, fix));
     if c.run.iterations == 0 {

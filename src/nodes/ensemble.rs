@@ -114,7 +114,8 @@ impl FinalMetrics {
 
 /// Runs the nodes after the search when `[ensemble]` asks for them: the final model, or
 /// `None` when neither the ensemble nor the refit is on (eval and predict then use the
-/// best single candidate, as before these nodes existed).
+/// best single candidate, as before these nodes existed). Long (~110 lines) because the
+/// ensemble, its refits and the final node form one chain of keys, read here in order.
 pub(crate) fn final_nodes(
     exec: &mut Replay,
     cfg: &PipelineConfig,

@@ -213,6 +213,8 @@ pub(crate) fn schema_text(db: &str, tables: &[TableInfo]) -> String {
 }
 
 /// Builds the dataset: rows, merged classes with schemas, and the stratified split.
+/// Long (~120 lines) because it follows SPEC §1 step by step (rows, duplicates, merge,
+/// schema texts, split), each step a few lines in order.
 pub fn build_dataset(src: &SpiderSource, params: &DataParams) -> Result<Dataset, DataError> {
     params.validate()?;
     let tables = parse_tables(&src.tables)?;

@@ -250,6 +250,7 @@ fn attempt(
 /// Downloads `files` from `base_url` into `dest` (created if needed). A file already present
 /// with the right checksum is kept. Each file is written to a temp file in `dest`, checked,
 /// then renamed into place; on any error nothing partial remains at the destination name.
+/// Long (~100 lines) because each error path of that transaction cleans up in place.
 pub fn fetch_files(
     base_url: &str,
     files: &[RemoteFile],

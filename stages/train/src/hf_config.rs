@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::encoder::{ArchKind, EncoderArch};
+use crate::arch::{ArchKind, EncoderArch};
 use crate::error::TrainError;
 
 /// The fields of `config.json` this project reads; others are ignored.

@@ -315,7 +315,7 @@ mod tests {
     use burn::tensor::{Bool, Int, Tensor, TensorData};
 
     use super::*;
-    use crate::encoder::{ArchKind, EncoderArch};
+    use crate::arch::{ArchKind, EncoderArch};
     use crate::model::{BranchPool, TextEncoder};
     use crate::spec::OptimizerKind;
     use crate::weights::{header_of, pack_weights, record_bytes};

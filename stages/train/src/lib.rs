@@ -6,6 +6,7 @@
 //! encoder, as a head over vectors computed once ([`embed`]). Pure functions of typed
 //! inputs: checkpoints go to a callback, weights come back as bytes.
 
+mod arch;
 mod backend;
 mod candidate;
 mod data;
@@ -27,13 +28,12 @@ mod training;
 mod vectors;
 mod weights;
 
+pub use arch::{ArchKind, EncoderArch};
 pub use backend::{parse_device, CpuKind, Device};
 pub use candidate::train_candidate;
 pub use download::{hf_download, models_dir, pypi_download, HubOptions};
 pub use embed::{embed, encoder_id};
-pub use encoder::{
-    prepare_encoder, ArchKind, EncoderArch, EncoderAssets, EncoderConfig, EncoderSource, WeightsRef,
-};
+pub use encoder::{prepare_encoder, EncoderAssets, EncoderConfig, EncoderSource, WeightsRef};
 pub use error::TrainError;
 pub use evidence::SCORER_HIDDEN;
 pub use hf::{LoadReport, KEY_REMAP};

@@ -14,7 +14,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::encoder::EncoderArch;
+use crate::arch::EncoderArch;
 
 /// Word + position + token-type embeddings, LayerNorm, dropout (HF `embeddings.*`).
 #[derive(Module, Debug)]

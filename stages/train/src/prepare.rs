@@ -238,6 +238,9 @@ pub(crate) struct Prepared<'a> {
     pub fingerprint: String,
 }
 
+/// One candidate's examples, feature sources and shape, every input checked against the
+/// others before training starts. Long (~120 lines) because each mismatch gets its own
+/// error naming the field and the fix.
 pub(crate) fn prepare<'a>(
     data: TrainData<'a>,
     assets: &EncoderAssets,

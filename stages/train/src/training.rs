@@ -288,6 +288,9 @@ impl EpochState {
     }
 }
 
+/// Burn's epoch loop: train, validate, keep the best epoch, checkpoint, stop on patience
+/// or divergence. Long (~130 lines) because all of these share one loop state that a
+/// checkpoint must capture whole.
 fn train_loop<B, M, O>(
     task: TrainTask,
     device: B::Device,

@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use super::kernels::{add_ln, attention, bias_gelu, layer_norm, matmul, AttnShape, Span, View};
-use crate::encoder::EncoderArch;
+use crate::arch::EncoderArch;
 use crate::error::TrainError;
 use crate::model::TextEncoder;
 

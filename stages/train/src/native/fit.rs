@@ -67,6 +67,9 @@ fn synced<B: AutodiffBackend>(
     write_weights(model, slots, &native.weight_copies(), device)
 }
 
+/// The text-only classifier's training on the native path, with burn's checkpoint format.
+/// Long (~160 lines) because it is the epoch loop of `training.rs` over native steps: one
+/// loop state a checkpoint captures whole (the duplication with that loop is known).
 pub(crate) fn train<B: AutodiffBackend>(
     task: TrainTask,
     device: B::Device,

@@ -54,7 +54,7 @@ impl NativeTrainer {
     /// `head_dropout`: the head's).
     pub fn from_classifier<B: burn::tensor::backend::Backend>(
         model: &Classifier<B>,
-        arch: &crate::encoder::EncoderArch,
+        arch: &crate::arch::EncoderArch,
         head_dropout: f64,
         opt: AdamW,
     ) -> Result<Self, TrainError> {

@@ -11,7 +11,7 @@ use burn::tensor::{Bool, Int, Tensor, TensorData};
 use super::backward::DropRng;
 use super::train::{EncoderGrads, PartOffset};
 use super::{AdamW, NativeEncoder, NativeTrainer};
-use crate::encoder::{ArchKind, EncoderArch};
+use crate::arch::{ArchKind, EncoderArch};
 use crate::model::HeadKind;
 use crate::model::{BranchPool, Classifier, ClassifierShape, TextEncoder};
 
@@ -80,6 +80,8 @@ fn close(what: &str, a: &[f32], b: &[f32], tol: f32) {
     assert!(d / scale < tol, "{what}: max diff {d} (scale {scale})");
 }
 
+/// Long (~200 lines) because it builds one encoder in both worlds and compares every
+/// weight's gradient by name.
 #[test]
 fn encoder_gradients_match_burn_autodiff() {
     for (kind, cls_only) in [

@@ -137,7 +137,8 @@ pub(crate) struct PartOffset {
 impl NativeEncoder {
     /// The training forward pass over `seqs` (packed); dropout from `rng`. With
     /// `cls_only` the output holds each sequence's first token only (one row per
-    /// sequence), and the last layer computes nothing else.
+    /// sequence), and the last layer computes nothing else. Long (~150 lines) because it
+    /// records each op's inputs for [`Self::backward`] right where the op runs.
     pub(crate) fn forward_train(
         &self,
         seqs: &[&[u32]],
@@ -290,7 +291,8 @@ impl NativeEncoder {
     }
 
     /// The backward pass: `d_out` is the gradient of the final hidden states (the trace's
-    /// `out` rows); `g` is overwritten with the weights' gradients.
+    /// `out` rows); `g` is overwritten with the weights' gradients. Long (~120 lines)
+    /// because it mirrors [`Self::forward_train`] op by op, in reverse.
     pub(crate) fn backward(&self, trace: Trace, d_out: Vec<f32>, g: &mut EncoderGrads) {
         let h = self.hidden;
         let t: usize = trace.spans.iter().map(|s| s.len).sum();
