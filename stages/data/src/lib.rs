@@ -167,8 +167,9 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Labelled rows and their classes, split stratified by `params` (the one place
-    /// both the Spider reader and the labelled-file reader build a dataset).
+    /// Labelled rows and their classes, split stratified by `split_seed` and `ratios`
+    /// (the one place both the Spider reader and the labelled-file reader build a
+    /// dataset).
     pub fn split(
         rows: Vec<Row>,
         classes: Vec<ClassInfo>,
@@ -189,7 +190,7 @@ impl Dataset {
     }
 
     /// Rows `..n_first` (one file) split stratified into train and validation in the
-    /// proportion `params.ratios[0]:params.ratios[1]`; rows `n_first..` (a separate test
+    /// proportion `ratios[0]:ratios[1]`; rows `n_first..` (a separate test
     /// file) are the test split, in order.
     pub fn split_with_test(
         rows: Vec<Row>,
