@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Compare two run journals line for line, timings left out (ts, pid, wall_secs, any
-metric whose key names seconds or a rate, and durations inside summary strings)."""
+metric whose key names seconds or a rate, and durations inside summary strings).
 
 Usage: python3 scripts/journal-diff.py BEFORE/journal.jsonl AFTER/journal.jsonl
+"""
 import json, re, sys
 
 TIMING = re.compile(r"(secs|per_sec|_s$|^ts$|^pid$|examples_per_sec|seconds)")
