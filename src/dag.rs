@@ -162,13 +162,22 @@ pub enum Evidence {
     /// `features.char_svm`: a one-vs-rest linear SVM's decision value per class over the
     /// same n-grams, cross-fitted for bank rows.
     CharSvm,
+    /// `features.schema_evidence`: the share of the question's content words found among
+    /// each class's schema words.
+    SchemaShare,
+    /// `features.schema_evidence`: the cosine of the question's word TF-IDF to each
+    /// class's schema words.
+    SchemaCosine,
 }
 
 impl Evidence {
-    pub const ALL: [Evidence; 3] = [
+    /// New kinds go last: the head reads the blocks in this order.
+    pub const ALL: [Evidence; 5] = [
         Evidence::Neighbours,
         Evidence::CharNeighbours,
         Evidence::CharSvm,
+        Evidence::SchemaShare,
+        Evidence::SchemaCosine,
     ];
 
     /// The node's name in keys, store paths and journal lines.
@@ -177,13 +186,19 @@ impl Evidence {
             Evidence::Neighbours => "neighbours",
             Evidence::CharNeighbours => "char_neighbours",
             Evidence::CharSvm => "char_svm",
+            Evidence::SchemaShare => "schema_share",
+            Evidence::SchemaCosine => "schema_cosine",
         }
     }
 
     /// Bump when the values for the same inputs change.
     pub const fn version(self) -> u32 {
         match self {
-            Evidence::Neighbours | Evidence::CharNeighbours | Evidence::CharSvm => 1,
+            Evidence::Neighbours
+            | Evidence::CharNeighbours
+            | Evidence::CharSvm
+            | Evidence::SchemaShare
+            | Evidence::SchemaCosine => 1,
         }
     }
 }
@@ -217,6 +232,8 @@ mod tests {
                 "neighbours",
                 "char_neighbours",
                 "char_svm",
+                "schema_share",
+                "schema_cosine",
                 "search_init",
                 "sample",
                 "train",
@@ -229,7 +246,7 @@ mod tests {
         let versions: Vec<u32> = Stage::all().iter().map(|s| s.version()).collect();
         assert_eq!(
             versions,
-            [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1]
+            [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1]
         );
         for s in Stage::all() {
             assert_eq!(Stage::from_name(s.name()), Some(s));

@@ -92,6 +92,12 @@ pub struct DataSection {
     pub include_others: bool,
 }
 
+/// For `skip_serializing_if`: a switch added later is left out of frozen configs while
+/// off, so they read as those of the release before it.
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
 fn default_text_field() -> String {
     "text".to_string()
 }
@@ -132,8 +138,14 @@ pub struct FeaturesSection {
     /// `char_svm` node). Absent in configs frozen before it existed: off, as they ran.
     #[serde(default)]
     pub char_svm: bool,
+    /// Frozen mode: the head also reads, for every class, the share of the question's
+    /// content words found among the class's schema words and the cosine of its word
+    /// TF-IDF to them (the `schema_share` and `schema_cosine` nodes). Absent in configs
+    /// frozen before it existed, and left out of frozen configs when off: off, as they ran.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub schema_evidence: bool,
     /// The labelled rows the evidence nodes (neighbours, char_neighbours, char_svm) draw
-    /// on. Absent in configs frozen before it existed: the training rows, as they ran.
+    /// on, and whose questions schema_cosine fits its idf on. Absent in configs frozen before it existed: the training rows, as they ran.
     #[serde(default)]
     pub evidence_bank: EvidenceBank,
     pub llm: LlmSection,

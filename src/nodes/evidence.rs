@@ -28,6 +28,7 @@ impl Evidence {
             Evidence::Neighbours => "encoder.neighbours",
             Evidence::CharNeighbours => "features.char_neighbours",
             Evidence::CharSvm => "features.char_svm",
+            Evidence::SchemaShare | Evidence::SchemaCosine => "features.schema_evidence",
         }
     }
 
@@ -36,6 +37,7 @@ impl Evidence {
             Evidence::Neighbours => cfg.encoder.neighbours,
             Evidence::CharNeighbours => cfg.features.char_neighbours,
             Evidence::CharSvm => cfg.features.char_svm,
+            Evidence::SchemaShare | Evidence::SchemaCosine => cfg.features.schema_evidence,
         }
     }
 
@@ -45,6 +47,12 @@ impl Evidence {
             .into_iter()
             .filter(|e| e.enabled(cfg))
             .collect()
+    }
+
+    /// Whether its values read the bank rows' labels, so that a bank row must leave
+    /// itself out (schema evidence reads only the classes' schemas).
+    fn reads_labels(self) -> bool {
+        !matches!(self, Evidence::SchemaShare | Evidence::SchemaCosine)
     }
 
     fn stage(self) -> Stage {
@@ -57,6 +65,8 @@ impl Evidence {
             Evidence::Neighbours => "neighbours",
             Evidence::CharNeighbours => "char-neighbours",
             Evidence::CharSvm => "char-svm",
+            Evidence::SchemaShare => "schema-share",
+            Evidence::SchemaCosine => "schema-cosine",
         }
     }
 
@@ -67,6 +77,8 @@ impl Evidence {
             Evidence::Neighbours => "",
             Evidence::CharNeighbours => ", character 2-5-gram TF-IDF",
             Evidence::CharSvm => ", character 2-5-gram TF-IDF linear SVM (cross-fitted)",
+            Evidence::SchemaShare => ", share of the question's content words in the schema",
+            Evidence::SchemaCosine => ", word TF-IDF cosine to the schema's words",
         }
     }
 
@@ -96,18 +108,33 @@ impl Evidence {
                 let chars = sources.chars.get_or_insert_with(|| CharBank::new(ds, bank));
                 chars.scores(texts, same_rows, self)
             }
+            Evidence::SchemaShare | Evidence::SchemaCosine => {
+                let (ds, bank) = (sources.ds, sources.bank);
+                let schema = sources.schema.get_or_insert_with(|| schema_index(ds, bank));
+                let scores = match self {
+                    Evidence::SchemaShare => schema.share_scores(texts),
+                    _ => schema.cosine_scores(texts),
+                };
+                NeighbourScores {
+                    classes: scores.classes,
+                    rows: scores.rows,
+                    data: scores.data,
+                }
+            }
         }
     }
 }
 
 /// What the evidence is drawn from: the dataset's bank rows, their encoder vectors and
-/// (built on first use, once for every kind of character evidence) their n-gram index.
+/// (built on first use, once for every kind of character evidence) their n-gram index,
+/// and (built on first use) the classes' schema words.
 pub(crate) struct Sources<'a> {
     pub ds: &'a Dataset,
     pub bank: EvidenceBank,
     /// The encode node's vectors of every dataset row.
     pub vectors: &'a Embeddings,
     chars: Option<CharBank<'a>>,
+    schema: Option<hhnas_features::SchemaIndex>,
 }
 
 impl<'a> Sources<'a> {
@@ -117,6 +144,7 @@ impl<'a> Sources<'a> {
             bank,
             vectors,
             chars: None,
+            schema: None,
         }
     }
 }
@@ -214,12 +242,17 @@ pub(crate) fn evidence_node(
         let test_top1 = top1_rate(ds, &scores, &ds.test);
         let metrics = EvidenceMetrics {
             summary: format!(
-                "{} questions x {} classes{}; nearest class right: train {:.1}% (each \
-                 row left out), test {:.1}%{}",
+                "{} questions x {} classes{}; {} class right: train {:.1}%{}, test {:.1}%{}",
                 scores.rows,
                 scores.classes,
                 e.measure(),
+                if e.reads_labels() { "nearest" } else { "best" },
                 train_top1 * 100.0,
+                if e.reads_labels() {
+                    " (each row left out)"
+                } else {
+                    ""
+                },
                 test_top1 * 100.0,
                 match sources.bank {
                     EvidenceBank::Train => "",
@@ -232,6 +265,14 @@ pub(crate) fn evidence_node(
         };
         Ok((scores, metrics))
     })
+}
+
+/// The classes' schema words, with the word idf fitted on them and the bank's questions
+/// (a row's label is never read: no row needs to leave itself out).
+fn schema_index(ds: &Dataset, bank: EvidenceBank) -> hhnas_features::SchemaIndex {
+    let (rows, _) = bank_rows(ds, bank);
+    let texts: Vec<&str> = rows.iter().map(|&r| ds.rows[r].question.as_str()).collect();
+    hhnas_features::SchemaIndex::build(&ds.classes, &texts)
 }
 
 /// The bank rows of a dataset indexed by character n-grams

@@ -16,6 +16,9 @@
 //!   to the nearest training question of every class, and
 //!   [`CharNgramIndex::svm_scores`] its cross-fitted one-vs-rest linear SVM decision
 //!   values.
+//! - Schema evidence: [`SchemaIndex`] gives each question, for every class, the share of
+//!   its content words found among the class's schema words and the cosine of its word
+//!   TF-IDF to them.
 //!
 //! Everything here is a pure function of its typed inputs (plus the LLM's answers, which
 //! are cached by the hash of everything that determines them).
@@ -29,6 +32,7 @@ mod llm;
 mod llm_rules;
 mod matrix;
 mod rules;
+mod schema_evidence;
 pub mod text;
 
 pub use bm25::{judge_lexical, label_hit_rate, label_top1_rate, Bm25Params, Bm25Ranker, Queries};
@@ -43,6 +47,7 @@ pub use rules::{
     rule_features, rule_votes, schema_rules, schema_rules_with, Rule, RuleKind, RuleSet,
     SchemaRuleParams,
 };
+pub use schema_evidence::{class_schema_words, SchemaIndex};
 
 /// The dataset types this crate reads (from `hhnas-data`).
 pub use hhnas_data::{ClassInfo, ClassKind, Dataset, Row, TableInfo};

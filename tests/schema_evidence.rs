@@ -1,0 +1,84 @@
+//! `[features] schema_evidence`: the `schema_share` and `schema_cosine` nodes join the
+//! evidence after the character SVM, `eval` and `predict` recompute them for new texts as
+//! the run computed them, and with the switch off nothing changes: no schema node, the
+//! same keys as before, no new key in the frozen config.
+
+mod common;
+
+use common::*;
+
+fn stage_lines<'a>(journal: &'a [serde_json::Value], stage: &str) -> Vec<&'a serde_json::Value> {
+    journal
+        .iter()
+        .filter(|e| e["event"] == "stage" && e["stage"] == stage)
+        .collect()
+}
+
+fn key_of(journal: &[serde_json::Value], stage: &str) -> String {
+    stage_lines(journal, stage)
+        .first()
+        .unwrap_or_else(|| panic!("no {stage} line"))["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn schema_evidence_joins_the_head_and_evaluates_as_it_trained() {
+    let ws = Workspace::frozen(2);
+
+    // Off first: the release's DAG, and its frozen config does not name the switch.
+    let out = ws.run_with(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let off_run = ws.run_id();
+    let off = ws.journal_lines();
+    for stage in ["schema_share", "schema_cosine"] {
+        assert!(stage_lines(&off, stage).is_empty(), "{stage} ran while off");
+    }
+    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
+    assert!(!frozen.contains("schema_evidence"), "{frozen}");
+
+    // On, same cache: the nodes before it replay, the two schema nodes follow char_svm.
+    let out = ws.run_with(&["features.schema_evidence=true"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run_id = ws.run_id();
+    assert_ne!(run_id, off_run);
+    let on = ws.journal_lines();
+    for stage in ["encode", "neighbours", "char_neighbours", "char_svm"] {
+        assert_eq!(key_of(&on, stage), key_of(&off, stage), "{stage}");
+        assert_eq!(stage_lines(&on, stage)[0]["cache_hit"], true, "{stage}");
+    }
+    let order: Vec<&str> = on
+        .iter()
+        .filter(|e| e["event"] == "stage" && e["iteration"].is_null())
+        .filter_map(|e| e["stage"].as_str())
+        .collect();
+    let pos = |s: &str| order.iter().position(|&x| x == s).unwrap();
+    assert!(pos("char_svm") < pos("schema_share") && pos("schema_share") < pos("schema_cosine"));
+    for stage in ["schema_share", "schema_cosine"] {
+        let line = stage_lines(&on, stage)[0];
+        assert_eq!(line["cache_hit"], false, "{line}");
+        let summary = line["metrics"]["summary"].as_str().unwrap();
+        assert!(summary.contains("best class right"), "{summary}");
+        assert!(!summary.contains("left out"), "{summary}");
+    }
+    // The head reads the schema blocks: its candidates are keyed apart from the off run's.
+    assert_ne!(key_of(&on, "train"), key_of(&off, "train"));
+    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
+    assert!(frozen.contains("schema_evidence = true"), "{frozen}");
+
+    // eval recomputes the schema evidence of the test questions and scores what the
+    // final node measured with the stored evidence.
+    let fin = stage_lines(&on, "final")[0];
+    let final_acc = fin["metrics"]["test_acc"].as_f64().unwrap();
+    let out = ws.run(&["eval", &run_id]);
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        printed.contains(&format!("accuracy {:.2}%", final_acc * 100.0)),
+        "eval printed {printed}, the final node measured {final_acc}"
+    );
+    let out = ws.run(&["predict", &run_id, "How many singers are there?"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+}
