@@ -24,31 +24,29 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use hhnas_spider::ClassInfo;
+use hhnas_data::{ClassInfo, ClassKind};
 
 use crate::char_ngrams::ClassScores;
 use crate::text::content_tokens;
 
-/// What a labelled set's class text puts between the label's name and its description.
-const DESCRIPTION_SEPARATOR: &str = " | description: ";
-
 /// The folded content words of a class's schema (see the module documentation).
 pub fn class_schema_words(class: &ClassInfo) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    if class.is_label() {
-        let rest = &class.schema_text[ClassInfo::LABEL_PREFIX.len()..];
-        let (name, description) = rest.split_once(DESCRIPTION_SEPARATOR).unwrap_or((rest, ""));
-        out.extend(content_tokens(name));
-        out.extend(content_tokens(description));
-        return out;
-    }
-    for member in &class.members {
-        out.extend(content_tokens(member));
-    }
-    for table in &class.tables {
-        out.extend(content_tokens(&table.name));
-        for column in &table.columns {
-            out.extend(content_tokens(column));
+    match &class.kind {
+        ClassKind::Label { description } => {
+            out.extend(content_tokens(&class.name));
+            out.extend(content_tokens(description.as_deref().unwrap_or("")));
+        }
+        ClassKind::Database { tables } => {
+            for member in &class.members {
+                out.extend(content_tokens(member));
+            }
+            for table in tables {
+                out.extend(content_tokens(&table.name));
+                for column in &table.columns {
+                    out.extend(content_tokens(column));
+                }
+            }
         }
     }
     out
@@ -183,20 +181,22 @@ impl SchemaIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hhnas_spider::TableInfo;
+    use hhnas_data::TableInfo;
 
     fn database(name: &str, tables: &[(&str, &[&str])]) -> ClassInfo {
         ClassInfo {
             name: name.to_string(),
             members: vec![name.to_string()],
             schema_text: format!("db: {name}"),
-            tables: tables
-                .iter()
-                .map(|(t, cols)| TableInfo {
-                    name: t.to_string(),
-                    columns: cols.iter().map(|c| c.to_string()).collect(),
-                })
-                .collect(),
+            kind: ClassKind::Database {
+                tables: tables
+                    .iter()
+                    .map(|(t, cols)| TableInfo {
+                        name: t.to_string(),
+                        columns: cols.iter().map(|c| c.to_string()).collect(),
+                    })
+                    .collect(),
+            },
         }
     }
 
@@ -238,8 +238,7 @@ mod tests {
 
     #[test]
     fn a_label_gives_its_name_and_description() {
-        let mut label = ClassInfo::without_schema("refund");
-        label.schema_text = "label: refund | description: money returned for a purchase".into();
+        let label = ClassInfo::label("refund", Some("money returned for a purchase".into()));
         let words = class_schema_words(&label);
         let expected: BTreeSet<String> = ["refund", "monei", "returned", "purchas"]
             .iter()
@@ -247,9 +246,9 @@ mod tests {
             .collect();
         assert_eq!(
             words, expected,
-            "the separator's word 'description' is no schema word"
+            "the description's words, not the word 'description'"
         );
-        label.schema_text = "label: late_delivery".into();
+        let label = ClassInfo::label("late_delivery", None);
         let words: Vec<String> = class_schema_words(&label).into_iter().collect();
         assert_eq!(words, ["deliveri", "lat"], "a label name splits on `_`");
     }
