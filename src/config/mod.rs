@@ -145,7 +145,8 @@ pub struct FeaturesSection {
     #[serde(default, skip_serializing_if = "is_false")]
     pub schema_evidence: bool,
     /// The labelled rows the evidence nodes (neighbours, char_neighbours, char_svm) draw
-    /// on, and whose questions schema_cosine fits its idf on. Absent in configs frozen before it existed: the training rows, as they ran.
+    /// on, and whose questions schema_cosine fits its idf on. Absent in configs frozen
+    /// before it existed: the training rows, as they ran.
     #[serde(default)]
     pub evidence_bank: EvidenceBank,
     pub llm: LlmSection,
