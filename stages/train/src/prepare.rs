@@ -6,7 +6,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::backend::parse_device;
 use crate::data::{
-    check_matrix, derive_seed, static_len, Examples, Sources, SparseRows, P_SUBSAMPLE,
+    check_matrix, derive_seed, static_len, EvidenceLayout, Examples, Sources, SparseRows,
+    P_SUBSAMPLE,
 };
 use crate::encoder::{tokenize, EncoderAssets};
 use crate::error::TrainError;
@@ -67,8 +68,13 @@ pub(crate) fn sources<'a>(
         }
         m => m.map(|matrix| SparseRows::new(matrix, None, pooled)),
     };
+    let evidence = (shape.head == HeadKind::Evidence).then(|| EvidenceLayout {
+        width: embeddings.map_or(0, |e| e.dim) - shape.extra_inputs,
+        classes: shape.classes,
+    });
     Ok(Sources {
         embeddings,
+        evidence: evidence.filter(|_| embeddings.is_some()),
         llm: llm.map(|m| SparseRows::new(m, None, pooled)),
         rules,
         kernel: shape.kernel,
