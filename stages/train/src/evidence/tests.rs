@@ -1,21 +1,47 @@
-//! The evidence head's split input (host-side split, class-major parts) against the
-//! formulation it replaced (slices and a transpose on burn tensors): same logits and same
-//! gradients, bit for bit, so candidates train to the same weights as before.
+//! The evidence head's split input (host-side split, class-major parts) and the branches'
+//! widened constants against the formulation they replaced (slices, a transpose and
+//! strided broadcasts on burn tensors): same logits and same gradients, bit for bit, so
+//! candidates train to the same weights as before.
 
 use burn::backend::flex::{Flex, FlexDevice};
 use burn::backend::Autodiff;
 use burn::tensor::activation::relu;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{IndexingUpdateOp, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::EvidenceHead;
 use crate::data::{evidence_input, sparse_batch, EvidenceLayout, ModelInput};
 use crate::input::FeatureMatrix;
-use crate::model::{BranchPool, ClassifierShape, HeadKind, SparseBranchBatch};
+use crate::model::{BranchPool, ClassifierShape, CnnBranch, HeadKind, SparseBranchBatch};
 use crate::vectors::{Embeddings, Pooling};
 
 type B = Autodiff<Flex>;
+
+/// A per-class branch's forward as it was written before `forward_per_class`: channel-major
+/// `[batch, channels * classes]`, broadcasting its constants.
+fn reference_branch(branch: &CnnBranch<B>, x: SparseBranchBatch<B>) -> Tensor<B, 2> {
+    let w = branch.conv.weight.val();
+    let [channels, _, k] = w.dims();
+    let b = x.rows;
+    let bias = branch
+        .conv
+        .bias
+        .as_ref()
+        .expect("bias")
+        .val()
+        .reshape([1, channels]);
+    let y = x.windows.matmul(w.reshape([channels, k]).transpose()) + bias.clone();
+    let base = relu(bias);
+    let y = relu(y) * x.valid;
+    let c = branch.classes;
+    let sums = Tensor::<B, 2>::zeros([b * c, channels], &y.device())
+        .select_assign(0, x.target, y, IndexingUpdateOp::Add)
+        .reshape([b, c, channels]);
+    let sums = sums + x.uncovered.reshape([b, c, 1]) * base.reshape([1, 1, channels]);
+    let mean = sums * x.inv_count.reshape([1, c, 1]);
+    mean.swap_dims(1, 2).reshape([b, channels * c])
+}
 
 /// The evidence head's forward as it was written before `forward_split`.
 fn reference(
@@ -34,7 +60,7 @@ fn reference(
     for (branch, input) in [(&head.llm, llm), (&head.rules, rules)] {
         let branch = branch.as_ref().expect("both branches");
         let channels = branch.conv.weight.dims()[0];
-        parts.push(branch.forward(input).reshape([b, channels, c]));
+        parts.push(reference_branch(branch, input).reshape([b, channels, c]));
     }
     let evidence = Tensor::cat(parts, 1).swap_dims(1, 2);
     let scores = scorer.out.forward(relu(scorer.hidden.forward(evidence)));
