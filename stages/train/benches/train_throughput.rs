@@ -16,7 +16,11 @@
 //!   `HHNAS_BENCH_ENCODE_ONLY=1`: that part alone.
 //! - `HHNAS_BENCH_ISSUE23=1`: only issue 23's comparison (benches/issue23): the native CPU
 //!   path against PyTorch (and burn) for the encode stage and the MiniLM-shaped fine-tuning
-//!   step, `HHNAS_BENCH_REPEATS` rounds (default 3), mean ± sd and ratios.
+//!   step, `HHNAS_BENCH_REPEATS` rounds (default 3), mean ± sd and ratios; then one
+//!   frozen-mode candidate of the demo (Models 1 and 4) against the same head in PyTorch
+//!   (`scripts/torch-head.py`) and against FLOPs / this CPU's peak
+//!   (`HHNAS_BENCH_HEADS_ONLY=1`: that part alone; `HHNAS_BENCH_HEAD_MODELS`,
+//!   `HHNAS_BENCH_HEAD_LAYERS` choose other candidates).
 
 mod issue23;
 

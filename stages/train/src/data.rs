@@ -168,6 +168,24 @@ pub(crate) enum ModelInput<B: Backend> {
         mask_pad: Tensor<B, 2, Bool>,
     },
     Vectors(Tensor<B, 2>),
+    /// The evidence head's input, split on the host ([`EvidenceLayout`]).
+    Evidence {
+        /// `[batch, encoder width]`.
+        vectors: Tensor<B, 2>,
+        /// `[batch, classes, blocks]`: each class's per-class values side by side; `None`
+        /// when the vectors carry no blocks.
+        blocks: Option<Tensor<B, 3>>,
+    },
+}
+
+/// How the evidence head reads a frozen vector: the encoder's `width` values, then whole
+/// blocks of one value per class. Splitting (and transposing the blocks to class-major)
+/// while the batch is copied out costs nothing, where the same on burn tensors was a
+/// strided copy per batch, forward and backward (docs/PERF.md, "Candidate heads").
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EvidenceLayout {
+    pub width: usize,
+    pub classes: usize,
 }
 
 pub(crate) struct Batch<B: Backend> {
@@ -180,6 +198,8 @@ pub(crate) struct Batch<B: Backend> {
 /// Everything a batch is cut from besides the examples.
 pub(crate) struct Sources<'a> {
     pub embeddings: Option<&'a Embeddings>,
+    /// Set for the evidence head: its vectors come split ([`ModelInput::Evidence`]).
+    pub evidence: Option<EvidenceLayout>,
     pub llm: Option<SparseRows>,
     pub rules: Option<SparseRows>,
     pub kernel: usize,
@@ -194,6 +214,10 @@ pub(crate) fn make_batch<B: Backend>(
 ) -> Batch<B> {
     let rows: Vec<usize> = idx.iter().map(|&i| ex.rows[i]).collect();
     let input = match src.embeddings {
+        Some(e) if src.evidence.is_some() => {
+            let layout = src.evidence.expect("checked");
+            evidence_input(e, &rows, layout, device)
+        }
         Some(e) => {
             let mut v = Vec::with_capacity(rows.len() * e.dim);
             for &r in &rows {
@@ -236,6 +260,33 @@ pub(crate) fn make_batch<B: Backend>(
             .as_ref()
             .map(|s| s.batch(&rows, src.kernel, device)),
         labels: Tensor::from_data(TensorData::new(labels, [idx.len()]), device),
+    }
+}
+
+/// The evidence head's input of `rows`: their first `width` values, and their blocks
+/// transposed from `[blocks, classes]` to `[classes, blocks]`.
+pub(crate) fn evidence_input<B: Backend>(
+    e: &Embeddings,
+    rows: &[usize],
+    layout: EvidenceLayout,
+    device: &B::Device,
+) -> ModelInput<B> {
+    let (w, c) = (layout.width, layout.classes);
+    let blocks = (e.dim - w) / c;
+    let mut vectors = Vec::with_capacity(rows.len() * w);
+    let mut per_class = Vec::with_capacity(rows.len() * c * blocks);
+    for &r in rows {
+        let row = e.row(r);
+        vectors.extend_from_slice(&row[..w]);
+        for class in 0..c {
+            per_class.extend((0..blocks).map(|k| row[w + k * c + class]));
+        }
+    }
+    let n = rows.len();
+    ModelInput::Evidence {
+        vectors: Tensor::from_data(TensorData::new(vectors, [n, w]), device),
+        blocks: (blocks > 0)
+            .then(|| Tensor::from_data(TensorData::new(per_class, [n, c, blocks]), device)),
     }
 }
 

@@ -81,27 +81,48 @@ impl<B: Backend> EvidenceHead<B> {
     ) -> Tensor<B, 2> {
         let [b, width] = vectors.dims();
         let (h, c) = (self.encoder_width, self.classes);
-        let dense = self.dense.forward(vectors.clone().slice([0..b, 0..h]));
+        let blocks = (width > h).then(|| {
+            vectors
+                .clone()
+                .slice([0..b, h..width])
+                .reshape([b, (width - h) / c, c])
+                .swap_dims(1, 2)
+        });
+        self.forward_split(vectors.slice([0..b, 0..h]), blocks, llm, rules)
+    }
+
+    /// Logits from the vectors split as the training batches bring them: the encoder's
+    /// values `[batch, encoder_width]` and the blocks class-major `[batch, classes,
+    /// blocks]`. Every part of a class's evidence is class-major, so the parts are joined
+    /// along their last axis without a transpose (a strided copy on burn's CPU backends).
+    pub fn forward_split(
+        &self,
+        vectors: Tensor<B, 2>,
+        blocks: Option<Tensor<B, 3>>,
+        llm: Option<SparseBranchBatch<B>>,
+        rules: Option<SparseBranchBatch<B>>,
+    ) -> Tensor<B, 2> {
+        let b = vectors.dims()[0];
+        let dense = self.dense.forward(vectors);
         let Some(scorer) = &self.scorer else {
             return dense;
         };
-        // Every part as [batch, values, classes]; branch outputs are channel-major.
-        let mut parts = Vec::new();
-        if width > h {
-            parts.push(
-                vectors
-                    .slice([0..b, h..width])
-                    .reshape([b, (width - h) / c, c]),
-            );
-        }
+        // Every part as [batch, classes, values].
+        let mut parts: Vec<Tensor<B, 3>> = blocks.into_iter().collect();
         for (branch, input) in [(&self.llm, llm), (&self.rules, rules)] {
             if let (Some(branch), Some(input)) = (branch, input) {
-                let channels = branch.conv.weight.dims()[0];
-                parts.push(branch.forward(input).reshape([b, channels, c]));
+                parts.push(branch.forward_per_class(input));
             }
         }
-        let evidence = Tensor::cat(parts, 1).swap_dims(1, 2);
+        let evidence = if parts.len() == 1 {
+            parts.pop().expect("one part")
+        } else {
+            Tensor::cat(parts, 2)
+        };
         let scores = scorer.out.forward(relu(scorer.hidden.forward(evidence)));
-        dense + scores.reshape([b, c])
+        dense + scores.reshape([b, self.classes])
     }
 }
+
+#[cfg(test)]
+mod tests;

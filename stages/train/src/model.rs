@@ -126,18 +126,8 @@ impl<B: Backend> CnnBranch<B> {
     /// `kernel / 2` of a nonzero column are computed; the rest enter the pooling as
     /// ReLU(bias) times their count. Same values as [`Self::forward_dense`].
     pub fn forward(&self, x: SparseBranchBatch<B>) -> Tensor<B, 2> {
-        let w = self.conv.weight.val();
-        let [channels, _, k] = w.dims();
-        let b = x.rows;
-        let mut y = x.windows.matmul(w.reshape([channels, k]).transpose());
-        let mut base = Tensor::<B, 2>::zeros([1, channels], &y.device());
-        if let Some(bias) = &self.conv.bias {
-            let bias = bias.val().reshape([1, channels]);
-            y = y + bias.clone();
-            base = relu(bias);
-        }
-        // Padding entries have all-zero windows; `valid` zeroes their ReLU(bias).
-        let y = relu(y) * x.valid;
+        let (y, base) = self.covered(&x);
+        let (b, channels) = (x.rows, y.dims()[1]);
         if self.classes == 0 {
             let covered = y
                 .reshape([b, x.positions, channels])
@@ -146,15 +136,64 @@ impl<B: Backend> CnnBranch<B> {
             // A zero from padding never wins: ReLU outputs are >= 0.
             return covered.max_pair(x.uncovered * base);
         }
-        let c = self.classes;
+        // Channel-major, as a Conv1d's [batch, channels, classes] output flattens.
+        self.per_class_mean(y, x, base)
+            .swap_dims(1, 2)
+            .reshape([b, channels * self.classes])
+    }
+
+    /// Per-class pooling's output class-major, `[batch, classes, channels]` (what the
+    /// evidence head reads; no transpose). Same values as [`Self::forward`].
+    pub fn forward_per_class(&self, x: SparseBranchBatch<B>) -> Tensor<B, 3> {
+        assert!(self.classes > 0, "per-class output of a global-max branch");
+        let (y, base) = self.covered(&x);
+        self.per_class_mean(y, x, base)
+    }
+
+    /// ReLU(conv) at the covered positions, `[rows * positions, channels]` (0 at
+    /// padding), and ReLU(bias) `[1, channels]`, what every uncovered position outputs.
+    fn covered(&self, x: &SparseBranchBatch<B>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let w = self.conv.weight.val();
+        let [channels, _, k] = w.dims();
+        let mut y = x
+            .windows
+            .clone()
+            .matmul(w.reshape([channels, k]).transpose());
+        let mut base = Tensor::<B, 2>::zeros([1, channels], &y.device());
+        if let Some(bias) = &self.conv.bias {
+            let bias = bias.val().reshape([1, channels]);
+            y = y + bias.clone();
+            base = relu(bias);
+        }
+        // Padding entries have all-zero windows; `valid` zeroes their ReLU(bias).
+        (relu(y) * x.valid.clone(), base)
+    }
+
+    /// The mean of each class's activations, `[batch, classes, channels]`, from the
+    /// covered positions' `y` and ReLU(bias) `base` for the positions no window covers.
+    fn per_class_mean(
+        &self,
+        y: Tensor<B, 2>,
+        x: SparseBranchBatch<B>,
+        base: Tensor<B, 2>,
+    ) -> Tensor<B, 3> {
+        let (b, c) = (x.rows, self.classes);
+        let channels = y.dims()[1];
         let device = y.device();
         let sums = Tensor::<B, 2>::zeros([b * c, channels], &device)
             .select_assign(0, x.target, y, IndexingUpdateOp::Add)
             .reshape([b, c, channels]);
-        let sums = sums + x.uncovered.reshape([b, c, 1]) * base.reshape([1, 1, channels]);
-        let mean = sums * x.inv_count.reshape([1, c, 1]);
-        // Channel-major, as a Conv1d's [batch, channels, classes] output flattens.
-        mean.swap_dims(1, 2).reshape([b, channels * c])
+        // The constant factors are widened first (times 1, exact) so that every product
+        // below is one that burn-flex broadcasts with a contiguous kernel: a row shared by
+        // all rows, or one scalar per row. Broadcasting [b, c, 1] against [1, 1, channels],
+        // or [b, c, channels] against [1, c, 1], fell to its element-by-element strided
+        // path, forward and backward: 30 % of Model 4's time (docs/PERF.md). Same values,
+        // same gradients.
+        let uncovered =
+            Tensor::<B, 3>::ones([b, c, channels], &device) * x.uncovered.reshape([b, c, 1]);
+        let sums = sums + uncovered * base.reshape([1, 1, channels]);
+        let inv_count = Tensor::<B, 2>::ones([b, c], &device) * x.inv_count.reshape([1, c]);
+        sums * inv_count.reshape([b, c, 1])
     }
 
     /// The dense reference of [`Self::forward`]: `[batch, features]` with, for per-class

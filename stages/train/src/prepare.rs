@@ -5,7 +5,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::Device;
-use crate::data::{check_matrix, derive_seed, Examples, Sources, SparseRows, P_SUBSAMPLE};
+use crate::data::{
+    check_matrix, derive_seed, EvidenceLayout, Examples, Sources, SparseRows, P_SUBSAMPLE,
+};
 use crate::encoder::{tokenize, EncoderAssets};
 use crate::error::TrainError;
 use crate::input::{Dataset, FeatureMatrix};
@@ -65,8 +67,13 @@ pub(crate) fn sources<'a>(
         }
         m => m.map(|matrix| SparseRows::new(matrix, None, pooled)),
     };
+    let evidence = (shape.head == HeadKind::Evidence).then(|| EvidenceLayout {
+        width: embeddings.map_or(0, |e| e.dim) - shape.extra_inputs,
+        classes: shape.classes,
+    });
     Ok(Sources {
         embeddings,
+        evidence: evidence.filter(|_| embeddings.is_some()),
         llm: llm.map(|m| SparseRows::new(m, None, pooled)),
         rules,
         kernel: shape.kernel,

@@ -73,7 +73,7 @@ impl<B: Backend> Net<B> for Classifier<B> {
     fn logits(&self, b: Batch<B>) -> Tensor<B, 2> {
         match b.input {
             ModelInput::Tokens { ids, mask_pad } => self.forward(ids, mask_pad, b.llm, b.rules),
-            ModelInput::Vectors(_) => unreachable!("a fine-tuned model is fed tokens"),
+            _ => unreachable!("a fine-tuned model is fed tokens"),
         }
     }
 }
@@ -89,7 +89,12 @@ impl<B: Backend> Net<B> for EvidenceHead<B> {
     }
 
     fn logits(&self, b: Batch<B>) -> Tensor<B, 2> {
-        self.forward(frozen_vectors(b.input), b.llm, b.rules)
+        match b.input {
+            ModelInput::Evidence { vectors, blocks } => {
+                self.forward_split(vectors, blocks, b.llm, b.rules)
+            }
+            input => self.forward(frozen_vectors(input), b.llm, b.rules),
+        }
     }
 }
 
@@ -97,7 +102,7 @@ impl<B: Backend> Net<B> for EvidenceHead<B> {
 fn frozen_vectors<B: Backend>(input: ModelInput<B>) -> Tensor<B, 2> {
     match input {
         ModelInput::Vectors(v) => v,
-        ModelInput::Tokens { .. } => unreachable!("a frozen-encoder head is fed vectors"),
+        _ => unreachable!("a frozen-encoder head is fed whole vectors"),
     }
 }
 

@@ -5,6 +5,10 @@
 //! at MiniLM shape (batch 16, 32 tokens, AdamW) natively, on burn (Flex) and in PyTorch.
 //! Rounds interleave the contenders so that load from other processes hits all of them.
 //! `HHNAS_BENCH_SKIP_BURN=1` leaves burn's fine-tuning out (it is the slowest part).
+//! Then one frozen-mode candidate of the demo, ours against PyTorch and the arithmetic
+//! bound ([`heads`]); `HHNAS_BENCH_HEADS_ONLY=1` runs that part alone.
+
+pub mod heads;
 
 use std::process::Command;
 use std::time::Instant;
@@ -27,13 +31,15 @@ fn stats(v: &[f64]) -> (f64, f64) {
 }
 
 fn torch_result(py: &str, args: &[String], key: &str) -> Option<f64> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/bench-torch.py");
-    let out = Command::new(py).arg(script).args(args).output().ok()?;
+    torch_script_result(py, "bench-torch.py", args, key)
+}
+
+/// Runs `scripts/<script>` and reads its line "RESULT <key>\t<value>".
+fn torch_script_result(py: &str, script: &str, args: &[String], key: &str) -> Option<f64> {
+    let path = format!("{}/../../scripts/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(py).arg(&path).args(args).output().ok()?;
     if !out.status.success() {
-        eprintln!(
-            "bench-torch.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        eprintln!("{script} failed: {}", String::from_utf8_lossy(&out.stderr));
         return None;
     }
     let text = String::from_utf8_lossy(&out.stdout);
@@ -89,6 +95,102 @@ pub struct Setup<'a> {
 }
 
 pub fn run(s: Setup) {
+    if std::env::var("HHNAS_BENCH_HEADS_ONLY").is_err() {
+        run_encoder(&s);
+    }
+    run_heads(s.threads, s.torch, s.repeats);
+}
+
+/// Which candidates the head bench trains: `HHNAS_BENCH_HEAD_MODELS` (default "1,4") at
+/// `HHNAS_BENCH_HEAD_LAYERS` (default the demo's initial "256x128"; e.g. "256x128,1024x512").
+fn head_specs() -> Vec<(String, ModelSpec)> {
+    let models = std::env::var("HHNAS_BENCH_HEAD_MODELS").unwrap_or_else(|_| "1,4".into());
+    let layers = std::env::var("HHNAS_BENCH_HEAD_LAYERS").unwrap_or_else(|_| "256x128".into());
+    let mut specs = Vec::new();
+    for l in layers.split(',') {
+        let (l1, l2) = l.split_once('x').expect("layers as L1xL2");
+        for m in models.split(',') {
+            let mut spec = heads::demo_spec(m.trim().parse().expect("a model number 1-4"));
+            spec.layer_size1 = l1.trim().parse().expect("layer_size1");
+            spec.layer_size2 = l2.trim().parse().expect("layer_size2");
+            specs.push((format!("model {} {l1}x{l2}", m.trim()), spec));
+        }
+    }
+    specs
+}
+
+/// One frozen-mode candidate at the demo's shapes: ours and PyTorch's, interleaved round by
+/// round, then the ratio and the arithmetic bound.
+fn run_heads(threads: usize, torch: Option<&str>, repeats: usize) {
+    let Some(inputs) = heads::HeadInputs::from_env() else {
+        println!("issue 23 heads: set HHNAS_SPIDER_DIR to train the demo's candidates");
+        return;
+    };
+    let peak = heads::peak_gflops(threads);
+    println!(
+        "issue 23 heads: {}; {repeats} rounds, {threads} threads, peak f32 (gemm, 1024^3 per thread) {peak:.1} GFLOP/s, load average {}",
+        inputs.describe(),
+        load_average()
+    );
+    let specs = head_specs();
+    let mut ours = vec![Vec::new(); specs.len()];
+    let mut theirs = vec![Vec::new(); specs.len()];
+    for round in 1..=repeats {
+        for (i, (name, spec)) in specs.iter().enumerate() {
+            let (secs, valid, hash) = heads::ours(&inputs, spec);
+            println!(
+                "  round {round}: {name:<20} ours    {secs:6.2} s (valid {valid:.4}, weights {hash})"
+            );
+            ours[i].push(secs);
+            if let Some(py) = torch {
+                let dir = heads::write_torch_inputs(&inputs, spec);
+                // SPEC §3: Model 2 = + LLM branch, Model 3 = + rule branch, Model 4 = both.
+                let model = match (spec.llm_branch, spec.rule_branch) {
+                    (false, false) => 1,
+                    (true, false) => 2,
+                    (false, true) => 3,
+                    (true, true) => 4,
+                };
+                let args = [
+                    "--threads".to_string(),
+                    threads.to_string(),
+                    "--dir".into(),
+                    dir.display().to_string(),
+                    "--model".into(),
+                    model.to_string(),
+                ];
+                if let Some(v) = torch_script_result(py, "torch-head.py", &args, "head") {
+                    println!("  round {round}: {name:<20} PyTorch {v:6.2} s");
+                    theirs[i].push(v);
+                }
+            }
+        }
+    }
+    println!("issue 23 heads summary (mean ± sd over {repeats} rounds; speed ratio = PyTorch s / our s per round; bound = FLOPs / peak):");
+    for (i, (name, spec)) in specs.iter().enumerate() {
+        let (m, sd) = stats(&ours[i]);
+        let flops = heads::candidate_flops(&inputs, spec);
+        let bound = flops / (peak * 1e9);
+        print!(
+            "  {name:<20} ours {m:6.2} ± {sd:4.2} s, {:.2} GFLOP, bound {bound:.3} s, ours/bound {:.1}",
+            flops / 1e9,
+            m / bound
+        );
+        if theirs[i].len() == ours[i].len() {
+            let (tm, tsd) = stats(&theirs[i]);
+            let ratios: Vec<f64> = ours[i].iter().zip(&theirs[i]).map(|(a, b)| b / a).collect();
+            let (rm, rsd) = stats(&ratios);
+            print!(
+                "; PyTorch {tm:6.2} ± {tsd:4.2} s, PyTorch/bound {:.1}; speed ours/PyTorch {rm:.2} ± {rsd:.2}x",
+                tm / bound
+            );
+        }
+        println!();
+    }
+    println!("  machine load average at the end: {}", load_average());
+}
+
+fn run_encoder(s: &Setup) {
     let encode_in = encode_inputs();
     if encode_in.is_none() {
         println!(
