@@ -19,11 +19,10 @@
 
 use std::collections::HashMap;
 
+use crate::tfidf::{smoothed_idf, weigh, Sparse};
+
 const MIN_N: usize = 2;
 const MAX_N: usize = 5;
-
-/// A question as L2-normalised TF-IDF weights over the bank's n-gram vocabulary.
-pub(crate) type Sparse = Vec<(u32, f32)>;
 
 /// The labelled texts neighbours are drawn from, indexed by n-gram.
 pub struct CharNgramIndex {
@@ -97,11 +96,7 @@ impl CharNgramIndex {
                 df[id as usize] += 1;
             }
         }
-        let n = texts.len() as f32;
-        let idf: Vec<f32> = df
-            .iter()
-            .map(|&d| ((1.0 + n) / (1.0 + d as f32)).ln() + 1.0)
-            .collect();
+        let idf = smoothed_idf(&df, texts.len());
         let mut index = CharNgramIndex {
             postings: vec![Vec::new(); vocab.len()],
             vocab,
@@ -140,19 +135,9 @@ impl CharNgramIndex {
         rows
     }
 
+    /// The question's L2-normalised TF-IDF weights over the bank's n-gram vocabulary.
     pub(crate) fn vector(&self, text: &str) -> Sparse {
-        let mut v: Sparse = term_counts(text, &self.vocab)
-            .into_iter()
-            .map(|(id, tf)| (id, (1.0 + (tf as f32).ln()) * self.idf[id as usize]))
-            .collect();
-        // Sorted before summing: a HashMap's order changes from process to process, and
-        // so would the last bits of the norm.
-        v.sort_unstable_by_key(|&(id, _)| id);
-        let norm = v.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            v.iter_mut().for_each(|(_, w)| *w /= norm);
-        }
-        v
+        weigh(term_counts(text, &self.vocab), &self.idf)
     }
 
     /// Per-class nearest-neighbour cosine of every query. `own_rows[q]`, when given, is

@@ -21,7 +21,8 @@
 //! calls), without shrinking; every class is fitted on its own, so they run in parallel
 //! and the result does not depend on the thread count.
 
-use crate::char_ngrams::{CharNgramIndex, ClassScores, Sparse};
+use crate::char_ngrams::{CharNgramIndex, ClassScores};
+use crate::tfidf::Sparse;
 
 /// The SVM's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -34,6 +34,7 @@ mod matrix;
 mod rules;
 mod schema_evidence;
 pub mod text;
+mod tfidf;
 
 pub use bm25::{judge_lexical, label_hit_rate, label_top1_rate, Bm25Params, Bm25Ranker, Queries};
 pub use char_ngrams::{CharNgramIndex, ClassScores};

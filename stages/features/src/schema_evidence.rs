@@ -28,6 +28,7 @@ use hhnas_data::{ClassInfo, ClassKind};
 
 use crate::char_ngrams::ClassScores;
 use crate::text::content_tokens;
+use crate::tfidf::{smoothed_idf, weigh, Sparse};
 
 /// The folded content words of a class's schema (see the module documentation).
 pub fn class_schema_words(class: &ClassInfo) -> BTreeSet<String> {
@@ -86,11 +87,7 @@ impl SchemaIndex {
         for text in bank_texts {
             count(&content_tokens(text).into_iter().collect());
         }
-        let documents = (classes.len() + bank_texts.len()) as f32;
-        let idf = df
-            .iter()
-            .map(|&d| ((1.0 + documents) / (1.0 + d as f32)).ln() + 1.0)
-            .collect();
+        let idf = smoothed_idf(&df, classes.len() + bank_texts.len());
         let mut index = SchemaIndex {
             class_words,
             postings: vec![Vec::new(); vocab.len()],
@@ -116,24 +113,14 @@ impl SchemaIndex {
 
     /// The L2-normalised sublinear TF-IDF vector of `tokens` over the vocabulary (words
     /// outside it dropped), ids ascending.
-    fn vector(&self, tokens: &[&str]) -> Vec<(u32, f32)> {
+    fn vector(&self, tokens: &[&str]) -> Sparse {
         let mut tf: HashMap<u32, u32> = HashMap::new();
         for t in tokens {
             if let Some(&id) = self.vocab.get(*t) {
                 *tf.entry(id).or_insert(0) += 1;
             }
         }
-        let mut v: Vec<(u32, f32)> = tf
-            .into_iter()
-            .map(|(id, n)| (id, (1.0 + (n as f32).ln()) * self.idf[id as usize]))
-            .collect();
-        // Sorted before summing, so the norm's last bits do not follow HashMap order.
-        v.sort_unstable_by_key(|&(id, _)| id);
-        let norm = v.iter().map(|(_, w)| w * w).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            v.iter_mut().for_each(|(_, w)| *w /= norm);
-        }
-        v
+        weigh(tf, &self.idf)
     }
 
     /// Per class, the share of each query's distinct content words found among the
