@@ -18,11 +18,26 @@ struct CandidateTask<'a, 'b> {
     native: bool,
 }
 
+/// Which trainer fits a candidate on a device that asks for the native path.
+fn native_fits(
+    prep: &crate::prepare::Prepared,
+    spec: &ModelSpec,
+    resume: Option<&Checkpoint>,
+) -> bool {
+    if prep.sources.embeddings.is_some() {
+        crate::native::head_fit::eligible(prep) && crate::native::head_fit::resumes_here(resume)
+    } else {
+        crate::native::fit::eligible(prep, spec)
+    }
+}
+
 impl BackendTask for CandidateTask<'_, '_> {
     type Out = Result<TrainOutcome, TrainError>;
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Out {
         let task = self.task;
-        if task.prep.sources.embeddings.is_some() {
+        if task.prep.sources.embeddings.is_some() && self.native {
+            crate::native::head_fit::train::<B>(task, device)
+        } else if task.prep.sources.embeddings.is_some() {
             match task.prep.shape.head {
                 HeadKind::Dense => with_optimizer::<B, Head<B>>(task, device),
                 HeadKind::Evidence => with_optimizer::<B, EvidenceHead<B>>(task, device),
@@ -48,7 +63,7 @@ pub fn train_candidate(
     on_epoch: &mut dyn FnMut(&Checkpoint, &EpochReport),
 ) -> Result<TrainOutcome, TrainError> {
     let prep = prepare(data, encoder, spec, cfg, device)?;
-    let native = device.native_cpu() && crate::native::fit::eligible(&prep, spec);
+    let native = device.native_cpu() && native_fits(&prep, spec, resume.as_ref());
     let task = TrainTask {
         prep: &prep,
         assets: encoder,

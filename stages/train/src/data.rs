@@ -88,14 +88,20 @@ impl SparseRows {
     }
 
     /// The convolution windows of `rows` for a kernel of `kernel` columns ("same"
-    /// padding): every position within `kernel / 2` of a nonzero column, with the `kernel`
-    /// input values it sees.
+    /// padding), as burn tensors ([`SparseWindows::tensors`]).
     pub fn batch<B: Backend>(
         &self,
         rows: &[usize],
         kernel: usize,
         device: &B::Device,
     ) -> SparseBranchBatch<B> {
+        self.windows(rows, kernel).tensors(device)
+    }
+
+    /// The convolution windows of `rows` for a kernel of `kernel` columns ("same"
+    /// padding): every position within `kernel / 2` of a nonzero column, with the `kernel`
+    /// input values it sees.
+    pub fn windows(&self, rows: &[usize], kernel: usize) -> SparseWindows {
         let pad = (kernel - 1) / 2;
         let slots = self.classes.max(1);
         let mut dense = vec![0f32; self.cols];
@@ -114,7 +120,7 @@ impl SparseRows {
         let n = rows.len() * positions;
         let mut windows = vec![0f32; n * kernel];
         let mut valid = vec![0f32; n];
-        let mut target = vec![0i64; n];
+        let mut target = vec![0usize; n];
         let mut uncovered = vec![0f32; rows.len() * slots];
         for (k, (&r, pos)) in rows.iter().zip(&covered).enumerate() {
             for &(c, v) in &self.nonzero[r] {
@@ -136,7 +142,7 @@ impl SparseRows {
                 }
                 if self.classes > 0 {
                     let class = self.class_of(p);
-                    target[e] = (k * slots + class) as i64;
+                    target[e] = k * slots + class;
                     un[class] -= 1.0;
                 }
             }
@@ -144,19 +150,48 @@ impl SparseRows {
                 dense[c as usize] = 0.0;
             }
         }
-        let f2 =
-            |v: Vec<f32>, shape: [usize; 2]| Tensor::from_data(TensorData::new(v, shape), device);
-        SparseBranchBatch {
+        SparseWindows {
             rows: rows.len(),
             positions,
-            windows: f2(windows, [n, kernel]),
-            valid: f2(valid, [n, 1]),
+            kernel,
+            windows,
+            valid,
+            target,
+            uncovered,
+            inv_count: self.inv_count.clone(),
+        }
+    }
+}
+
+/// One batch of a CNN branch's input in sparse form, as plain arrays (the fields of
+/// [`SparseBranchBatch`], which documents them); the native head reads them as they are.
+pub(crate) struct SparseWindows {
+    pub rows: usize,
+    pub positions: usize,
+    pub kernel: usize,
+    pub windows: Vec<f32>,
+    pub valid: Vec<f32>,
+    pub target: Vec<usize>,
+    pub uncovered: Vec<f32>,
+    pub inv_count: Vec<f32>,
+}
+
+impl SparseWindows {
+    pub fn tensors<B: Backend>(self, device: &B::Device) -> SparseBranchBatch<B> {
+        let n = self.rows * self.positions;
+        let slots = self.uncovered.len() / self.rows.max(1);
+        let f2 =
+            |v: Vec<f32>, shape: [usize; 2]| Tensor::from_data(TensorData::new(v, shape), device);
+        let target: Vec<i64> = self.target.iter().map(|&t| t as i64).collect();
+        let classes = self.inv_count.len();
+        SparseBranchBatch {
+            rows: self.rows,
+            positions: self.positions,
+            windows: f2(self.windows, [n, self.kernel]),
+            valid: f2(self.valid, [n, 1]),
             target: Tensor::from_data(TensorData::new(target, [n]), device),
-            uncovered: f2(uncovered, [rows.len(), slots]),
-            inv_count: Tensor::from_data(
-                TensorData::new(self.inv_count.clone(), [self.inv_count.len()]),
-                device,
-            ),
+            uncovered: f2(self.uncovered, [self.rows, slots]),
+            inv_count: Tensor::from_data(TensorData::new(self.inv_count, [classes]), device),
         }
     }
 }
@@ -271,6 +306,22 @@ pub(crate) fn evidence_input<B: Backend>(
     layout: EvidenceLayout,
     device: &B::Device,
 ) -> ModelInput<B> {
+    let (vectors, per_class, blocks) = evidence_parts(e, rows, layout);
+    let (n, w, c) = (rows.len(), layout.width, layout.classes);
+    ModelInput::Evidence {
+        vectors: Tensor::from_data(TensorData::new(vectors, [n, w]), device),
+        blocks: (blocks > 0)
+            .then(|| Tensor::from_data(TensorData::new(per_class, [n, c, blocks]), device)),
+    }
+}
+
+/// [`evidence_input`] as plain arrays: `[rows, width]`, `[rows, classes, blocks]` and the
+/// number of blocks.
+pub(crate) fn evidence_parts(
+    e: &Embeddings,
+    rows: &[usize],
+    layout: EvidenceLayout,
+) -> (Vec<f32>, Vec<f32>, usize) {
     let (w, c) = (layout.width, layout.classes);
     let blocks = (e.dim - w) / c;
     let mut vectors = Vec::with_capacity(rows.len() * w);
@@ -282,12 +333,7 @@ pub(crate) fn evidence_input<B: Backend>(
             per_class.extend((0..blocks).map(|k| row[w + k * c + class]));
         }
     }
-    let n = rows.len();
-    ModelInput::Evidence {
-        vectors: Tensor::from_data(TensorData::new(vectors, [n, w]), device),
-        blocks: (blocks > 0)
-            .then(|| Tensor::from_data(TensorData::new(per_class, [n, c, blocks]), device)),
-    }
+    (vectors, per_class, blocks)
 }
 
 /// Mix a seed with a purpose and an index (splitmix64).

@@ -13,6 +13,7 @@ mod data;
 mod download;
 mod embed;
 mod encoder;
+mod epochs;
 mod error;
 mod evidence;
 mod hf;

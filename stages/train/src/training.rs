@@ -1,7 +1,5 @@
 //! The training loop: one candidate, epoch by epoch, with a checkpoint after each.
 
-use std::time::Instant;
-
 use burn::module::{AutodiffModule, Module};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{
@@ -11,20 +9,17 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 
 use crate::data::{
-    derive_seed, epoch_batches, eval_batches, make_batch, Batch, Examples, ModelInput, Sources,
-    P_EPOCH, P_INIT,
+    derive_seed, eval_batches, make_batch, Batch, Examples, ModelInput, Sources, P_EPOCH, P_INIT,
 };
 use crate::encoder::EncoderAssets;
+use crate::epochs::{fit, Fitter, Pass};
 use crate::error::TrainError;
 use crate::evidence::EvidenceHead;
 use crate::model::{Classifier, ClassifierShape, Head};
 use crate::prepare::Prepared;
-use crate::spec::{
-    Checkpoint, EpochReport, KeepEpoch, ModelSpec, OptimizerKind, TrainConfig, TrainOutcome,
-};
+use crate::spec::{Checkpoint, EpochReport, ModelSpec, OptimizerKind, TrainConfig, TrainOutcome};
 use crate::weights::{
-    decode_record, encode_record, header_of, load_record, pack_weights, record_bytes,
-    unpack_weights, Renumber,
+    decode_record, encode_record, header_of, load_record, record_bytes, Renumber,
 };
 
 /// A trainable model: the encoder and head together ([`Classifier`]), or the head alone
@@ -200,6 +195,12 @@ pub(crate) const ADAMW: crate::native::AdamW = crate::native::AdamW {
     weight_decay: 0.01,
 };
 
+/// SGD's momentum (dampening 0, no Nesterov), as PyTorch's SGD with `momentum=0.9`.
+pub(crate) const SGD_MOMENTUM: f64 = 0.9;
+/// RMSProp's smoothing constant and epsilon (PyTorch's defaults; no momentum, not centred).
+pub(crate) const RMSPROP_ALPHA: f32 = 0.99;
+pub(crate) const RMSPROP_EPSILON: f32 = 1e-8;
+
 /// SPEC §4: criterion_num 0/1/2, each with PyTorch's default constants.
 pub(crate) fn with_optimizer<B, M>(
     task: TrainTask,
@@ -218,16 +219,18 @@ where
         OptimizerKind::SgdMomentum => {
             let o = SgdConfig::new()
                 .with_momentum(Some(
-                    MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+                    MomentumConfig::new()
+                        .with_momentum(SGD_MOMENTUM)
+                        .with_dampening(0.0),
                 ))
                 .init::<B, M>();
             train_loop(task, device, o)
         }
         OptimizerKind::RmsProp => {
             let o = RmsPropConfig::new()
-                .with_alpha(0.99)
+                .with_alpha(RMSPROP_ALPHA)
                 .with_momentum(0.0)
-                .with_epsilon(1e-8)
+                .with_epsilon(RMSPROP_EPSILON)
                 .init::<B, M>();
             train_loop(task, device, o)
         }
@@ -293,9 +296,79 @@ impl EpochState {
     }
 }
 
-/// Burn's epoch loop: train, validate, keep the best epoch, checkpoint, stop on patience
-/// or divergence. Long (~130 lines) because all of these share one loop state that a
-/// checkpoint must capture whole.
+/// burn's trainer: the model with its optimizer, for the shared epoch loop.
+struct BurnFitter<'p, 'a, B: AutodiffBackend, M, O> {
+    /// Always `Some` between calls (a step takes the model by value).
+    model: Option<M>,
+    optim: O,
+    prep: &'p Prepared<'a>,
+    learning_rate: f64,
+    seed: u64,
+    device: B::Device,
+}
+
+impl<B, M, O> Fitter for BurnFitter<'_, '_, B, M, O>
+where
+    B: AutodiffBackend,
+    M: Net<B> + AutodiffModule<B>,
+    M::InnerModule: Net<B::InnerBackend>,
+    O: Optimizer<M, B>,
+{
+    fn train_epoch(&mut self, batches: &[Vec<usize>], epoch: usize) -> Result<Pass, TrainError> {
+        B::seed(&self.device, derive_seed(self.seed, P_EPOCH, epoch as u64));
+        let model = self.model.take().expect("the model is present");
+        let (model, pass) = train_epoch(
+            model,
+            &mut self.optim,
+            self.prep,
+            batches,
+            self.learning_rate,
+            &self.device,
+        );
+        self.model = Some(model);
+        Ok(pass)
+    }
+
+    fn valid_accuracy(&mut self) -> Result<f64, TrainError> {
+        let inner = self.model().valid();
+        Ok(accuracy(
+            &inner,
+            &self.prep.valid,
+            &self.prep.sources,
+            &self.device,
+        ))
+    }
+
+    fn weights(&mut self) -> Result<Vec<u8>, TrainError> {
+        record_bytes(&self.model().valid())
+    }
+
+    fn checkpoint(&mut self) -> Result<(Vec<u8>, Vec<u8>), TrainError> {
+        Ok((
+            record_bytes(self.model())?,
+            encode_record::<B, _>(self.optim.to_record())?,
+        ))
+    }
+
+    fn test_accuracy(&mut self, record: &[u8]) -> Result<f64, TrainError> {
+        let inner = load_record(self.model().valid(), record, &self.device)?;
+        Ok(accuracy(
+            &inner,
+            &self.prep.test,
+            &self.prep.sources,
+            &self.device,
+        ))
+    }
+}
+
+impl<B: AutodiffBackend, M, O> BurnFitter<'_, '_, B, M, O> {
+    fn model(&self) -> &M {
+        self.model.as_ref().expect("the model is present")
+    }
+}
+
+/// burn's trainer over the shared epoch loop ([`crate::epochs::fit`]), from a checkpoint
+/// if one is given.
 fn train_loop<B, M, O>(
     task: TrainTask,
     device: B::Device,
@@ -320,108 +393,30 @@ where
     let mut model: M = build(assets, &prep.shape, cfg.seed, &device, resume.is_none())?;
     let mut st = EpochState::fresh();
     if let Some(ck) = resume {
-        if ck.fingerprint != prep.fingerprint {
-            return Err(TrainError::Weights(
-                "the checkpoint belongs to a different candidate/config (fingerprint mismatch): discard it and train from scratch".into(),
-            ));
-        }
+        check_fingerprint(&ck, prep)?;
         model = load_record(model, &ck.model, &device)?;
         optim = optim.load_record(decode_record::<B, O::Record>(&ck.optimizer, &device)?);
         st = EpochState::from_checkpoint(ck);
     }
-    let mut model = model.freeze(assets);
-    let mut train_secs = 0.0;
-    let mut train_examples = 0usize;
-    let mut diverged = None;
-    while st.epoch < cfg.epochs && !st.stopped_early {
-        let t0 = Instant::now();
-        B::seed(&device, derive_seed(cfg.seed, P_EPOCH, st.epoch as u64));
-        let batches = epoch_batches(
-            &prep.train,
-            cfg.batch_size,
-            cfg.sort_by_length,
-            cfg.seed,
-            st.epoch,
-        );
-        let pass;
-        (model, pass) = train_epoch(
-            model,
-            &mut optim,
-            prep,
-            &batches,
-            spec.learning_rate,
-            &device,
-        );
-        let (loss_sum, n) = match pass {
-            Ok(sums) => sums,
-            Err(lv) => {
-                diverged = Some(lv);
-                (0.0, 0)
-            }
-        };
-        if let Some(lv) = diverged {
-            // SPEC §6: the epoch ends here; the best finite epoch so far still counts.
-            st.curve.push(EpochReport {
-                epoch: st.epoch + 1,
-                train_loss: lv,
-                valid_acc: 0.0,
-                secs: t0.elapsed().as_secs_f64(),
-            });
-            break;
-        }
-        train_secs += t0.elapsed().as_secs_f64();
-        train_examples += n;
-        let inner = model.valid();
-        let acc = accuracy(&inner, &prep.valid, &prep.sources, &device);
-        st.epoch += 1;
-        if acc > st.best_acc || cfg.keep == KeepEpoch::Last {
-            st.best_acc = acc;
-            st.best_epoch = st.epoch;
-            st.best_weights = pack_weights(&header, &record_bytes(&inner)?);
-            st.since_best = 0;
-        } else {
-            st.since_best += 1;
-        }
-        if let Some(p) = cfg.patience {
-            if st.since_best >= p && st.epoch < cfg.epochs {
-                st.stopped_early = true;
-            }
-        }
-        let report = EpochReport {
-            epoch: st.epoch,
-            train_loss: if n > 0 { loss_sum / n as f64 } else { 0.0 },
-            valid_acc: acc,
-            secs: t0.elapsed().as_secs_f64(),
-        };
-        tracing::debug!(
-            epoch = st.epoch,
-            loss = report.train_loss,
-            valid_acc = acc,
-            secs = report.secs,
-            "epoch"
-        );
-        st.curve.push(report.clone());
-        let ck = st.checkpoint(
-            &prep.fingerprint,
-            cfg.seed,
-            record_bytes(&model)?,
-            encode_record::<B, _>(optim.to_record())?,
-        );
-        on_epoch(&ck, &report);
-    }
-    let examples_per_sec = if train_secs > 0.0 {
-        train_examples as f64 / train_secs
-    } else {
-        0.0
+    let mut fitter = BurnFitter {
+        model: Some(model.freeze(assets)),
+        optim,
+        prep,
+        learning_rate: spec.learning_rate,
+        seed: cfg.seed,
+        device,
     };
-    let failure = diverged.map(|lv| {
-        format!(
-            "loss became {lv} in epoch {} (learning rate {}) before any epoch finished: diverged",
-            st.epoch + 1,
-            spec.learning_rate
-        )
-    });
-    outcome(st, failure, examples_per_sec, model.valid(), prep, &device)
+    fit(&mut fitter, st, prep, spec, cfg, &header, on_epoch)
+}
+
+/// A checkpoint resumes only the candidate and config that wrote it.
+pub(crate) fn check_fingerprint(ck: &Checkpoint, prep: &Prepared) -> Result<(), TrainError> {
+    if ck.fingerprint != prep.fingerprint {
+        return Err(TrainError::Weights(
+            "the checkpoint belongs to a different candidate/config (fingerprint mismatch): discard it and train from scratch".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// One pass over the training batches: the loss summed over rows and the row count, or
@@ -433,7 +428,7 @@ fn train_epoch<B, M, O>(
     batches: &[Vec<usize>],
     learning_rate: f64,
     device: &B::Device,
-) -> (M, Result<(f64, usize), f64>)
+) -> (M, Pass)
 where
     B: AutodiffBackend,
     M: Net<B> + AutodiffModule<B>,
@@ -456,45 +451,4 @@ where
         model = optim.step(learning_rate, model, grads);
     }
     (model, Ok((loss_sum, n)))
-}
-
-/// The candidate's result once training ends: the best epoch's weights scored on the test
-/// split, or a failed outcome when no epoch finished (`failure` says why, if known).
-fn outcome<B, M>(
-    st: EpochState,
-    failure: Option<String>,
-    examples_per_sec: f64,
-    inner: M,
-    prep: &Prepared,
-    device: &B::Device,
-) -> Result<TrainOutcome, TrainError>
-where
-    B: Backend,
-    M: Net<B> + Module<B>,
-{
-    if st.best_weights.is_empty() {
-        return Ok(TrainOutcome {
-            curve: st.curve,
-            best_epoch: 0,
-            best_valid_acc: 0.0,
-            test_acc: 0.0,
-            stopped_early: st.stopped_early,
-            failed: Some(failure.unwrap_or_else(|| "no epoch finished".to_string())),
-            best_weights: Vec::new(),
-            examples_per_sec,
-        });
-    }
-    let (_, rec) = unpack_weights(&st.best_weights)?;
-    let inner = load_record(inner, rec, device)?;
-    let test_acc = accuracy(&inner, &prep.test, &prep.sources, device);
-    Ok(TrainOutcome {
-        curve: st.curve,
-        best_epoch: st.best_epoch,
-        best_valid_acc: st.best_acc.max(0.0),
-        test_acc,
-        stopped_early: st.stopped_early,
-        failed: None,
-        best_weights: st.best_weights,
-        examples_per_sec,
-    })
 }

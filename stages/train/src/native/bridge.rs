@@ -152,6 +152,15 @@ pub(crate) fn write_weights<B: Backend>(
         .iter()
         .map(|s| (s.id, gather(&native[s.index], s)))
         .collect();
+    set_values(model, values, device)
+}
+
+/// Replace parameters of any module by id with new values (same shapes).
+pub(crate) fn set_values<B: Backend, M: Module<B>>(
+    model: M,
+    values: HashMap<ParamId, Vec<f32>>,
+    device: &B::Device,
+) -> M {
     model.map(&mut SetValues { values, device })
 }
 

@@ -96,7 +96,10 @@ pub struct NativeEncoder {
     pub(crate) layers: Vec<Layer>,
 }
 
-fn values<B: Backend, const D: usize>(t: Tensor<B, D>, what: &str) -> Result<Vec<f32>, TrainError> {
+pub(crate) fn values<B: Backend, const D: usize>(
+    t: Tensor<B, D>,
+    what: &str,
+) -> Result<Vec<f32>, TrainError> {
     t.into_data()
         .convert::<f32>()
         .into_vec::<f32>()

@@ -8,9 +8,13 @@
 
 mod backward;
 mod bridge;
+mod dense;
 mod encoder;
 pub(crate) mod fit;
+mod head;
+pub(crate) mod head_fit;
 pub(crate) mod kernels;
+mod optim;
 mod step;
 #[cfg(test)]
 mod tests;

@@ -5,9 +5,10 @@
 
 use rayon::prelude::*;
 
-use super::backward::{apply_mask, col_sum_acc, DropRng};
+use super::backward::DropRng;
+use super::dense::{cross_entropy, DenseHead};
 use super::encoder::{Dense, NativeEncoder};
-use super::kernels::{madd, matmul, simd_fn, View};
+use super::kernels::{madd, simd_fn};
 use super::train::{EncoderGrads, PartOffset};
 use crate::error::TrainError;
 use crate::model::Classifier;
@@ -22,16 +23,10 @@ pub struct AdamW {
     pub weight_decay: f32,
 }
 
-/// The dense head: fc1 -> ReLU -> dropout -> fc2 -> ReLU -> dropout -> out.
-#[derive(Debug, Clone)]
-struct Head {
-    layers: [Dense; 3],
-}
-
 /// The classifier's weights with AdamW's moments, ready for steps.
 pub struct NativeTrainer {
     enc: NativeEncoder,
-    head: Head,
+    head: DenseHead,
     dropout: f32,
     head_dropout: f32,
     opt: AdamW,
@@ -42,12 +37,9 @@ pub struct NativeTrainer {
     v: Vec<f32>,
     /// One per batch half.
     grads: Vec<EncoderGrads>,
-    head_grads: Head,
+    head_grads: DenseHead,
     word_grad: Vec<f32>,
 }
-
-const SITE_HEAD_1: u64 = 0xF1;
-const SITE_HEAD_2: u64 = 0xF2;
 
 impl NativeTrainer {
     /// From a burn classifier without feature branches (`dropout`: the encoder's,
@@ -65,20 +57,14 @@ impl NativeTrainer {
         }
         let enc = NativeEncoder::from_module(&model.encoder, arch)?;
         let d = &model.head.dense;
-        let head = Head {
+        let head = DenseHead {
             layers: [
                 Dense::from_burn(&d.fc1, "fc1")?,
                 Dense::from_burn(&d.fc2, "fc2")?,
                 Dense::from_burn(&d.out, "out")?,
             ],
         };
-        let head_grads = Head {
-            layers: head.layers.clone().map(|l| Dense {
-                w: vec![0.0; l.w.len()],
-                b: vec![0.0; l.b.len()],
-                ..l
-            }),
-        };
+        let head_grads = head.zeros_like();
         Ok(NativeTrainer {
             word_grad: Vec::new(),
             grads: Vec::new(),
@@ -252,16 +238,7 @@ impl NativeTrainer {
 
     fn update(&mut self, lr: f64) {
         self.time += 1;
-        let o = self.opt;
-        let hp = Hyper {
-            lr: lr as f32,
-            decay: 1.0 - (lr * o.weight_decay as f64) as f32,
-            beta_1: o.beta_1,
-            beta_2: o.beta_2,
-            epsilon: o.epsilon,
-            c1: 1.0 - o.beta_1.powi(self.time),
-            c2: 1.0 - o.beta_2.powi(self.time),
-        };
+        let hp = Hyper::new(self.opt, lr, self.time);
         let h = self.enc.hidden;
         // The word embedding's dense gradient, from the rows the batch touched.
         let mut touched = Vec::new();
@@ -332,7 +309,7 @@ fn split_by<'a>(mut v: &'a mut [f32], lens: &[usize]) -> Vec<&'a mut [f32]> {
 
 /// The weights in a fixed order (the word embedding first); [`encoder_grads`] and the
 /// head's gradients follow the same order.
-fn params_of<'a>(e: &'a mut NativeEncoder, head: &'a mut Head) -> Vec<&'a mut [f32]> {
+fn params_of<'a>(e: &'a mut NativeEncoder, head: &'a mut DenseHead) -> Vec<&'a mut [f32]> {
     let mut out: Vec<&mut [f32]> = vec![
         &mut e.word,
         &mut e.position,
@@ -380,88 +357,15 @@ fn encoder_grads(g: &EncoderGrads) -> Vec<&[f32]> {
 
 /// Head forward + cross-entropy + backward; returns the mean loss and d loss / d cls.
 fn head_step(
-    head: &Head,
-    g: &mut Head,
+    head: &DenseHead,
+    g: &mut DenseHead,
     cls: &[f32],
     labels: &[u32],
     rng: DropRng,
 ) -> (f64, Vec<f32>) {
-    let b = labels.len();
-    let [l1, l2, l3] = &head.layers;
-    let fwd = |l: &Dense, x: &[f32]| {
-        let mut y = vec![0f32; b * l.d_out];
-        l.matmul(x, b, &mut y);
-        for row in y.chunks_exact_mut(l.d_out) {
-            for (v, &bb) in row.iter_mut().zip(&l.b) {
-                *v += bb;
-            }
-        }
-        y
-    };
-    let relu_drop = |mut z: Vec<f32>, site: u64| {
-        let mut m = Vec::new();
-        rng.mask(site, 0, z.len(), &mut m);
-        for v in z.iter_mut() {
-            *v = v.max(0.0);
-        }
-        apply_mask(&mut z, &m);
-        (z, m)
-    };
-    let (a1, m1) = relu_drop(fwd(l1, cls), SITE_HEAD_1);
-    let (a2, m2) = relu_drop(fwd(l2, &a1), SITE_HEAD_2);
-    let logits = fwd(l3, &a2);
-    let c = l3.d_out;
-    let mut d = vec![0f32; b * c];
-    let mut loss = 0f64;
-    for ((row, dr), &y) in logits
-        .chunks_exact(c)
-        .zip(d.chunks_exact_mut(c))
-        .zip(labels)
-    {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = row.iter().map(|&z| (z - max).exp()).sum();
-        let lse = max + sum.ln();
-        loss += (lse - row[y as usize]) as f64;
-        for (k, (o, &z)) in dr.iter_mut().zip(row).enumerate() {
-            let p = (z - lse).exp();
-            *o = (p - if k == y as usize { 1.0 } else { 0.0 }) / b as f32;
-        }
-    }
-    let back = |l: &Dense, gl: &mut Dense, x: &[f32], d: &[f32]| {
-        matmul(
-            &mut gl.w,
-            l.d_out,
-            View::new(x, b, l.d_in, l.d_in).t(),
-            View::new(d, b, l.d_out, l.d_out),
-            false,
-        );
-        gl.b.fill(0.0);
-        col_sum_acc(d, &mut gl.b);
-        let mut dx = vec![0f32; b * l.d_in];
-        matmul(
-            &mut dx,
-            l.d_in,
-            View::new(d, b, l.d_out, l.d_out),
-            View::new(&l.w, l.d_in, l.d_out, l.d_out).t(),
-            false,
-        );
-        dx
-    };
-    let [g1, g2, g3] = &mut g.layers;
-    let mut d2 = back(l3, g3, &a2, &d);
-    // ReLU'(z) is 0 exactly where the (masked) activation is 0 and the mask kept it.
-    relu_drop_back(&mut d2, &a2, &m2);
-    let mut d1 = back(l2, g2, &a1, &d2);
-    relu_drop_back(&mut d1, &a1, &m1);
-    let d_cls = back(l1, g1, cls, &d1);
-    (loss / b as f64, d_cls)
-}
-
-fn relu_drop_back(d: &mut [f32], a: &[f32], mask: &[f32]) {
-    for (k, (dv, &av)) in d.iter_mut().zip(a).enumerate() {
-        let m = if mask.is_empty() { 1.0 } else { mask[k] };
-        *dv = if av > 0.0 { *dv * m } else { 0.0 };
-    }
+    let (logits, acts) = head.forward(cls, labels.len(), rng);
+    let (loss, d) = cross_entropy(&logits, labels);
+    (loss, head.backward(g, cls, &acts, &d, true))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -473,6 +377,21 @@ pub(crate) struct Hyper {
     epsilon: f32,
     c1: f32,
     c2: f32,
+}
+
+impl Hyper {
+    /// AdamW's constants for step number `time` (1 for the first) at learning rate `lr`.
+    pub(crate) fn new(o: AdamW, lr: f64, time: i32) -> Hyper {
+        Hyper {
+            lr: lr as f32,
+            decay: 1.0 - (lr * o.weight_decay as f64) as f32,
+            beta_1: o.beta_1,
+            beta_2: o.beta_2,
+            epsilon: o.epsilon,
+            c1: 1.0 - o.beta_1.powi(time),
+            c2: 1.0 - o.beta_2.powi(time),
+        }
+    }
 }
 
 #[inline(always)]
