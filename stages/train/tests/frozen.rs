@@ -518,3 +518,87 @@ fn the_evidence_head_scores_classes_from_their_own_evidence() {
     .unwrap_err();
     assert!(e.to_string().contains("whole blocks"), "{e}");
 }
+
+/// The evidence head on device "cpu" trains on the native path: for each optimizer, a run
+/// resumed from a checkpoint ends bit for bit as the whole run; a checkpoint of burn's
+/// trainer ("cpu:flex", or an earlier release) resumes on burn's trainer and ends as burn's
+/// whole run; and the native run learns the task as well as burn's (different dropout masks
+/// and rounding, so close, not equal).
+#[test]
+fn native_evidence_heads_resume_bit_for_bit_and_learn_as_burn_does() {
+    let _g = lock();
+    let ds = synthetic(240, 13);
+    let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
+    let emb = noise_with_evidence(&ds, enc.arch.hidden);
+    let rules = rule_matrix(&ds);
+    // The judge: one column per class (the rule matrix's first four are keyword hits of
+    // the four classes).
+    let judge = FeatureMatrix {
+        rows: rules.rows,
+        cols: 4,
+        data: rules
+            .data
+            .chunks(rules.cols)
+            .flat_map(|r| r[..4].to_vec())
+            .collect(),
+    };
+    let data = TrainData {
+        llm_features: Some(&judge),
+        ..with_rules(&ds, &rules, &emb)
+    };
+    let mut c = cfg(4);
+    c.branch_pool = BranchPool::PerClass;
+    c.head = HeadKind::Evidence;
+    let flex = parse_device("cpu:flex").unwrap();
+    let clean = |mut o: TrainOutcome| {
+        o.examples_per_sec = 0.0;
+        o.curve.iter_mut().for_each(|e| e.secs = 0.0);
+        o
+    };
+    let run = |s: &ModelSpec, device: Device, resume: Option<Checkpoint>| {
+        let mut ckpts = Vec::new();
+        let out = train_candidate(data, &enc, s, &c, device, resume, &mut |ck, _| {
+            ckpts.push(ck.clone())
+        })
+        .unwrap();
+        (clean(out), ckpts)
+    };
+    for opt in [
+        OptimizerKind::AdamW,
+        OptimizerKind::SgdMomentum,
+        OptimizerKind::RmsProp,
+    ] {
+        let lr = if opt == OptimizerKind::SgdMomentum {
+            1e-2
+        } else {
+            1e-3
+        };
+        let s = spec(true, true, opt, lr);
+        let (native, ckpts) = run(&s, Device::default(), None);
+        let (resumed, _) = run(&s, Device::default(), Some(ckpts[1].clone()));
+        assert_eq!(native.curve, resumed.curve, "{opt:?}: native resumed");
+        assert!(
+            native.best_weights == resumed.best_weights,
+            "{opt:?}: native weights"
+        );
+
+        let (burn, burn_ckpts) = run(&s, flex, None);
+        let (burn_resumed, _) = run(&s, Device::default(), Some(burn_ckpts[1].clone()));
+        assert_eq!(burn.curve, burn_resumed.curve, "{opt:?}: burn's checkpoint");
+        assert!(
+            burn.best_weights == burn_resumed.best_weights,
+            "{opt:?}: burn's weights"
+        );
+        // Different dropout masks: equal weights would mean the native path did not run.
+        assert!(
+            native.best_weights != burn.best_weights,
+            "{opt:?}: one trainer ran"
+        );
+        assert!(
+            (native.best_valid_acc - burn.best_valid_acc).abs() <= 0.1,
+            "{opt:?}: native {} against burn {} valid",
+            native.best_valid_acc,
+            burn.best_valid_acc
+        );
+    }
+}
