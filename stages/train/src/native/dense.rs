@@ -42,12 +42,20 @@ impl DenseHead {
     }
 
     /// Logits `[rows, classes]` of `x` `[rows, d_in]`, with dropout drawn from `rng`
-    /// (none when it is off).
-    pub fn forward(&self, x: &[f32], rows: usize, rng: DropRng) -> (Vec<f32>, DenseActs) {
+    /// (none when it is off); `first_row`: the rows' place in their batch, so that a part
+    /// of a batch draws the masks the whole batch would.
+    pub fn forward(
+        &self,
+        x: &[f32],
+        rows: usize,
+        first_row: usize,
+        rng: DropRng,
+    ) -> (Vec<f32>, DenseActs) {
         let [l1, l2, l3] = &self.layers;
         let relu_drop = |mut z: Vec<f32>, site: u64| {
             let mut m = Vec::new();
-            rng.mask(site, 0, z.len(), &mut m);
+            let width = z.len() / rows.max(1);
+            rng.mask(site, first_row * width, z.len(), &mut m);
             for v in z.iter_mut() {
                 *v = v.max(0.0);
             }
@@ -137,9 +145,15 @@ pub(crate) fn relu_drop_back(d: &mut [f32], a: &[f32], mask: &[f32]) {
 /// Mean cross-entropy of `logits` `[rows, classes]` against `labels`, and its gradient
 /// with respect to the logits.
 pub(crate) fn cross_entropy(logits: &[f32], labels: &[u32]) -> (f64, Vec<f32>) {
-    let b = labels.len();
-    let c = logits.len() / b.max(1);
-    let mut d = vec![0f32; b * c];
+    cross_entropy_part(logits, labels, labels.len())
+}
+
+/// [`cross_entropy`] of a part of a batch of `batch` rows: its share of the batch's mean
+/// loss, and of the gradient.
+pub(crate) fn cross_entropy_part(logits: &[f32], labels: &[u32], batch: usize) -> (f64, Vec<f32>) {
+    let b = batch;
+    let c = logits.len() / labels.len().max(1);
+    let mut d = vec![0f32; labels.len() * c];
     let mut loss = 0f64;
     for ((row, dr), &y) in logits
         .chunks_exact(c)

@@ -9,7 +9,7 @@
 //! the dropout masks come from [`DropRng`] as on the native encoder path.
 
 use super::backward::{col_sum_acc, DropRng};
-use super::dense::{affine, cross_entropy, linear_back, DenseActs, DenseHead};
+use super::dense::{affine, cross_entropy_part, linear_back, DenseActs, DenseHead};
 use super::encoder::Dense;
 use super::kernels::{matmul, View};
 use crate::data::SparseWindows;
@@ -208,10 +208,11 @@ impl HeadNet {
         out
     }
 
-    /// Logits `[rows, classes]`, with dropout from `rng` (inactive: evaluation).
-    pub fn forward(&self, x: &HeadBatch, rng: DropRng) -> (Vec<f32>, Acts) {
+    /// Logits `[rows, classes]`, with dropout from `rng` (inactive: evaluation);
+    /// `first_row`: the rows' place in their batch (see [`DenseHead::forward`]).
+    pub fn forward(&self, x: &HeadBatch, first_row: usize, rng: DropRng) -> (Vec<f32>, Acts) {
         let c = self.classes();
-        let (mut logits, dense) = self.dense.forward(&x.vectors, x.rows, rng);
+        let (mut logits, dense) = self.dense.forward(&x.vectors, x.rows, first_row, rng);
         let mut acts = Acts {
             dense,
             evidence: Vec::new(),
@@ -262,10 +263,18 @@ impl HeadNet {
         (logits, acts)
     }
 
-    /// One training batch: the mean loss, and every gradient into `g` (overwritten).
-    pub fn loss_and_grads(&self, g: &mut HeadNet, x: &HeadBatch, rng: DropRng) -> f64 {
-        let (logits, acts) = self.forward(x, rng);
-        let (loss, d) = cross_entropy(&logits, &x.labels);
+    /// Rows `first_row..first_row + x.rows` of a training batch of `batch` rows: their
+    /// share of the batch's mean loss, and of every gradient, into `g` (overwritten).
+    pub fn loss_and_grads(
+        &self,
+        g: &mut HeadNet,
+        x: &HeadBatch,
+        rng: DropRng,
+        first_row: usize,
+        batch: usize,
+    ) -> f64 {
+        let (logits, acts) = self.forward(x, first_row, rng);
+        let (loss, d) = cross_entropy_part(&logits, &x.labels, batch);
         if !loss.is_finite() {
             return loss;
         }
@@ -307,7 +316,7 @@ impl HeadNet {
     /// The predicted class of every row (no dropout).
     pub fn predict(&self, x: &HeadBatch) -> Vec<u32> {
         let off = DropRng { seed: 0, p: 0.0 };
-        let (logits, _) = self.forward(x, off);
+        let (logits, _) = self.forward(x, 0, off);
         logits
             .chunks_exact(self.classes())
             .map(|row| {

@@ -170,7 +170,8 @@ struct HeadFitter<'p, 'a, B: AutodiffBackend> {
     /// burn's module, for records (its values are stale between records).
     model: Option<EvidenceHead<B>>,
     net: HeadNet,
-    grads: HeadNet,
+    /// One per half of a batch.
+    grads: [HeadNet; 2],
     ids: Vec<ParamId>,
     optim: FusedOptimizer,
     prep: &'p Prepared<'a>,
@@ -193,18 +194,40 @@ impl<B: AutodiffBackend> Fitter for HeadFitter<'_, '_, B> {
     fn train_epoch(&mut self, batches: &[Vec<usize>], epoch: usize) -> Result<Pass, TrainError> {
         let epoch_seed = derive_seed(self.seed, P_EPOCH, epoch as u64);
         let (mut loss_sum, mut n) = (0.0, 0usize);
+        let prep = self.prep;
         for (k, idx) in batches.iter().enumerate() {
-            let batch = head_batch(self.prep, &self.prep.train, idx);
+            let net = &self.net;
             let rng = DropRng {
                 seed: derive_seed(epoch_seed, P_EPOCH, k as u64),
                 p: self.dropout,
             };
-            let lv = self.net.loss_and_grads(&mut self.grads, &batch, rng);
+            // Each half of the batch on its own thread; the halves are fixed whatever the
+            // thread count, so the result does not depend on it.
+            let half = idx.len().div_ceil(2);
+            let [g0, g1] = &mut self.grads;
+            let part = |g: &mut HeadNet, rows: &[usize], first: usize| {
+                if rows.is_empty() {
+                    return 0.0;
+                }
+                let batch = head_batch(prep, &prep.train, rows);
+                net.loss_and_grads(g, &batch, rng, first, idx.len())
+            };
+            let (l0, l1) = rayon::join(
+                || part(g0, &idx[..half], 0),
+                || part(g1, &idx[half..], half),
+            );
+            let lv = l0 + l1;
             if !lv.is_finite() {
                 // As burn's loop: a batch whose loss is not finite ends the epoch unstepped.
                 return Ok(Err(lv));
             }
-            let grads: Vec<&[f32]> = self.grads.params_mut().into_iter().map(|g| &*g).collect();
+            let second_half = half < idx.len();
+            let grads: Vec<(&[f32], &[f32])> = g0
+                .params_mut()
+                .into_iter()
+                .zip(g1.params_mut())
+                .map(|(a, b)| (&*a, if second_half { &*b } else { &[][..] }))
+                .collect();
             self.optim
                 .step(self.net.params_mut(), grads, self.learning_rate);
             loss_sum += lv * idx.len() as f64;
@@ -276,7 +299,7 @@ pub(crate) fn train<B: AutodiffBackend>(
         .iter()
         .map(|idx| head_batch(prep, &prep.valid, idx))
         .collect();
-    let grads = net.zeros_like();
+    let grads = [net.zeros_like(), net.zeros_like()];
     let mut fitter = HeadFitter {
         model: Some(model),
         net,
@@ -418,8 +441,8 @@ mod tests {
             let (net, ids) = from_burn(&head).expect("native head");
             let mut g = net.zeros_like();
             let off = DropRng { seed: 0, p: 0.0 };
-            let (got_logits, _) = net.forward(&batch, off);
-            let got_loss = net.loss_and_grads(&mut g, &batch, off);
+            let (got_logits, _) = net.forward(&batch, 0, off);
+            let got_loss = net.loss_and_grads(&mut g, &batch, off, 0, rows);
             let case = format!("llm {llm}, rules {rules}");
             assert_close(
                 &got_logits,

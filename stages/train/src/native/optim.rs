@@ -40,21 +40,25 @@ impl FusedOptimizer {
         }
     }
 
-    /// One step of every parameter tensor with its gradient.
-    pub fn step(&mut self, params: Vec<&mut [f32]>, grads: Vec<&[f32]>, lr: f64) {
+    /// One step of every parameter tensor with its gradient, the sum of two parts
+    /// (`grads[k].1` may be empty).
+    pub fn step(&mut self, params: Vec<&mut [f32]>, grads: Vec<(&[f32], &[f32])>, lr: f64) {
         self.time += 1;
         let lr32 = lr as f32;
-        for (k, (p, g)) in params.into_iter().zip(grads).enumerate() {
+        let sum =
+            |ga: &[f32], gb: &[f32], k: usize| if gb.is_empty() { ga[k] } else { ga[k] + gb[k] };
+        for (k, (p, (ga, gb))) in params.into_iter().zip(grads).enumerate() {
             let s = &mut self.first[k];
             match self.kind {
                 OptimizerKind::AdamW => {
                     let hp = Hyper::new(ADAMW, lr, self.time);
-                    adamw(p, g, &[], s, &mut self.second[k], hp);
+                    adamw(p, ga, gb, s, &mut self.second[k], hp);
                 }
                 OptimizerKind::SgdMomentum => {
                     // burn: the first step's velocity is the gradient itself (dampening 0).
                     let first = self.time == 1;
-                    for ((p, &g), v) in p.iter_mut().zip(g).zip(s.iter_mut()) {
+                    for (i, (p, v)) in p.iter_mut().zip(s.iter_mut()).enumerate() {
+                        let g = sum(ga, gb, i);
                         *v = if first {
                             g
                         } else {
@@ -65,7 +69,8 @@ impl FusedOptimizer {
                 }
                 OptimizerKind::RmsProp => {
                     let a = RMSPROP_ALPHA;
-                    for ((p, &g), sq) in p.iter_mut().zip(g).zip(s.iter_mut()) {
+                    for (i, (p, sq)) in p.iter_mut().zip(s.iter_mut()).enumerate() {
+                        let g = sum(ga, gb, i);
                         *sq = *sq * a + g * g * (1.0 - a);
                         *p -= g / (sq.sqrt() + RMSPROP_EPSILON) * lr32;
                     }

@@ -363,7 +363,7 @@ fn head_step(
     labels: &[u32],
     rng: DropRng,
 ) -> (f64, Vec<f32>) {
-    let (logits, acts) = head.forward(cls, labels.len(), rng);
+    let (logits, acts) = head.forward(cls, labels.len(), 0, rng);
     let (loss, d) = cross_entropy(&logits, labels);
     (loss, head.backward(g, cls, &acts, &d, true))
 }
