@@ -18,16 +18,22 @@ struct CandidateTask<'a, 'b> {
     native: bool,
 }
 
-/// Which trainer fits a candidate on a device that asks for the native path.
-fn native_fits(
+/// Whether a candidate trains on the native CPU path: where the device asks for it and the
+/// candidate is one that path trains; a frozen head's checkpoint continues on the trainer
+/// that wrote it (so a candidate interrupted under an earlier release, or on another
+/// device, ends as it began).
+fn trains_natively(
+    device: Device,
     prep: &crate::prepare::Prepared,
     spec: &ModelSpec,
     resume: Option<&Checkpoint>,
 ) -> bool {
+    use crate::native::{fit, head_fit};
     if prep.sources.embeddings.is_some() {
-        crate::native::head_fit::eligible(prep) && crate::native::head_fit::resumes_here(resume)
+        let written_natively = resume.map(head_fit::wrote);
+        head_fit::eligible(prep) && written_natively.unwrap_or(device.native_cpu())
     } else {
-        crate::native::fit::eligible(prep, spec)
+        device.native_cpu() && fit::eligible(prep, spec)
     }
 }
 
@@ -63,7 +69,7 @@ pub fn train_candidate(
     on_epoch: &mut dyn FnMut(&Checkpoint, &EpochReport),
 ) -> Result<TrainOutcome, TrainError> {
     let prep = prepare(data, encoder, spec, cfg, device)?;
-    let native = device.native_cpu() && native_fits(&prep, spec, resume.as_ref());
+    let native = trains_natively(device, &prep, spec, resume.as_ref());
     let task = TrainTask {
         prep: &prep,
         assets: encoder,

@@ -520,9 +520,9 @@ fn the_evidence_head_scores_classes_from_their_own_evidence() {
 }
 
 /// The evidence head on device "cpu" trains on the native path: for each optimizer, a run
-/// resumed from a checkpoint ends bit for bit as the whole run; a checkpoint of burn's
-/// trainer ("cpu:flex", or an earlier release) resumes on burn's trainer and ends as burn's
-/// whole run; and the native run learns the task as well as burn's (different dropout masks
+/// resumed from a checkpoint ends bit for bit as the whole run; a checkpoint continues on
+/// the trainer that wrote it (burn's from "cpu:flex" or an earlier release, the native
+/// one's even on "cpu:flex"); and the native run learns the task as well as burn's (different dropout masks
 /// and rounding, so close, not equal).
 #[test]
 fn native_evidence_heads_resume_bit_for_bit_and_learn_as_burn_does() {

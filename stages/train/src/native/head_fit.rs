@@ -2,8 +2,8 @@
 //! `"cpu"`), over the shared epoch loop (`crate::epochs`). Weights start from burn's
 //! seeded initialisation and go back into burn's module for every record a checkpoint or
 //! the best weights store, so stored weights are burn records as before; the optimizer's
-//! state is [`FusedOptimizer`]'s. A checkpoint written by burn's trainer (an earlier
-//! release, or `"cpu:flex"`) resumes on burn's trainer ([`resumes_here`]).
+//! state is [`FusedOptimizer`]'s. A checkpoint continues on the trainer that wrote it
+//! ([`wrote`]).
 
 use std::collections::HashMap;
 
@@ -35,10 +35,9 @@ pub(crate) fn eligible(prep: &Prepared) -> bool {
         && prep.shape.head == HeadKind::Evidence
 }
 
-/// Whether `resume` (if any) can continue here: a checkpoint of burn's trainer continues
-/// on burn's trainer, so a run interrupted under an earlier release ends as it began.
-pub(crate) fn resumes_here(resume: Option<&Checkpoint>) -> bool {
-    resume.is_none_or(|ck| FusedOptimizer::recognises(&ck.optimizer))
+/// Whether this trainer wrote `ck` (else burn's did: an earlier release, or `"cpu:flex"`).
+pub(crate) fn wrote(ck: &Checkpoint) -> bool {
+    FusedOptimizer::recognises(&ck.optimizer)
 }
 
 fn floats<B: Backend, const D: usize>(
