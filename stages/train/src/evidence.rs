@@ -125,4 +125,4 @@ impl<B: Backend> EvidenceHead<B> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -390,13 +390,9 @@ where
     } = task;
     let frozen = prep.sources.embeddings.map(|e| e.identity());
     let header = header_of(&prep.shape, assets, frozen);
-    let mut model: M = build(assets, &prep.shape, cfg.seed, &device, resume.is_none())?;
-    let mut st = EpochState::fresh();
-    if let Some(ck) = resume {
-        check_fingerprint(&ck, prep)?;
-        model = load_record(model, &ck.model, &device)?;
-        optim = optim.load_record(decode_record::<B, O::Record>(&ck.optimizer, &device)?);
-        st = EpochState::from_checkpoint(ck);
+    let (model, st, optimizer) = start::<B, M>(prep, assets, cfg.seed, resume, &device)?;
+    if let Some(bytes) = optimizer {
+        optim = optim.load_record(decode_record::<B, O::Record>(&bytes, &device)?);
     }
     let mut fitter = BurnFitter {
         model: Some(model.freeze(assets)),
@@ -409,14 +405,28 @@ where
     fit(&mut fitter, st, prep, spec, cfg, &header, on_epoch)
 }
 
-/// A checkpoint resumes only the candidate and config that wrote it.
-pub(crate) fn check_fingerprint(ck: &Checkpoint, prep: &Prepared) -> Result<(), TrainError> {
+/// Where every trainer starts: burn's seeded model, with the checkpoint's weights when
+/// resuming (only the candidate and config that wrote it), the loop state, and the
+/// checkpoint's optimizer bytes (each trainer reads its own).
+pub(crate) fn start<B: Backend, M: Net<B>>(
+    prep: &Prepared,
+    assets: &EncoderAssets,
+    seed: u64,
+    resume: Option<Checkpoint>,
+    device: &B::Device,
+) -> Result<(M, EpochState, Option<Vec<u8>>), TrainError> {
+    let model: M = build(assets, &prep.shape, seed, device, resume.is_none())?;
+    let Some(ck) = resume else {
+        return Ok((model, EpochState::fresh(), None));
+    };
     if ck.fingerprint != prep.fingerprint {
         return Err(TrainError::Weights(
             "the checkpoint belongs to a different candidate/config (fingerprint mismatch): discard it and train from scratch".into(),
         ));
     }
-    Ok(())
+    let model = load_record(model, &ck.model, device)?;
+    let optimizer = ck.optimizer.clone();
+    Ok((model, EpochState::from_checkpoint(ck), Some(optimizer)))
 }
 
 /// One pass over the training batches: the loss summed over rows and the row count, or

@@ -72,7 +72,8 @@ fn bits<const D: usize>(t: Tensor<Flex, D>) -> Vec<u32> {
     v.into_iter().map(f32::to_bits).collect()
 }
 
-fn random_matrix(rng: &mut ChaCha8Rng, rows: usize, cols: usize) -> FeatureMatrix {
+/// A 0/1..3 matrix with about 15 % nonzero entries (also the native head's tests).
+pub(crate) fn random_matrix(rng: &mut ChaCha8Rng, rows: usize, cols: usize) -> FeatureMatrix {
     let data = (0..rows * cols)
         .map(|_| {
             if rng.random_bool(0.15) {

@@ -171,3 +171,20 @@ pub(crate) fn cross_entropy_part(logits: &[f32], labels: &[u32], batch: usize) -
     }
     (loss / b as f64, d)
 }
+
+/// The predicted class of every row of `logits` `[rows, classes]`: the first of equal
+/// maxima, as burn's argmax.
+pub(crate) fn argmax_rows(logits: &[f32], classes: usize) -> Vec<u32> {
+    logits
+        .chunks_exact(classes)
+        .map(|row| {
+            let mut best = 0;
+            for (k, &v) in row.iter().enumerate() {
+                if v > row[best] {
+                    best = k;
+                }
+            }
+            best as u32
+        })
+        .collect()
+}

@@ -19,7 +19,7 @@ use crate::error::TrainError;
 use crate::model::Classifier;
 use crate::prepare::Prepared;
 use crate::spec::{ModelSpec, OptimizerKind, TrainOutcome};
-use crate::training::{adamw_config, build, check_fingerprint, EpochState, Net, TrainTask, ADAMW};
+use crate::training::{adamw_config, start, Net, TrainTask, ADAMW};
 use crate::weights::{decode_record, encode_record, header_of, load_record, record_bytes};
 
 /// Whether a candidate can train on the native path (on a device that asks for it).
@@ -151,15 +151,12 @@ pub(crate) fn train<B: AutodiffBackend>(
         on_epoch,
     } = task;
     let header = header_of(&prep.shape, assets, None);
-    let mut model: Classifier<B> = build(assets, &prep.shape, cfg.seed, &device, resume.is_none())?;
-    let mut st = EpochState::fresh();
-    let mut resumed = None;
-    if let Some(ck) = resume {
-        check_fingerprint(&ck, prep)?;
-        model = load_record(model, &ck.model, &device)?;
-        resumed = Some(decode_record::<B, Record<B>>(&ck.optimizer, &device)?);
-        st = EpochState::from_checkpoint(ck);
-    }
+    let (model, st, optimizer) =
+        start::<B, Classifier<B>>(prep, assets, cfg.seed, resume, &device)?;
+    let resumed = match optimizer {
+        Some(bytes) => Some(decode_record::<B, Record<B>>(&bytes, &device)?),
+        None => None,
+    };
     let model = model.freeze(assets);
     let slots = slots(&model)?;
     let mut native = NativeTrainer::from_classifier(&model, &assets.arch, spec.dropout, ADAMW)?;

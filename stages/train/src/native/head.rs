@@ -9,7 +9,7 @@
 //! the dropout masks come from [`DropRng`] as on the native encoder path.
 
 use super::backward::{col_sum_acc, DropRng};
-use super::dense::{affine, cross_entropy_part, linear_back, DenseActs, DenseHead};
+use super::dense::{affine, argmax_rows, cross_entropy_part, linear_back, DenseActs, DenseHead};
 use super::encoder::Dense;
 use super::kernels::{matmul, View};
 use crate::data::SparseWindows;
@@ -317,19 +317,7 @@ impl HeadNet {
     pub fn predict(&self, x: &HeadBatch) -> Vec<u32> {
         let off = DropRng { seed: 0, p: 0.0 };
         let (logits, _) = self.forward(x, 0, off);
-        logits
-            .chunks_exact(self.classes())
-            .map(|row| {
-                // The first of equal maxima, as burn's argmax.
-                let mut best = 0;
-                for (k, &v) in row.iter().enumerate() {
-                    if v > row[best] {
-                        best = k;
-                    }
-                }
-                best as u32
-            })
-            .collect()
+        argmax_rows(&logits, self.classes())
     }
 }
 

@@ -25,7 +25,7 @@ use crate::evidence::EvidenceHead;
 use crate::model::{CnnBranch, HeadKind};
 use crate::prepare::Prepared;
 use crate::spec::{Checkpoint, TrainOutcome};
-use crate::training::{build, check_fingerprint, EpochState, TrainTask};
+use crate::training::{start, TrainTask};
 use crate::weights::{header_of, load_record, record_bytes};
 
 /// Whether a candidate is a frozen-encoder evidence head (what this path trains).
@@ -274,15 +274,12 @@ pub(crate) fn train<B: AutodiffBackend>(
     } = task;
     let frozen = prep.sources.embeddings.map(|e| e.identity());
     let header = header_of(&prep.shape, assets, frozen);
-    let mut model: EvidenceHead<B> = build(assets, &prep.shape, cfg.seed, &device, false)?;
-    let mut st = EpochState::fresh();
-    let mut optim = None;
-    if let Some(ck) = resume {
-        check_fingerprint(&ck, prep)?;
-        model = load_record(model, &ck.model, &device)?;
-        optim = FusedOptimizer::from_bytes(&ck.optimizer)?;
-        st = EpochState::from_checkpoint(ck);
-    }
+    let (model, st, optimizer) =
+        start::<B, EvidenceHead<B>>(prep, assets, cfg.seed, resume, &device)?;
+    let optim = match optimizer {
+        Some(bytes) => FusedOptimizer::from_bytes(&bytes)?,
+        None => None,
+    };
     let (mut net, ids) = from_burn(&model)?;
     let sizes: Vec<usize> = net.params_mut().iter().map(|p| p.len()).collect();
     let optim = match optim {
@@ -329,24 +326,11 @@ mod tests {
 
     use super::*;
     use crate::data::{EvidenceLayout, SparseRows};
-    use crate::input::FeatureMatrix;
+    use crate::evidence::tests::random_matrix;
     use crate::model::{BranchPool, ClassifierShape};
     use crate::vectors::{Embeddings, Pooling};
 
     type B = Autodiff<Flex>;
-
-    fn random_matrix(rng: &mut ChaCha8Rng, rows: usize, cols: usize) -> FeatureMatrix {
-        let data = (0..rows * cols)
-            .map(|_| {
-                if rng.random_bool(0.15) {
-                    rng.random_range(1..4)
-                } else {
-                    0
-                }
-            })
-            .collect();
-        FeatureMatrix { rows, cols, data }
-    }
 
     fn floats<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
         t.into_data().convert::<f32>().into_vec().expect("f32")

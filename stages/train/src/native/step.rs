@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::backward::DropRng;
-use super::dense::{cross_entropy, DenseHead};
+use super::dense::{argmax_rows, cross_entropy, DenseHead};
 use super::encoder::{Dense, NativeEncoder};
 use super::kernels::{madd, simd_fn};
 use super::train::{EncoderGrads, PartOffset};
@@ -222,18 +222,7 @@ impl NativeTrainer {
             }
             x = y;
         }
-        let c = self.head.layers[2].d_out;
-        Ok(x.chunks_exact(c)
-            .map(|row| {
-                let mut best = 0;
-                for (k, &v) in row.iter().enumerate() {
-                    if v > row[best] {
-                        best = k;
-                    }
-                }
-                best as u32
-            })
-            .collect())
+        Ok(argmax_rows(&x, self.head.layers[2].d_out))
     }
 
     fn update(&mut self, lr: f64) {
