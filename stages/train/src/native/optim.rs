@@ -2,6 +2,7 @@
 //! arithmetic and PyTorch's constants (`training::with_optimizer` builds the same three on
 //! burn): AdamW, SGD with momentum, RMSProp.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::step::{adamw, Hyper};
@@ -19,6 +20,46 @@ pub(crate) struct FusedOptimizer {
     first: Vec<Vec<f32>>,
     /// AdamW: second moments (empty otherwise).
     second: Vec<Vec<f32>>,
+}
+
+/// One step's constants.
+#[derive(Clone, Copy)]
+struct Step {
+    kind: OptimizerKind,
+    lr: f32,
+    first_step: bool,
+    adamw: Hyper,
+}
+
+impl Step {
+    /// The update of one slice: parameters `p`, gradient `ga + gb` (`gb` may be empty),
+    /// the optimizer's state `s1` and (AdamW) `s2`.
+    fn apply(&self, p: &mut [f32], ga: &[f32], gb: &[f32], s1: &mut [f32], s2: &mut [f32]) {
+        let sum = |k: usize| if gb.is_empty() { ga[k] } else { ga[k] + gb[k] };
+        match self.kind {
+            OptimizerKind::AdamW => adamw(p, ga, gb, s1, s2, self.adamw),
+            OptimizerKind::SgdMomentum => {
+                // burn: the first step's velocity is the gradient itself (dampening 0).
+                for (i, (p, v)) in p.iter_mut().zip(s1.iter_mut()).enumerate() {
+                    let g = sum(i);
+                    *v = if self.first_step {
+                        g
+                    } else {
+                        g + *v * SGD_MOMENTUM as f32
+                    };
+                    *p -= *v * self.lr;
+                }
+            }
+            OptimizerKind::RmsProp => {
+                let a = RMSPROP_ALPHA;
+                for (i, (p, sq)) in p.iter_mut().zip(s1.iter_mut()).enumerate() {
+                    let g = sum(i);
+                    *sq = *sq * a + g * g * (1.0 - a);
+                    *p -= g / (sq.sqrt() + RMSPROP_EPSILON) * self.lr;
+                }
+            }
+        }
+    }
 }
 
 /// Written first in a checkpoint's optimizer bytes, so a checkpoint of burn's trainer
@@ -41,42 +82,31 @@ impl FusedOptimizer {
     }
 
     /// One step of every parameter tensor with its gradient, the sum of two parts
-    /// (`grads[k].1` may be empty).
+    /// (`grads[k].1` may be empty). Element-wise, so the tensors are cut into chunks that
+    /// run on rayon's threads with the same result on any number of them.
     pub fn step(&mut self, params: Vec<&mut [f32]>, grads: Vec<(&[f32], &[f32])>, lr: f64) {
+        const CHUNK: usize = 1 << 14;
         self.time += 1;
-        let lr32 = lr as f32;
-        let sum =
-            |ga: &[f32], gb: &[f32], k: usize| if gb.is_empty() { ga[k] } else { ga[k] + gb[k] };
-        for (k, (p, (ga, gb))) in params.into_iter().zip(grads).enumerate() {
-            let s = &mut self.first[k];
-            match self.kind {
-                OptimizerKind::AdamW => {
-                    let hp = Hyper::new(ADAMW, lr, self.time);
-                    adamw(p, ga, gb, s, &mut self.second[k], hp);
-                }
-                OptimizerKind::SgdMomentum => {
-                    // burn: the first step's velocity is the gradient itself (dampening 0).
-                    let first = self.time == 1;
-                    for (i, (p, v)) in p.iter_mut().zip(s.iter_mut()).enumerate() {
-                        let g = sum(ga, gb, i);
-                        *v = if first {
-                            g
-                        } else {
-                            g + *v * SGD_MOMENTUM as f32
-                        };
-                        *p -= *v * lr32;
-                    }
-                }
-                OptimizerKind::RmsProp => {
-                    let a = RMSPROP_ALPHA;
-                    for (i, (p, sq)) in p.iter_mut().zip(s.iter_mut()).enumerate() {
-                        let g = sum(ga, gb, i);
-                        *sq = *sq * a + g * g * (1.0 - a);
-                        *p -= g / (sq.sqrt() + RMSPROP_EPSILON) * lr32;
-                    }
-                }
+        let step = Step {
+            kind: self.kind,
+            lr: lr as f32,
+            first_step: self.time == 1,
+            adamw: Hyper::new(ADAMW, lr, self.time),
+        };
+        let mut second = self.second.iter_mut();
+        let mut work = Vec::new();
+        for ((p, (ga, gb)), s1) in params.into_iter().zip(grads).zip(&mut self.first) {
+            let s2: &mut [f32] = second.next().map_or(&mut [], |v| v.as_mut_slice());
+            let n = p.len();
+            let mut s2 = s2.chunks_mut(CHUNK);
+            for (k, (p, s1)) in p.chunks_mut(CHUNK).zip(s1.chunks_mut(CHUNK)).enumerate() {
+                let r = k * CHUNK..(k * CHUNK + CHUNK).min(n);
+                let gb = if gb.is_empty() { gb } else { &gb[r.clone()] };
+                work.push((p, &ga[r], gb, s1, s2.next().unwrap_or(&mut [])));
             }
         }
+        work.into_par_iter()
+            .for_each(|(p, ga, gb, s1, s2)| step.apply(p, ga, gb, s1, s2));
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>, TrainError> {
