@@ -5,11 +5,12 @@
 use std::time::Instant;
 
 use crate::data::epoch_batches;
+use crate::encoder::EncoderAssets;
 use crate::error::TrainError;
 use crate::prepare::Prepared;
 use crate::spec::{Checkpoint, EpochReport, KeepEpoch, ModelSpec, TrainConfig, TrainOutcome};
 use crate::training::EpochState;
-use crate::weights::{pack_weights, unpack_weights, WeightsHeader};
+use crate::weights::{header_of, pack_weights, unpack_weights};
 
 /// One pass over an epoch's batches: the loss summed over rows and the row count, or the
 /// first loss that is not finite (SPEC §6: the epoch ends there).
@@ -40,11 +41,13 @@ pub(crate) fn fit(
     fitter: &mut dyn Fitter,
     mut st: EpochState,
     prep: &Prepared,
+    assets: &EncoderAssets,
     spec: &ModelSpec,
     cfg: &TrainConfig,
-    header: &WeightsHeader,
     on_epoch: &mut dyn FnMut(&Checkpoint, &EpochReport),
 ) -> Result<TrainOutcome, TrainError> {
+    let frozen = prep.sources.embeddings.map(|e| e.identity());
+    let header = header_of(&prep.shape, assets, frozen);
     let mut train_secs = 0.0;
     let mut train_examples = 0usize;
     let mut diverged = None;
@@ -78,7 +81,7 @@ pub(crate) fn fit(
         if acc > st.best_acc || cfg.keep == KeepEpoch::Last {
             st.best_acc = acc;
             st.best_epoch = st.epoch;
-            st.best_weights = pack_weights(header, &fitter.weights()?);
+            st.best_weights = pack_weights(&header, &fitter.weights()?);
             st.since_best = 0;
         } else {
             st.since_best += 1;

@@ -18,9 +18,7 @@ use crate::evidence::EvidenceHead;
 use crate::model::{Classifier, ClassifierShape, Head};
 use crate::prepare::Prepared;
 use crate::spec::{Checkpoint, EpochReport, ModelSpec, OptimizerKind, TrainConfig, TrainOutcome};
-use crate::weights::{
-    decode_record, encode_record, header_of, load_record, record_bytes, Renumber,
-};
+use crate::weights::{decode_record, encode_record, load_record, record_bytes, Renumber};
 
 /// A trainable model: the encoder and head together ([`Classifier`]), or the head alone
 /// over a frozen encoder's vectors ([`Head`]).
@@ -388,8 +386,6 @@ where
         resume,
         on_epoch,
     } = task;
-    let frozen = prep.sources.embeddings.map(|e| e.identity());
-    let header = header_of(&prep.shape, assets, frozen);
     let (model, st, optimizer) = start::<B, M>(prep, assets, cfg.seed, resume, &device)?;
     if let Some(bytes) = optimizer {
         optim = optim.load_record(decode_record::<B, O::Record>(&bytes, &device)?);
@@ -402,7 +398,7 @@ where
         seed: cfg.seed,
         device,
     };
-    fit(&mut fitter, st, prep, spec, cfg, &header, on_epoch)
+    fit(&mut fitter, st, prep, assets, spec, cfg, on_epoch)
 }
 
 /// Where every trainer starts: burn's seeded model, with the checkpoint's weights when

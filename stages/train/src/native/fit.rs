@@ -20,7 +20,7 @@ use crate::model::Classifier;
 use crate::prepare::Prepared;
 use crate::spec::{ModelSpec, OptimizerKind, TrainOutcome};
 use crate::training::{adamw_config, start, Net, TrainTask, ADAMW};
-use crate::weights::{decode_record, encode_record, header_of, load_record, record_bytes};
+use crate::weights::{decode_record, encode_record, load_record, record_bytes};
 
 /// Whether a candidate can train on the native path (on a device that asks for it).
 pub(crate) fn eligible(prep: &Prepared, spec: &ModelSpec) -> bool {
@@ -150,7 +150,6 @@ pub(crate) fn train<B: AutodiffBackend>(
         resume,
         on_epoch,
     } = task;
-    let header = header_of(&prep.shape, assets, None);
     let (model, st, optimizer) =
         start::<B, Classifier<B>>(prep, assets, cfg.seed, resume, &device)?;
     let resumed = match optimizer {
@@ -178,5 +177,5 @@ pub(crate) fn train<B: AutodiffBackend>(
         seed: cfg.seed,
         device,
     };
-    fit(&mut fitter, st, prep, spec, cfg, &header, on_epoch)
+    fit(&mut fitter, st, prep, assets, spec, cfg, on_epoch)
 }

@@ -223,29 +223,30 @@ impl HeadNet {
         let Some(scorer) = &self.scorer else {
             return (logits, acts);
         };
-        let mut parts: Vec<(Vec<f32>, usize)> = Vec::new();
-        if x.nblocks > 0 {
-            parts.push((x.blocks.clone(), x.nblocks));
-        }
+        // The branches' per-class outputs, then every part of the evidence by reference
+        // (the blocks are read where the batch holds them).
+        let mut branch_out: Vec<(Vec<f32>, usize)> = Vec::new();
         for (conv, input, slot) in [
             (&self.llm, &x.llm, &mut acts.llm),
             (&self.rules, &x.rules, &mut acts.rules),
         ] {
             if let (Some(conv), Some(input)) = (conv, input) {
                 let (pc, a) = conv.forward(input);
-                parts.push((pc, conv.channels));
+                branch_out.push((pc, conv.channels));
                 *slot = Some(a);
             }
         }
+        let blocks = (x.nblocks > 0).then_some((x.blocks.as_slice(), x.nblocks));
+        let parts: Vec<(&[f32], usize)> = blocks
+            .into_iter()
+            .chain(branch_out.iter().map(|(v, w)| (v.as_slice(), *w)))
+            .collect();
         let width = scorer.hidden.d_in;
         let cells = x.rows * c;
         let mut evidence = vec![0f32; cells * width];
         let mut off = 0;
-        for (values, w) in &parts {
-            for (dst, src) in evidence
-                .chunks_exact_mut(width)
-                .zip(values.chunks_exact(*w))
-            {
+        for &(values, w) in &parts {
+            for (dst, src) in evidence.chunks_exact_mut(width).zip(values.chunks_exact(w)) {
                 dst[off..off + w].copy_from_slice(src);
             }
             off += w;

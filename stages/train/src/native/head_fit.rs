@@ -26,7 +26,7 @@ use crate::model::{CnnBranch, HeadKind};
 use crate::prepare::Prepared;
 use crate::spec::{Checkpoint, TrainOutcome};
 use crate::training::{start, TrainTask};
-use crate::weights::{header_of, load_record, record_bytes};
+use crate::weights::{load_record, record_bytes};
 
 /// Whether a candidate is a frozen-encoder evidence head (what this path trains).
 pub(crate) fn eligible(prep: &Prepared) -> bool {
@@ -272,8 +272,6 @@ pub(crate) fn train<B: AutodiffBackend>(
         resume,
         on_epoch,
     } = task;
-    let frozen = prep.sources.embeddings.map(|e| e.identity());
-    let header = header_of(&prep.shape, assets, frozen);
     let (model, st, optimizer) =
         start::<B, EvidenceHead<B>>(prep, assets, cfg.seed, resume, &device)?;
     let optim = match optimizer {
@@ -309,7 +307,7 @@ pub(crate) fn train<B: AutodiffBackend>(
         seed: cfg.seed,
         device,
     };
-    fit(&mut fitter, st, prep, spec, cfg, &header, on_epoch)
+    fit(&mut fitter, st, prep, assets, spec, cfg, on_epoch)
 }
 
 #[cfg(test)]
