@@ -42,6 +42,28 @@ fn per_class_evidence_on_a_fine_tuned_encoder_names_the_key_and_the_fix() {
     assert!(!run_exists(&ws), "a run directory was created");
 }
 
+#[test]
+fn lexical_dropout_out_of_range_or_without_lexical_evidence_names_the_key_and_the_fix() {
+    let ws = Workspace::new(1);
+    for (sets, needle) in [
+        (vec!["train.lexical_dropout=1.0"], "outside [0, 1)"),
+        // The workspace's config trains the SPEC's dense head.
+        (
+            vec!["train.lexical_dropout=0.5"],
+            "train.head = \"evidence\"",
+        ),
+    ] {
+        let out = ws.run_with(&sets);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("train.lexical_dropout") && err.contains(needle) && err.contains("Fix"),
+            "{err}"
+        );
+    }
+    assert!(!run_exists(&ws), "a run directory was created");
+}
+
 /// A mirror that answers 404 to everything.
 fn not_found_server() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

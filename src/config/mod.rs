@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::UserError;
 
 mod params;
+mod validate;
 mod values;
 pub use params::{check_device, data_params, encoder_config, train_config};
 pub use values::{DataSource, DeviceName, Judge, Merge, RuleSource, SourceSpec};
@@ -287,6 +288,10 @@ pub struct TrainSection {
     /// the SPEC's dense head, as they ran.
     #[serde(default)]
     pub head: hhnas_train::HeadKind,
+    /// Share of training rows whose lexical evidence is hidden each epoch (0 = off);
+    /// absent in configs frozen before it existed: off, as they ran.
+    #[serde(default)]
+    pub lexical_dropout: f64,
 }
 
 /// `[ensemble]`: what happens once the search has trained its candidates.
@@ -325,7 +330,12 @@ impl EnsembleSection {
 }
 
 /// A config error: the file, the key and how to fix it.
-fn config_error(file: &str, key: &str, problem: impl std::fmt::Display, fix: &str) -> UserError {
+pub(super) fn config_error(
+    file: &str,
+    key: &str,
+    problem: impl std::fmt::Display,
+    fix: &str,
+) -> UserError {
     UserError(format!("{file}: `{key}`: {problem}. Fix: {fix}"))
 }
 
@@ -442,7 +452,7 @@ pub fn resolve(
             "see the comments in pipeline.toml for the keys and their values",
         )
     })?;
-    validate(&config, source)?;
+    validate::validate(&config, source)?;
     Ok((config, name))
 }
 
@@ -489,166 +499,6 @@ fn apply_set(root: &mut toml::Value, set: &str) -> Result<(), UserError> {
             .entry(part.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     }
-    Ok(())
-}
-
-/// Every check of a resolved configuration, each naming the field and the fix. Long
-/// (~160 lines) because it is a flat list of independent checks in the file's order.
-fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> {
-    let err = |key: &str, problem: String, fix: &str| Err(config_error(file, key, problem, fix));
-    if c.run.iterations == 0 {
-        return err(
-            "run.iterations",
-            "must be at least 1".into(),
-            "set a positive count",
-        );
-    }
-    if let Some(e) = crate::dag::Evidence::enabled_in(c).first() {
-        if !c.encoder.mode.frozen_vectors() {
-            let key = e.switch();
-            return err(
-                key,
-                "per-class evidence joins a frozen encoder's vectors, and a fine-tuned encoder's change with every step".into(),
-                &format!("set encoder.mode = \"frozen\" (or \"warm\"), or {key} = false"),
-            );
-        }
-    }
-    if c.train.head == hhnas_train::HeadKind::Evidence {
-        if !c.encoder.mode.frozen_vectors() {
-            return err(
-                "train.head",
-                "the evidence head sits on a frozen encoder's vectors".into(),
-                "set encoder.mode = \"frozen\" (or \"warm\"), or train.head = \"dense\"",
-            );
-        }
-        if c.train.branch_pool != hhnas_train::BranchPool::PerClass {
-            return err(
-                "train.head",
-                "the evidence head scores each class from its own branch outputs".into(),
-                "set train.branch_pool = \"per-class\", or train.head = \"dense\"",
-            );
-        }
-    }
-    if let Err((key, problem)) = hhnas_engine::slurm::validate(&c.slurm) {
-        return err(&key, problem, "fix the [slurm] section of pipeline.toml");
-    }
-    if !(0.0..=1.0).contains(&c.data.overlap_threshold) {
-        return err(
-            "data.overlap_threshold",
-            format!("{} is outside [0, 1]", c.data.overlap_threshold),
-            "use a Jaccard threshold such as 0.8",
-        );
-    }
-    if c.data.source == DataSource::Labelled && c.data.labelled_file.is_none() {
-        return err(
-            "data.labelled_file",
-            "source = \"labelled\" needs a labelled file".into(),
-            "set data.labelled_file to a JSONL or CSV file of texts and labels",
-        );
-    }
-    if c.data.source == DataSource::Spider
-        && (c.data.labelled_file.is_some() || c.data.test_file.is_some())
-    {
-        return err(
-            "data.source",
-            "a labelled_file / test_file is set, but the rows come from Spider".into(),
-            "set data.source = \"labelled\" to use your file, or remove labelled_file and test_file",
-        );
-    }
-    if c.data.merge == Merge::Map && c.data.map_file.is_none() {
-        return err(
-            "data.map_file",
-            "merge = \"map\" needs a map file".into(),
-            "set data.map_file to a JSON object {db_id: class}",
-        );
-    }
-    let sum: f64 = c.data.ratios.iter().sum();
-    if c.data.ratios.iter().any(|r| !r.is_finite() || *r <= 0.0) || (sum - 1.0).abs() > 1e-6 {
-        return err(
-            "data.ratios",
-            format!(
-                "{:?} must be three positive numbers summing to 1",
-                c.data.ratios
-            ),
-            "use [0.7, 0.15, 0.15]",
-        );
-    }
-    if c.features.shortlist_k == 0 || c.features.lexical_true_m > c.features.shortlist_k {
-        return err(
-            "features.shortlist_k",
-            "shortlist_k must be >= 1 and >= lexical_true_m".into(),
-            "e.g. shortlist_k = 10, lexical_true_m = 3",
-        );
-    }
-    if c.encoder.hidden == 0
-        || c.encoder.heads == 0
-        || !c.encoder.hidden.is_multiple_of(c.encoder.heads)
-    {
-        return err(
-            "encoder.heads",
-            format!(
-                "hidden ({}) must be a positive multiple of heads ({})",
-                c.encoder.hidden, c.encoder.heads
-            ),
-            "e.g. hidden = 128, heads = 4",
-        );
-    }
-    for (key, value) in [
-        ("encoder.layers", c.encoder.layers),
-        ("encoder.intermediate", c.encoder.intermediate),
-        ("encoder.vocab_size", c.encoder.vocab_size),
-        ("train.cnn_channels", c.train.cnn_channels),
-        (
-            "features.llm.max_concurrency",
-            c.features.llm.max_concurrency,
-        ),
-    ] {
-        if value == 0 {
-            return err(key, "must be at least 1".into(), "set a positive number");
-        }
-    }
-    if c.encoder.max_len < 2 {
-        return err("encoder.max_len", "must be at least 2".into(), "e.g. 32");
-    }
-    if c.train.epochs == 0 || c.train.batch_size == 0 {
-        return err(
-            "train.epochs",
-            "epochs and batch_size must be at least 1".into(),
-            "e.g. epochs = 2, batch_size = 16",
-        );
-    }
-    let w = &c.encoder.warm;
-    if w.epochs == 0 {
-        return err(
-            "encoder.warm.epochs",
-            "must be at least 1".into(),
-            "e.g. encoder.warm.epochs = 2",
-        );
-    }
-    if w.batch_size == 0 {
-        return err(
-            "encoder.warm.batch_size",
-            "must be at least 1".into(),
-            "e.g. encoder.warm.batch_size = 16",
-        );
-    }
-    if !(w.learning_rate.is_finite() && w.learning_rate > 0.0 && w.learning_rate < 1.0) {
-        return err(
-            "encoder.warm.learning_rate",
-            format!("{} is not a learning rate in (0, 1)", w.learning_rate),
-            "e.g. encoder.warm.learning_rate = 5e-5 (fine-tuning a pretrained encoder)",
-        );
-    }
-    if c.ensemble.enabled && c.ensemble.rounds == 0 {
-        return err(
-            "ensemble.rounds",
-            "must be at least 1".into(),
-            "e.g. rounds = 25, or ensemble.enabled = false",
-        );
-    }
-    c.search
-        .validate()
-        .map_err(|e| config_error(file, "search", e, "see [search] in pipeline.toml"))?;
     Ok(())
 }
 

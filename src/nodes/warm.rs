@@ -73,6 +73,7 @@ fn warm_job(cfg: &PipelineConfig) -> (ModelSpec, TrainConfig) {
         branch_pool: hhnas_train::BranchPool::GlobalMax,
         head: hhnas_train::HeadKind::Dense,
         keep: KeepEpoch::Best,
+        lexical_dropout: None,
     };
     (spec, tcfg)
 }

@@ -99,6 +99,7 @@ fn main() {
         },
         head: hhnas_train::HeadKind::Dense,
         keep: hhnas_train::KeepEpoch::Best,
+        lexical_dropout: None,
     };
     let models = std::env::var("MODELS").unwrap_or_else(|_| "1,4".into());
     for m in models

@@ -10,6 +10,7 @@ use burn::tensor::{Bool, Int, Tensor, TensorData};
 use crate::error::TrainError;
 use crate::input::FeatureMatrix;
 use crate::model::SparseBranchBatch;
+use crate::spec::LexicalDropout;
 use crate::vectors::Embeddings;
 
 /// Tokenized (fine-tuning) or pre-encoded (frozen encoder) examples. `rows[i]` is example
@@ -241,17 +242,20 @@ pub(crate) struct Sources<'a> {
     pub pad_id: u32,
 }
 
+/// The batch of examples `idx`; `hide`: the training epoch's lexical dropout, if any
+/// (never for validation, test or inference rows).
 pub(crate) fn make_batch<B: Backend>(
     ex: &Examples,
     idx: &[usize],
     src: &Sources,
+    hide: Option<HideLexical>,
     device: &B::Device,
 ) -> Batch<B> {
     let rows: Vec<usize> = idx.iter().map(|&i| ex.rows[i]).collect();
     let input = match src.embeddings {
         Some(e) if src.evidence.is_some() => {
             let layout = src.evidence.expect("checked");
-            evidence_input(e, &rows, layout, device)
+            evidence_input(e, &rows, layout, hide, device)
         }
         Some(e) => {
             let mut v = Vec::with_capacity(rows.len() * e.dim);
@@ -304,9 +308,10 @@ pub(crate) fn evidence_input<B: Backend>(
     e: &Embeddings,
     rows: &[usize],
     layout: EvidenceLayout,
+    hide: Option<HideLexical>,
     device: &B::Device,
 ) -> ModelInput<B> {
-    let (vectors, per_class, blocks) = evidence_parts(e, rows, layout);
+    let (vectors, per_class, blocks) = evidence_parts(e, rows, layout, hide);
     let (n, w, c) = (rows.len(), layout.width, layout.classes);
     ModelInput::Evidence {
         vectors: Tensor::from_data(TensorData::new(vectors, [n, w]), device),
@@ -321,6 +326,7 @@ pub(crate) fn evidence_parts(
     e: &Embeddings,
     rows: &[usize],
     layout: EvidenceLayout,
+    hide: Option<HideLexical>,
 ) -> (Vec<f32>, Vec<f32>, usize) {
     let (w, c) = (layout.width, layout.classes);
     let blocks = (e.dim - w) / c;
@@ -332,8 +338,43 @@ pub(crate) fn evidence_parts(
         for class in 0..c {
             per_class.extend((0..blocks).map(|k| row[w + k * c + class]));
         }
+        if let Some(h) = hide.filter(|h| h.hides(r)) {
+            let values = &row[w..];
+            let cells = per_class.len() - c * blocks;
+            for k in h.dropout.from_block.min(blocks)..blocks {
+                let mean = values[k * c..(k + 1) * c].iter().sum::<f32>() / c as f32;
+                for class in 0..c {
+                    per_class[cells + class * blocks + k] = mean;
+                }
+            }
+        }
     }
     (vectors, per_class, blocks)
+}
+
+/// The training rows of one epoch whose lexical evidence is hidden
+/// ([`LexicalDropout`]): decided per dataset row from the epoch's seed, so every trainer,
+/// batch order and thread count hides the same rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HideLexical {
+    pub dropout: LexicalDropout,
+    seed: u64,
+}
+
+impl HideLexical {
+    /// Epoch `epoch`'s rows of a candidate seeded `seed`; `None` when the dropout is off.
+    pub fn for_epoch(dropout: Option<LexicalDropout>, seed: u64, epoch: usize) -> Option<Self> {
+        dropout.map(|dropout| HideLexical {
+            dropout,
+            seed: derive_seed(seed, P_LEXICAL, epoch as u64),
+        })
+    }
+
+    /// Whether dataset row `row` is hidden this epoch.
+    pub fn hides(&self, row: usize) -> bool {
+        let u = derive_seed(self.seed, P_LEXICAL, row as u64) >> 11;
+        (u as f64) < self.dropout.rate * (1u64 << 53) as f64
+    }
 }
 
 /// Mix a seed with a purpose and an index (splitmix64).
@@ -350,6 +391,7 @@ pub(crate) const P_INIT: u64 = 1;
 pub(crate) const P_EPOCH: u64 = 2;
 pub(crate) const P_SUBSAMPLE: u64 = 3;
 pub(crate) const P_SHUFFLE: u64 = 4;
+pub(crate) const P_LEXICAL: u64 = 5;
 
 /// Batches of one epoch: a seeded permutation; with `sort_by_length` (and tokens), windows
 /// of 50 batches are sorted by length and the batch order is shuffled again.
@@ -425,6 +467,56 @@ pub fn sparse_batch<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lexical_dropout_flattens_the_lexical_blocks_of_the_rows_it_hides() {
+        let (w, c, blocks) = (2, 3, 3);
+        let rows = 400;
+        let dim = w + blocks * c;
+        let data: Vec<f32> = (0..rows * dim).map(|i| (i % 7) as f32 + 0.5).collect();
+        let e = Embeddings {
+            rows,
+            dim,
+            data,
+            pooling: crate::vectors::Pooling::Mean,
+            encoder_id: String::new(),
+        };
+        let layout = EvidenceLayout {
+            width: w,
+            classes: c,
+        };
+        let all: Vec<usize> = (0..rows).collect();
+        let dropout = LexicalDropout {
+            rate: 0.5,
+            from_block: 1,
+        };
+        let hide = HideLexical::for_epoch(Some(dropout), 7, 3);
+        let (v0, plain, _) = evidence_parts(&e, &all, layout, None);
+        let (v1, hidden, _) = evidence_parts(&e, &all, layout, hide);
+        assert_eq!(v0, v1, "the encoder's values are never touched");
+        let h = hide.unwrap();
+        let hidden_rows = all.iter().filter(|&&r| h.hides(r)).count();
+        assert!((150..250).contains(&hidden_rows), "{hidden_rows} of {rows}");
+        for r in 0..rows {
+            let cell = |m: &[f32], class: usize, k: usize| m[(r * c + class) * blocks + k];
+            for k in 0..blocks {
+                let column: Vec<f32> = (0..c).map(|class| cell(&hidden, class, k)).collect();
+                let original: Vec<f32> = (0..c).map(|class| cell(&plain, class, k)).collect();
+                if h.hides(r) && k >= 1 {
+                    let mean = original.iter().sum::<f32>() / c as f32;
+                    assert!(column.iter().all(|&x| x == mean), "row {r} block {k}");
+                } else {
+                    assert_eq!(column, original, "row {r} block {k}");
+                }
+            }
+        }
+        // Another epoch hides other rows; the same epoch the same ones.
+        let other = HideLexical::for_epoch(Some(dropout), 7, 4).unwrap();
+        assert!(all.iter().any(|&r| other.hides(r) != h.hides(r)));
+        let again = HideLexical::for_epoch(Some(dropout), 7, 3).unwrap();
+        assert!(all.iter().all(|&r| again.hides(r) == h.hides(r)));
+        assert!(HideLexical::for_epoch(None, 7, 3).is_none());
+    }
 
     #[test]
     fn seeds_differ_by_purpose_and_index() {

@@ -68,7 +68,7 @@ fn infer<B: Backend, M: Net<B>>(t: InferTask, device: &B::Device) -> Result<Infe
     }
     let mut out = vec![Vec::new(); t.ex.len()];
     for idx in eval_batches(&t.ex) {
-        let logits = model.logits(make_batch::<B>(&t.ex, &idx, &t.sources, device));
+        let logits = model.logits(make_batch::<B>(&t.ex, &idx, &t.sources, None, device));
         let p = burn::tensor::activation::softmax(logits, 1);
         let c = p.dims()[1];
         let v: Vec<f32> = p

@@ -43,8 +43,8 @@ pub use input::{ClassInfo, Dataset, FeatureMatrix, Row};
 pub use model::{BranchPool, HeadKind};
 pub use neighbours::{neighbour_scores, with_class_scores, NeighbourBank, NeighbourScores};
 pub use spec::{
-    Checkpoint, EpochReport, KeepEpoch, ModelSpec, NoDevice, OptimizerKind, TrainConfig, TrainData,
-    TrainOutcome,
+    Checkpoint, EpochReport, KeepEpoch, LexicalDropout, ModelSpec, NoDevice, OptimizerKind,
+    TrainConfig, TrainData, TrainOutcome,
 };
 pub use vectors::{Embeddings, Pooling};
 

@@ -13,7 +13,7 @@ use crate::error::TrainError;
 use crate::input::{Dataset, FeatureMatrix};
 use crate::model::HeadKind;
 use crate::model::{BranchPool, ClassifierShape};
-use crate::spec::{ModelSpec, TrainConfig, TrainData};
+use crate::spec::{LexicalDropout, ModelSpec, TrainConfig, TrainData};
 use crate::vectors::Embeddings;
 
 fn column_classes(column_class: &[u32], classes: usize) -> Result<Vec<u32>, TrainError> {
@@ -243,6 +243,8 @@ pub(crate) struct Prepared<'a> {
     pub sources: Sources<'a>,
     pub shape: ClassifierShape,
     pub fingerprint: String,
+    /// The config's lexical evidence dropout, checked against the head.
+    pub lexical_dropout: Option<LexicalDropout>,
 }
 
 /// One candidate's examples, feature sources and shape, every input checked against the
@@ -349,20 +351,30 @@ pub(crate) fn prepare<'a>(
         blake3::hash(fp.to_string().as_bytes()).to_hex().to_string()
     };
     let pad_to = device.static_len(assets.max_len);
+    let sources = sources(
+        data.llm_features,
+        data.rule_features,
+        data.rule_classes,
+        data.embeddings,
+        &shape,
+        assets.arch.pad_token_id,
+    )?;
+    if let Some(d) = cfg.lexical_dropout {
+        if sources.evidence.is_none() || !(d.rate > 0.0 && d.rate < 1.0) {
+            return Err(TrainError::Input(format!(
+                "lexical_dropout (rate {}) needs the evidence head over frozen vectors and a rate in (0, 1): leave it off for this candidate",
+                d.rate
+            )));
+        }
+    }
     Ok(Prepared {
         train: split_examples(ds, &train_idx, &tokens, "train", pad_to)?,
         valid: split_examples(ds, &ds.valid, &tokens, "valid", pad_to)?,
         test: split_examples(ds, &ds.test, &tokens, "test", pad_to)?,
-        sources: sources(
-            data.llm_features,
-            data.rule_features,
-            data.rule_classes,
-            data.embeddings,
-            &shape,
-            assets.arch.pad_token_id,
-        )?,
+        sources,
         shape,
         fingerprint,
+        lexical_dropout: cfg.lexical_dropout,
     })
 }
 

@@ -78,6 +78,26 @@ pub struct TrainConfig {
     /// epoch, so cache keys of existing runs do not change.
     #[serde(default, skip_serializing_if = "KeepEpoch::is_best")]
     pub keep: KeepEpoch,
+    /// Hide some training rows' lexical evidence (the evidence head only). Left out when
+    /// off, so cache keys of existing runs do not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lexical_dropout: Option<LexicalDropout>,
+}
+
+/// Lexical evidence dropout, a training-time augmentation of the evidence head: in every
+/// epoch each training row, with probability `rate`, has its evidence blocks from
+/// `from_block` on (the values read off the question's words: character n-gram
+/// neighbours, the n-gram SVM, schema evidence) set to their mean over the classes, so
+/// they favour no class. The head then also learns to decide from the encoder's vector
+/// and the blocks before `from_block` (the encoder's neighbours), which carry over to a
+/// question that names the schema in other words. Validation, test and inference rows
+/// are never touched. Our addition; the paper has no evidence head.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LexicalDropout {
+    /// Share of training rows hidden per epoch, in (0, 1).
+    pub rate: f64,
+    /// The first lexical block: the blocks before it are kept.
+    pub from_block: usize,
 }
 
 /// Where [`TrainConfig`] once held the device: serialized as an empty string, as keys
@@ -130,6 +150,7 @@ impl Default for TrainConfig {
             branch_pool: BranchPool::GlobalMax,
             head: HeadKind::Dense,
             keep: KeepEpoch::Best,
+            lexical_dropout: None,
         }
     }
 }

@@ -9,7 +9,8 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 
 use crate::data::{
-    derive_seed, eval_batches, make_batch, Batch, Examples, ModelInput, Sources, P_EPOCH, P_INIT,
+    derive_seed, eval_batches, make_batch, Batch, Examples, HideLexical, ModelInput, Sources,
+    P_EPOCH, P_INIT,
 };
 use crate::encoder::EncoderAssets;
 use crate::epochs::{fit, Fitter, Pass};
@@ -138,7 +139,7 @@ pub(crate) fn predict_argmax<B: Backend, M: Net<B>>(
 ) -> Vec<u32> {
     let mut pred = vec![0u32; ex.len()];
     for idx in eval_batches(ex) {
-        let logits = model.logits(make_batch::<B>(ex, &idx, src, device));
+        let logits = model.logits(make_batch::<B>(ex, &idx, src, None, device));
         let am: Vec<i64> = logits
             .argmax(1)
             .into_data()
@@ -315,11 +316,13 @@ where
     fn train_epoch(&mut self, batches: &[Vec<usize>], epoch: usize) -> Result<Pass, TrainError> {
         B::seed(&self.device, derive_seed(self.seed, P_EPOCH, epoch as u64));
         let model = self.model.take().expect("the model is present");
+        let hide = HideLexical::for_epoch(self.prep.lexical_dropout, self.seed, epoch);
         let (model, pass) = train_epoch(
             model,
             &mut self.optim,
             self.prep,
             batches,
+            hide,
             self.learning_rate,
             &self.device,
         );
@@ -432,6 +435,7 @@ fn train_epoch<B, M, O>(
     optim: &mut O,
     prep: &Prepared,
     batches: &[Vec<usize>],
+    hide: Option<HideLexical>,
     learning_rate: f64,
     device: &B::Device,
 ) -> (M, Pass)
@@ -444,7 +448,7 @@ where
     let mut loss_sum = 0.0;
     let mut n = 0usize;
     for idx in batches {
-        let b = make_batch::<B>(&prep.train, idx, &prep.sources, device);
+        let b = make_batch::<B>(&prep.train, idx, &prep.sources, hide, device);
         let labels = b.labels.clone();
         let loss = loss_fn.forward(model.logits(b), labels);
         let lv: f64 = loss.clone().into_scalar().elem();

@@ -134,7 +134,8 @@ fn split_input_gives_the_same_logits_and_gradients_bit_for_bit() {
     };
     let all: Vec<usize> = (0..rows).collect();
     let layout = EvidenceLayout { width, classes };
-    let ModelInput::Evidence { vectors, blocks } = evidence_input::<B>(&e, &all, layout, &device)
+    let ModelInput::Evidence { vectors, blocks } =
+        evidence_input::<B>(&e, &all, layout, None, &device)
     else {
         panic!("the evidence layout gives the split input");
     };

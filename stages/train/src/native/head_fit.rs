@@ -18,7 +18,7 @@ use super::dense::DenseHead;
 use super::encoder::{values, Dense};
 use super::head::{Conv, HeadBatch, HeadNet, Scorer};
 use super::optim::FusedOptimizer;
-use crate::data::{derive_seed, eval_batches, evidence_parts, Examples, P_EPOCH};
+use crate::data::{derive_seed, eval_batches, evidence_parts, Examples, HideLexical, P_EPOCH};
 use crate::epochs::{fit, Fitter, Pass};
 use crate::error::TrainError;
 use crate::evidence::EvidenceHead;
@@ -132,12 +132,17 @@ fn into_burn<B: Backend>(
 }
 
 /// The batch of examples `idx` of `ex`.
-fn head_batch(prep: &Prepared, ex: &Examples, idx: &[usize]) -> HeadBatch {
+fn head_batch(
+    prep: &Prepared,
+    ex: &Examples,
+    idx: &[usize],
+    hide: Option<HideLexical>,
+) -> HeadBatch {
     let src = &prep.sources;
     let rows: Vec<usize> = idx.iter().map(|&i| ex.rows[i]).collect();
     let e = src.embeddings.expect("eligible: frozen vectors");
     let layout = src.evidence.expect("eligible: evidence layout");
-    let (vectors, blocks, nblocks) = evidence_parts(e, &rows, layout);
+    let (vectors, blocks, nblocks) = evidence_parts(e, &rows, layout, hide);
     HeadBatch {
         rows: rows.len(),
         vectors,
@@ -194,6 +199,7 @@ impl<B: AutodiffBackend> Fitter for HeadFitter<'_, '_, B> {
         let epoch_seed = derive_seed(self.seed, P_EPOCH, epoch as u64);
         let (mut loss_sum, mut n) = (0.0, 0usize);
         let prep = self.prep;
+        let hide = HideLexical::for_epoch(prep.lexical_dropout, self.seed, epoch);
         for (k, idx) in batches.iter().enumerate() {
             let net = &self.net;
             let rng = DropRng {
@@ -208,7 +214,7 @@ impl<B: AutodiffBackend> Fitter for HeadFitter<'_, '_, B> {
                 if rows.is_empty() {
                     return 0.0;
                 }
-                let batch = head_batch(prep, &prep.train, rows);
+                let batch = head_batch(prep, &prep.train, rows, hide);
                 net.loss_and_grads(g, &batch, rng, first, idx.len())
             };
             let (l0, l1) = rayon::join(
@@ -253,7 +259,7 @@ impl<B: AutodiffBackend> Fitter for HeadFitter<'_, '_, B> {
         let (net, _) = from_burn(&best)?;
         let test: Vec<HeadBatch> = eval_batches(&self.prep.test)
             .iter()
-            .map(|idx| head_batch(self.prep, &self.prep.test, idx))
+            .map(|idx| head_batch(self.prep, &self.prep.test, idx, None))
             .collect();
         Ok(accuracy(&net, &test))
     }
@@ -291,7 +297,7 @@ pub(crate) fn train<B: AutodiffBackend>(
     };
     let valid = eval_batches(&prep.valid)
         .iter()
-        .map(|idx| head_batch(prep, &prep.valid, idx))
+        .map(|idx| head_batch(prep, &prep.valid, idx, None))
         .collect();
     let grads = [net.zeros_like(), net.zeros_like()];
     let mut fitter = HeadFitter {
@@ -385,7 +391,7 @@ mod tests {
                 encoder_id: "test".into(),
             };
             let (vectors, per_class, nblocks) =
-                evidence_parts(&e, &all, EvidenceLayout { width, classes });
+                evidence_parts(&e, &all, EvidenceLayout { width, classes }, None);
             let llm_rows = SparseRows::new(&judge, None, classes);
             let rule_rows = SparseRows::new(&rule_matrix, Some(column_class), classes);
             let batch = HeadBatch {

@@ -123,5 +123,6 @@ pub fn cfg(epochs: usize) -> TrainConfig {
         branch_pool: BranchPool::GlobalMax,
         head: hhnas_train::HeadKind::Dense,
         keep: hhnas_train::KeepEpoch::Best,
+        lexical_dropout: None,
     }
 }
