@@ -43,7 +43,7 @@ fn per_class_evidence_on_a_fine_tuned_encoder_names_the_key_and_the_fix() {
 }
 
 #[test]
-fn lexical_dropout_out_of_range_or_without_lexical_evidence_names_the_key_and_the_fix() {
+fn lexical_dropout_out_of_range_or_on_the_dense_head_names_the_key_and_the_fix() {
     let ws = Workspace::new(1);
     for (sets, needle) in [
         (vec!["train.lexical_dropout=1.0"], "outside [0, 1)"),

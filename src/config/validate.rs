@@ -48,19 +48,11 @@ pub(super) fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> 
             "use a share of training rows such as 0.5, or 0 for off",
         );
     }
-    let f = &c.features;
     if lexical > 0.0 && c.train.head != hhnas_train::HeadKind::Evidence {
         return err(
             "train.lexical_dropout",
             "hides evidence the evidence head reads, and this head reads none".into(),
             "set train.head = \"evidence\", or train.lexical_dropout = 0",
-        );
-    }
-    if lexical > 0.0 && !(f.char_neighbours || f.char_svm || f.schema_evidence) {
-        return err(
-            "train.lexical_dropout",
-            "there is no lexical evidence to hide".into(),
-            "turn on features.char_neighbours, char_svm or schema_evidence, or set train.lexical_dropout = 0",
         );
     }
     if let Err((key, problem)) = hhnas_engine::slurm::validate(&c.slurm) {

@@ -94,22 +94,35 @@ impl SparseRows {
         &self,
         rows: &[usize],
         kernel: usize,
+        hide: Option<HideLexical>,
         device: &B::Device,
     ) -> SparseBranchBatch<B> {
-        self.windows(rows, kernel).tensors(device)
+        self.windows(rows, kernel, hide).tensors(device)
     }
 
     /// The convolution windows of `rows` for a kernel of `kernel` columns ("same"
     /// padding): every position within `kernel / 2` of a nonzero column, with the `kernel`
-    /// input values it sees.
-    pub fn windows(&self, rows: &[usize], kernel: usize) -> SparseWindows {
+    /// input values it sees. A row `hide` hides has no nonzero column: every class is
+    /// equally uncovered, so the branch favours none.
+    pub fn windows(
+        &self,
+        rows: &[usize],
+        kernel: usize,
+        hide: Option<HideLexical>,
+    ) -> SparseWindows {
         let pad = (kernel - 1) / 2;
         let slots = self.classes.max(1);
+        let nonzero = |r: usize| -> &[(u32, f32)] {
+            match hide {
+                Some(h) if h.hides(r) => &[],
+                _ => &self.nonzero[r],
+            }
+        };
         let mut dense = vec![0f32; self.cols];
         let mut covered: Vec<Vec<usize>> = Vec::with_capacity(rows.len());
         for &r in rows {
             let mut pos: Vec<usize> = Vec::new();
-            for &(c, _) in &self.nonzero[r] {
+            for &(c, _) in nonzero(r) {
                 let c = c as usize;
                 let lo = c.saturating_sub(pad).max(pos.last().map_or(0, |&p| p + 1));
                 let hi = (c + pad).min(self.cols - 1);
@@ -124,7 +137,7 @@ impl SparseRows {
         let mut target = vec![0usize; n];
         let mut uncovered = vec![0f32; rows.len() * slots];
         for (k, (&r, pos)) in rows.iter().zip(&covered).enumerate() {
-            for &(c, v) in &self.nonzero[r] {
+            for &(c, v) in nonzero(r) {
                 dense[c as usize] = v;
             }
             let un = &mut uncovered[k * slots..(k + 1) * slots];
@@ -147,7 +160,7 @@ impl SparseRows {
                     un[class] -= 1.0;
                 }
             }
-            for &(c, _) in &self.nonzero[r] {
+            for &(c, _) in nonzero(r) {
                 dense[c as usize] = 0.0;
             }
         }
@@ -293,11 +306,14 @@ pub(crate) fn make_batch<B: Backend>(
     let labels: Vec<i64> = idx.iter().map(|&i| i64::from(ex.labels[i])).collect();
     Batch {
         input,
-        llm: src.llm.as_ref().map(|s| s.batch(&rows, src.kernel, device)),
+        llm: src
+            .llm
+            .as_ref()
+            .map(|s| s.batch(&rows, src.kernel, hide, device)),
         rules: src
             .rules
             .as_ref()
-            .map(|s| s.batch(&rows, src.kernel, device)),
+            .map(|s| s.batch(&rows, src.kernel, hide, device)),
         labels: Tensor::from_data(TensorData::new(labels, [idx.len()]), device),
     }
 }
@@ -461,7 +477,7 @@ pub fn sparse_batch<B: Backend>(
     device: &B::Device,
 ) -> SparseBranchBatch<B> {
     let rows: Vec<usize> = (0..m.rows).collect();
-    SparseRows::new(m, column_class, classes).batch(&rows, kernel, device)
+    SparseRows::new(m, column_class, classes).batch(&rows, kernel, None, device)
 }
 
 #[cfg(test)]
@@ -469,7 +485,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lexical_dropout_flattens_the_lexical_blocks_of_the_rows_it_hides() {
+    fn lexical_dropout_hides_the_lexical_blocks_and_branch_inputs_of_the_rows_it_hides() {
         let (w, c, blocks) = (2, 3, 3);
         let rows = 400;
         let dim = w + blocks * c;
@@ -516,6 +532,29 @@ mod tests {
         let again = HideLexical::for_epoch(Some(dropout), 7, 3).unwrap();
         assert!(all.iter().all(|&r| again.hides(r) == h.hides(r)));
         assert!(HideLexical::for_epoch(None, 7, 3).is_none());
+
+        // A CNN branch's input: a hidden row has no covered position, every class all
+        // uncovered; the others are as without the dropout.
+        let m = FeatureMatrix {
+            rows,
+            cols: 6,
+            data: (0..rows * 6).map(|i| u8::from(i % 4 == 0)).collect(),
+        };
+        let sparse = SparseRows::new(&m, Some(vec![0, 0, 1, 1, 2, 2]), c);
+        let plain = sparse.windows(&all, 3, None);
+        let hidden = sparse.windows(&all, 3, hide);
+        let p = plain.positions;
+        for r in 0..rows {
+            let valid = |x: &SparseWindows| x.valid[r * x.positions..][..x.positions].to_vec();
+            let uncovered = |x: &SparseWindows| x.uncovered[r * c..][..c].to_vec();
+            if h.hides(r) {
+                assert!(valid(&hidden).iter().all(|&v| v == 0.0), "row {r}");
+                assert_eq!(uncovered(&hidden), vec![2.0; c], "row {r}");
+            } else {
+                assert_eq!(valid(&hidden)[..p], valid(&plain)[..], "row {r}");
+                assert_eq!(uncovered(&hidden), uncovered(&plain), "row {r}");
+            }
+        }
     }
 
     #[test]

@@ -85,12 +85,13 @@ pub struct TrainConfig {
 }
 
 /// Lexical evidence dropout, a training-time augmentation of the evidence head: in every
-/// epoch each training row, with probability `rate`, has its evidence blocks from
-/// `from_block` on (the values read off the question's words: character n-gram
-/// neighbours, the n-gram SVM, schema evidence) set to their mean over the classes, so
-/// they favour no class. The head then also learns to decide from the encoder's vector
-/// and the blocks before `from_block` (the encoder's neighbours), which carry over to a
-/// question that names the schema in other words. Validation, test and inference rows
+/// epoch each training row, with probability `rate`, has everything read off the
+/// question's words hidden: its evidence blocks from `from_block` on (character n-gram
+/// neighbours, the n-gram SVM, schema evidence) set to their mean over the classes, and
+/// its CNN branches' inputs (rule matches, judge grades) emptied, so none favours a
+/// class. The head then also learns to decide from the encoder's vector and the blocks
+/// before `from_block` (the encoder's neighbours), which carry over to a question that
+/// names the schema in other words. Validation, test and inference rows
 /// are never touched. Our addition; the paper has no evidence head.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LexicalDropout {

@@ -524,44 +524,80 @@ fn the_evidence_head_scores_classes_from_their_own_evidence() {
 /// the trainer that wrote it (burn's from "cpu:flex" or an earlier release, the native
 /// one's even on "cpu:flex"); and the native run learns the task as well as burn's (different dropout masks
 /// and rounding, so close, not equal).
+/// A candidate's outcome with its timings zeroed (to compare runs), and its checkpoints.
+fn train_timeless(
+    data: TrainData,
+    enc: &EncoderAssets,
+    s: &ModelSpec,
+    c: &TrainConfig,
+    device: Device,
+    resume: Option<Checkpoint>,
+) -> (TrainOutcome, Vec<Checkpoint>) {
+    let mut ckpts = Vec::new();
+    let mut out = train_candidate(data, enc, s, c, device, resume, &mut |ck, _| {
+        ckpts.push(ck.clone())
+    })
+    .unwrap();
+    out.examples_per_sec = 0.0;
+    out.curve.iter_mut().for_each(|e| e.secs = 0.0);
+    (out, ckpts)
+}
+
+/// A synthetic set of `rows` rows whose per-class evidence is the only signal, with rule
+/// features and a judge, for Models 1-4 of the evidence head.
+struct EvidenceFixture {
+    ds: Dataset,
+    enc: EncoderAssets,
+    emb: Embeddings,
+    rules: FeatureMatrix,
+    judge: FeatureMatrix,
+}
+
+impl EvidenceFixture {
+    fn new(rows: usize) -> Self {
+        let ds = synthetic(rows, 13);
+        let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
+        let emb = noise_with_evidence(&ds, enc.arch.hidden);
+        let rules = rule_matrix(&ds);
+        // The judge: one column per class (the rule matrix's first four are keyword hits
+        // of the four classes).
+        let judge = FeatureMatrix {
+            rows: rules.rows,
+            cols: 4,
+            data: rules
+                .data
+                .chunks(rules.cols)
+                .flat_map(|r| r[..4].to_vec())
+                .collect(),
+        };
+        EvidenceFixture {
+            ds,
+            enc,
+            emb,
+            rules,
+            judge,
+        }
+    }
+
+    fn data(&self) -> TrainData<'_> {
+        TrainData {
+            llm_features: Some(&self.judge),
+            ..with_rules(&self.ds, &self.rules, &self.emb)
+        }
+    }
+}
+
 #[test]
 fn native_evidence_heads_resume_bit_for_bit_and_learn_as_burn_does() {
     let _g = lock();
-    let ds = synthetic(240, 13);
-    let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
-    let emb = noise_with_evidence(&ds, enc.arch.hidden);
-    let rules = rule_matrix(&ds);
-    // The judge: one column per class (the rule matrix's first four are keyword hits of
-    // the four classes).
-    let judge = FeatureMatrix {
-        rows: rules.rows,
-        cols: 4,
-        data: rules
-            .data
-            .chunks(rules.cols)
-            .flat_map(|r| r[..4].to_vec())
-            .collect(),
-    };
-    let data = TrainData {
-        llm_features: Some(&judge),
-        ..with_rules(&ds, &rules, &emb)
-    };
+    let f = EvidenceFixture::new(240);
+    let (enc, data) = (&f.enc, f.data());
     let mut c = cfg(4);
     c.branch_pool = BranchPool::PerClass;
     c.head = HeadKind::Evidence;
     let flex = parse_device("cpu:flex").unwrap();
-    let clean = |mut o: TrainOutcome| {
-        o.examples_per_sec = 0.0;
-        o.curve.iter_mut().for_each(|e| e.secs = 0.0);
-        o
-    };
     let run = |s: &ModelSpec, device: Device, resume: Option<Checkpoint>| {
-        let mut ckpts = Vec::new();
-        let out = train_candidate(data, &enc, s, &c, device, resume, &mut |ck, _| {
-            ckpts.push(ck.clone())
-        })
-        .unwrap();
-        (clean(out), ckpts)
+        train_timeless(data, enc, s, &c, device, resume)
     };
     for opt in [
         OptimizerKind::AdamW,
@@ -606,26 +642,15 @@ fn native_evidence_heads_resume_bit_for_bit_and_learn_as_burn_does() {
 #[test]
 fn lexical_dropout_trains_on_hidden_evidence_alike_on_both_trainers_and_resumes() {
     let _g = lock();
-    let ds = synthetic(400, 13);
-    let enc = prepare_encoder(&tiny_encoder(), &ds).unwrap();
-    let emb = noise_with_evidence(&ds, enc.arch.hidden);
-    let data = TrainData {
-        embeddings: Some(&emb),
-        ..TrainData::text_only(&ds)
-    };
+    let f = EvidenceFixture::new(400);
+    let (enc, data) = (&f.enc, f.data());
     let mut c = cfg(8);
     c.branch_pool = BranchPool::PerClass;
     c.head = HeadKind::Evidence;
-    let s = spec(false, false, OptimizerKind::AdamW, 1e-2);
+    // Model 4: the evidence blocks and both branches are hidden.
+    let s = spec(true, true, OptimizerKind::AdamW, 1e-2);
     let run = |c: &TrainConfig, device: Device, resume: Option<Checkpoint>| {
-        let mut ckpts = Vec::new();
-        let mut out = train_candidate(data, &enc, &s, c, device, resume, &mut |ck, _| {
-            ckpts.push(ck.clone())
-        })
-        .unwrap();
-        out.examples_per_sec = 0.0;
-        out.curve.iter_mut().for_each(|e| e.secs = 0.0);
-        (out, ckpts)
+        train_timeless(data, enc, &s, c, device, resume)
     };
     let (plain, _) = run(&c, Device::default(), None);
     c.lexical_dropout = Some(LexicalDropout {

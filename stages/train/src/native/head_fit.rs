@@ -148,8 +148,11 @@ fn head_batch(
         vectors,
         blocks,
         nblocks,
-        llm: src.llm.as_ref().map(|s| s.windows(&rows, src.kernel)),
-        rules: src.rules.as_ref().map(|s| s.windows(&rows, src.kernel)),
+        llm: src.llm.as_ref().map(|s| s.windows(&rows, src.kernel, hide)),
+        rules: src
+            .rules
+            .as_ref()
+            .map(|s| s.windows(&rows, src.kernel, hide)),
         labels: idx.iter().map(|&i| ex.labels[i]).collect(),
     }
 }
@@ -399,8 +402,8 @@ mod tests {
                 vectors: vectors.clone(),
                 blocks: per_class.clone(),
                 nblocks,
-                llm: llm.then(|| llm_rows.windows(&all, kernel)),
-                rules: rules.then(|| rule_rows.windows(&all, kernel)),
+                llm: llm.then(|| llm_rows.windows(&all, kernel, None)),
+                rules: rules.then(|| rule_rows.windows(&all, kernel, None)),
                 labels: labels.clone(),
             };
 
@@ -413,8 +416,8 @@ mod tests {
             let logits = head.forward_split(
                 v,
                 Some(b),
-                llm.then(|| llm_rows.batch(&all, kernel, &device)),
-                rules.then(|| rule_rows.batch(&all, kernel, &device)),
+                llm.then(|| llm_rows.batch(&all, kernel, None, &device)),
+                rules.then(|| rule_rows.batch(&all, kernel, None, &device)),
             );
             let y: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
             let y = Tensor::<B, 1, Int>::from_data(TensorData::new(y, [rows]), &device);
