@@ -74,9 +74,7 @@ pub fn train_config(cfg: &PipelineConfig) -> TrainConfig {
         keep: hhnas_train::KeepEpoch::Best,
         lexical_dropout: (t.lexical_dropout > 0.0).then_some(hhnas_train::LexicalDropout {
             rate: t.lexical_dropout,
-            // The encoder's neighbours come first among the evidence blocks (dag.rs,
-            // `Evidence::ALL`) and are no lexical evidence.
-            from_block: usize::from(cfg.encoder.neighbours),
+            from_block: crate::dag::Evidence::first_lexical_block(cfg),
         }),
     }
 }

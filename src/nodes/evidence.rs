@@ -49,6 +49,19 @@ impl Evidence {
             .collect()
     }
 
+    /// Whether its values are read off the question's words (what `train.lexical_dropout`
+    /// hides); the encoder's neighbours are not.
+    pub fn lexical(self) -> bool {
+        !matches!(self, Evidence::Neighbours)
+    }
+
+    /// The block from which on the evidence `cfg` turns on is lexical: the blocks sit in
+    /// DAG order, where no kind that is not lexical follows a lexical one (tested).
+    pub fn first_lexical_block(cfg: &PipelineConfig) -> usize {
+        let on = Evidence::enabled_in(cfg);
+        on.iter().position(|e| e.lexical()).unwrap_or(on.len())
+    }
+
     /// Whether its values read the bank rows' labels, so that a bank row must leave
     /// itself out (schema evidence reads only the classes' schemas).
     fn reads_labels(self) -> bool {
@@ -312,5 +325,17 @@ impl<'a> CharBank<'a> {
             rows: scores.rows,
             data: scores.data,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lexical_evidence_comes_after_the_rest_so_lexical_dropout_hides_a_tail_of_blocks() {
+        let first = Evidence::ALL.iter().position(|e| e.lexical()).unwrap();
+        assert!(Evidence::ALL[first..].iter().all(|e| e.lexical()));
+        assert!(!Evidence::ALL[..first].iter().any(|e| e.lexical()));
     }
 }

@@ -112,17 +112,19 @@ impl SparseRows {
     ) -> SparseWindows {
         let pad = (kernel - 1) / 2;
         let slots = self.classes.max(1);
-        let nonzero = |r: usize| -> &[(u32, f32)] {
-            match hide {
-                Some(h) if h.hides(r) => &[],
-                _ => &self.nonzero[r],
-            }
-        };
+        // Each row's nonzero columns, decided once.
+        let nonzero: Vec<&[(u32, f32)]> = rows
+            .iter()
+            .map(|&r| match hide {
+                Some(h) if h.hides(r) => &[][..],
+                _ => &self.nonzero[r][..],
+            })
+            .collect();
         let mut dense = vec![0f32; self.cols];
         let mut covered: Vec<Vec<usize>> = Vec::with_capacity(rows.len());
-        for &r in rows {
+        for &row in &nonzero {
             let mut pos: Vec<usize> = Vec::new();
-            for &(c, _) in nonzero(r) {
+            for &(c, _) in row {
                 let c = c as usize;
                 let lo = c.saturating_sub(pad).max(pos.last().map_or(0, |&p| p + 1));
                 let hi = (c + pad).min(self.cols - 1);
@@ -136,8 +138,8 @@ impl SparseRows {
         let mut valid = vec![0f32; n];
         let mut target = vec![0usize; n];
         let mut uncovered = vec![0f32; rows.len() * slots];
-        for (k, (&r, pos)) in rows.iter().zip(&covered).enumerate() {
-            for &(c, v) in nonzero(r) {
+        for (k, (&row, pos)) in nonzero.iter().zip(&covered).enumerate() {
+            for &(c, v) in row {
                 dense[c as usize] = v;
             }
             let un = &mut uncovered[k * slots..(k + 1) * slots];
@@ -160,7 +162,7 @@ impl SparseRows {
                     un[class] -= 1.0;
                 }
             }
-            for &(c, _) in nonzero(r) {
+            for &(c, _) in row {
                 dense[c as usize] = 0.0;
             }
         }
