@@ -329,6 +329,71 @@ def schema_tfidf_cos(sp):
     v = TfidfVectorizer(sublinear_tf=True).fit(docs + [qs[i] for i in sp.bank])
     return np.asarray((v.transform(qs) @ v.transform(docs).T).todense())
 
+def sql_keys():
+    """Each deduplicated row's SQL, normalised (lower case, spaces folded, no ';')."""
+    seen, out = set(), []
+    for r in raw:
+        k = (r["question"], r["db_id"])
+        if k in seen: continue
+        seen.add(k); out.append(re.sub(r"\s+", " ", r["query"].strip().lower().rstrip(";")))
+    return out
+
+def pair_model(kind):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    if kind == "hgb": return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=0)
+    if kind == "lr": return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+    if kind == "mlp": return make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=200, random_state=0))
+
+def partner_feats(sp, K=20, model="hgb"):
+    """Per class: the probability that the class holds the question's paraphrase partner (a
+    bank question of the same database with the same SQL), by a pair scorer (gradient
+    boosting over pair features) fitted on bank pairs, 2-fold cross-fitted over bank rows;
+    max over the row's K nearest bank questions of the class, 0 where none."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    sql = sql_keys(); bank = sp.bank
+    E = np.load(emb_file("minilm", sp)); X = tfidf_matrix(sp, "char")
+    S = (E @ E[bank].T).astype(np.float32); SC = np.asarray((X @ X[bank].T).todense(), np.float32)
+    S[bank, np.arange(len(bank))] = -np.inf; SC[bank, np.arange(len(bank))] = -np.inf
+    T = S + SC
+    top = np.argsort(-T, 1)[:, :K]
+    df = Counter(w for q in texts for w in set(words(q))); idf = {w: math.log(N / n) for w, n in df.items()}
+    W = [set(words(q)) for q in texts]; Wc = [set(content(q)) for q in texts]
+    rankE = np.argsort(np.argsort(-S, 1), 1) if False else None
+    rows_, cols_, feats, lab = [], [], [], []
+    for r in range(N):
+        sr = S[r, top[r]]; scr = SC[r, top[r]]
+        for k, jj in enumerate(top[r]):
+            j = bank[jj]; a, b = W[r], W[j]
+            sh = a & b; un = a | b
+            rare = sum(idf[w] for w in sh) / (sum(idf[w] for w in un) + 1e-9)
+            ca, cb = Wc[r], Wc[j]
+            num_a = {w for w in a if w.isdigit()}; num_b = {w for w in b if w.isdigit()}
+            feats.append([S[r, jj], SC[r, jj], k, sr.max() - S[r, jj], scr.max() - SC[r, jj],
+                          len(sh) / max(1, len(un)), len(ca & cb) / max(1, len(ca | cb)), rare,
+                          len(num_a & num_b), len(num_a ^ num_b), abs(len(texts[r]) - len(texts[j])) / max(len(texts[r]), len(texts[j]))])
+            rows_.append(r); cols_.append(j)
+            lab.append(int(rows[r][1] == rows[j][1] and sql[r] == sql[j]))
+    F = np.array(feats, np.float32); L = np.array(lab); R = np.array(rows_); J = np.array(cols_)
+    inbank = np.zeros(N, bool); inbank[bank] = True
+    half = np.random.default_rng(7 + sp.seed).integers(0, 2, N)
+    P = np.zeros(len(F), np.float32)
+    for h in (0, 1):
+        fit = inbank[R] & (half[R] != h)
+        m = pair_model(model).fit(F[fit], L[fit])
+        use = inbank[R] & (half[R] == h); P[use] = m.predict_proba(F[use])[:, 1]
+    m = pair_model(model).fit(F[inbank[R]], L[inbank[R]])
+    use = ~inbank[R]; P[use] = m.predict_proba(F[use])[:, 1]
+    te = np.isin(R, sp.te)
+    print(f"  partner pairs {len(F)}, positive {L.mean():.3f}; test rows: top pair is a partner "
+          f"{np.mean([L[(R == r)][P[R == r].argmax()] for r in sp.te]):.3f}")
+    Fo = np.zeros((N, sp.C), np.float32)
+    np.maximum.at(Fo, (R, sp.y[J]), P)
+    return Fo
+
 def emb_file(name, sp):
     if name in ("minilm", "mpnet"): return f"{ACC}/emb-{name}.npy"
     return f"{ACC}/emb-{name.replace('@', '-' + sp.tag + '-')}.npy"   # e.g. ft@e2 -> emb-ft-overlap-s0-e2.npy
@@ -348,6 +413,8 @@ def feature(sp, name):
     if name == "bm25raw": return cached(key, lambda: bm25_scores(sp))
     if name == "bm25n":
         B = feature(sp, "bm25raw"); return B / (B.max(1, keepdims=True) + 1e-9)
+    if name.startswith("partner"):   # partner[:lr|:mlp]
+        return cached(key, lambda: partner_feats(sp, model=(name.split(":") + ["hgb"])[1]))
     if name == "schema": return cached(key, lambda: schema_share(sp))
     if name == "schemacos": return cached(key, lambda: schema_tfidf_cos(sp))
     if name.startswith("nn:xft@") or name.startswith("xftlogit@"):
@@ -414,6 +481,10 @@ VARIANTS = {
     "top3":            V(BASE + ["nn:minilm:3", "tfnn:char:3"]),
     "schema":          V(BASE + ["schema", "schemacos"]),
     "bm25n":           V(BASE + ["bm25n"]),
+    "partner":         V(BASE + ["partner"]),
+    "partner-lr":      V(BASE + ["partner:lr"]),
+    "partner-mlp":     V(BASE + ["partner:mlp"]),
+    "schema+partner":  V(BASE + ["schema", "schemacos", "partner"]),
     # combinations
     "schema+word":     V(BASE + ["schema", "schemacos", "svm:word"]),
     "schema+word+bm25n": V(BASE + ["schema", "schemacos", "svm:word", "bm25n"]),

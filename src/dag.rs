@@ -168,16 +168,20 @@ pub enum Evidence {
     /// `features.schema_evidence`: the cosine of the question's word TF-IDF to each
     /// class's schema words.
     SchemaCosine,
+    /// `features.partner_evidence`: the probability that each class's bank holds the
+    /// question's paraphrase partner (Spider: the other wording of its SQL).
+    Partner,
 }
 
 impl Evidence {
     /// New kinds go last: the head reads the blocks in this order.
-    pub const ALL: [Evidence; 5] = [
+    pub const ALL: [Evidence; 6] = [
         Evidence::Neighbours,
         Evidence::CharNeighbours,
         Evidence::CharSvm,
         Evidence::SchemaShare,
         Evidence::SchemaCosine,
+        Evidence::Partner,
     ];
 
     /// The node's name in keys, store paths and journal lines.
@@ -188,6 +192,7 @@ impl Evidence {
             Evidence::CharSvm => "char_svm",
             Evidence::SchemaShare => "schema_share",
             Evidence::SchemaCosine => "schema_cosine",
+            Evidence::Partner => "partner",
         }
     }
 
@@ -198,7 +203,8 @@ impl Evidence {
             | Evidence::CharNeighbours
             | Evidence::CharSvm
             | Evidence::SchemaShare
-            | Evidence::SchemaCosine => 1,
+            | Evidence::SchemaCosine
+            | Evidence::Partner => 1,
         }
     }
 }

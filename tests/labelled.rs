@@ -214,6 +214,22 @@ fn bad_labelled_input_is_refused_before_a_run_exists() {
         }
         assert!(!run_exists(&ws), "a run was created for {extra}");
     }
+    // The partner evidence learns from Spider's SQL, which a labelled file lacks.
+    std::fs::write(&file, &good).unwrap();
+    let out = ws.run(&[
+        "run",
+        "--config",
+        cfg_s,
+        "--set",
+        "features.partner_evidence=true",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("features.partner_evidence") && err.contains("Fix"),
+        "{err}"
+    );
+    assert!(!run_exists(&ws), "a run was created with partner evidence");
     // A missing file names the key to set.
     let out = ws.run(&[
         "run",

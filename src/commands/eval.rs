@@ -131,9 +131,11 @@ fn stored_inputs(
         }
         None => (enc_key, enc),
     };
+    let ds = load_stored(store, ds_stage, &ds_key)?;
+    let paraphrase_keys = crate::nodes::paraphrase_keys(cfg, &ds)?;
     Ok(Inputs::assemble(crate::nodes::Stored {
         ds_key,
-        ds: load_stored(store, ds_stage, &ds_key)?,
+        ds,
         rules,
         judge,
         enc_key,
@@ -141,6 +143,7 @@ fn stored_inputs(
         encoded,
         evidence,
         bank: cfg.features.evidence_bank,
+        paraphrase_keys,
     }))
 }
 

@@ -145,6 +145,12 @@ pub struct FeaturesSection {
     /// frozen before it existed, and left out of frozen configs when off: off, as they ran.
     #[serde(default, skip_serializing_if = "is_false")]
     pub schema_evidence: bool,
+    /// Frozen mode, Spider data: the head also reads, for every class, the probability
+    /// that the class's bank holds the question's paraphrase partner (the other wording
+    /// of its SQL; the `partner` node). Absent in configs frozen before it existed, and
+    /// left out of frozen configs when off: off, as they ran.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub partner_evidence: bool,
     /// The labelled rows the evidence nodes (neighbours, char_neighbours, char_svm) draw
     /// on, and whose questions schema_cosine fits its idf on. Absent in configs frozen
     /// before it existed: the training rows, as they ran.

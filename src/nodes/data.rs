@@ -154,6 +154,19 @@ fn spider_node(exec: &mut Replay, cfg: &PipelineConfig) -> Result<(Key, Dataset)
     Ok((key, ds))
 }
 
+/// Each dataset row's paraphrase key (its database and SQL), read from the run's Spider
+/// files when the partner evidence is on; `None` otherwise. The dataset's key hashes
+/// those files' bytes, so the keys are part of what every evidence key names.
+pub fn paraphrase_keys(cfg: &PipelineConfig, ds: &Dataset) -> Result<Option<Vec<Option<String>>>> {
+    if !cfg.features.partner_evidence || cfg.data.source != DataSource::Spider {
+        return Ok(None);
+    }
+    let src = hhnas_spider::read_spider_dir(&cfg.data.spider_dir).map_err(ExitClass::classified)?;
+    let keys = hhnas_spider::paraphrase_keys(&src, cfg.data.include_others, ds)
+        .map_err(ExitClass::classified)?;
+    Ok(Some(keys))
+}
+
 /// The journal line of the `labelled` node.
 #[derive(Serialize)]
 struct LabelledMetrics {

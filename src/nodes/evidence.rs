@@ -29,6 +29,7 @@ impl Evidence {
             Evidence::CharNeighbours => "features.char_neighbours",
             Evidence::CharSvm => "features.char_svm",
             Evidence::SchemaShare | Evidence::SchemaCosine => "features.schema_evidence",
+            Evidence::Partner => "features.partner_evidence",
         }
     }
 
@@ -38,6 +39,7 @@ impl Evidence {
             Evidence::CharNeighbours => cfg.features.char_neighbours,
             Evidence::CharSvm => cfg.features.char_svm,
             Evidence::SchemaShare | Evidence::SchemaCosine => cfg.features.schema_evidence,
+            Evidence::Partner => cfg.features.partner_evidence,
         }
     }
 
@@ -50,7 +52,8 @@ impl Evidence {
     }
 
     /// Whether its values are read off the question's words (what `train.lexical_dropout`
-    /// hides); the encoder's neighbours are not.
+    /// hides); the encoder's neighbours are not. The partner evidence reads the
+    /// encoder's cosine too, but mostly shared words, names and numbers.
     pub fn lexical(self) -> bool {
         !matches!(self, Evidence::Neighbours)
     }
@@ -80,6 +83,7 @@ impl Evidence {
             Evidence::CharSvm => "char-svm",
             Evidence::SchemaShare => "schema-share",
             Evidence::SchemaCosine => "schema-cosine",
+            Evidence::Partner => "partner",
         }
     }
 
@@ -92,6 +96,9 @@ impl Evidence {
             Evidence::CharSvm => ", character 2-5-gram TF-IDF linear SVM (cross-fitted)",
             Evidence::SchemaShare => ", share of the question's content words in the schema",
             Evidence::SchemaCosine => ", word TF-IDF cosine to the schema's words",
+            Evidence::Partner => {
+                ", paraphrase-partner probability (pair logistic regression, cross-fitted)"
+            }
         }
     }
 
@@ -134,8 +141,63 @@ impl Evidence {
                     data: scores.data,
                 }
             }
+            Evidence::Partner => partner_scores(sources, texts, queries, same_rows),
         }
     }
+}
+
+/// The partner evidence of `texts` against the bank of `sources`, whose rows' paraphrase
+/// keys the config check guarantees (Spider data).
+fn partner_scores(
+    sources: &Sources,
+    texts: &[&str],
+    queries: &Embeddings,
+    same_rows: bool,
+) -> NeighbourScores {
+    let ds = sources.ds;
+    let (rows, labels) = bank_rows(ds, sources.bank);
+    let keys = sources.paraphrase_keys.unwrap_or(&[]);
+    let bank_keys: Vec<Option<String>> = rows
+        .iter()
+        .map(|&r| keys.get(r).cloned().flatten())
+        .collect();
+    let bank_texts: Vec<&str> = rows.iter().map(|&r| ds.rows[r].question.as_str()).collect();
+    let vectors = sources.vectors;
+    let bank_vectors: Vec<f32> = rows.iter().flat_map(|&r| vectors.row(r)).copied().collect();
+    let bank = hhnas_features::PartnerBank {
+        texts: &bank_texts,
+        vectors: hhnas_features::Dense {
+            dim: vectors.dim,
+            data: &bank_vectors,
+        },
+        labels: &labels,
+        keys: &bank_keys,
+        classes: ds.classes.len(),
+    };
+    let own_rows = same_rows.then(|| own_positions(ds, &rows));
+    let scores = hhnas_features::partner_scores(
+        &bank,
+        texts,
+        hhnas_features::Dense {
+            dim: queries.dim,
+            data: &queries.data,
+        },
+        own_rows.as_deref(),
+    );
+    NeighbourScores {
+        classes: scores.classes,
+        rows: scores.rows,
+        data: scores.data,
+    }
+}
+
+/// For every dataset row, its position among the bank `rows` (None: not a bank row).
+fn own_positions(ds: &Dataset, rows: &[usize]) -> Vec<Option<usize>> {
+    let mut position = vec![None; ds.rows.len()];
+    for (p, &r) in rows.iter().enumerate() {
+        position[r] = Some(p);
+    }
+    position
 }
 
 /// What the evidence is drawn from: the dataset's bank rows, their encoder vectors and
@@ -146,16 +208,24 @@ pub(crate) struct Sources<'a> {
     pub bank: EvidenceBank,
     /// The encode node's vectors of every dataset row.
     pub vectors: &'a Embeddings,
+    /// Each dataset row's paraphrase key, where the partner evidence is on.
+    pub paraphrase_keys: Option<&'a [Option<String>]>,
     chars: Option<CharBank<'a>>,
     schema: Option<hhnas_features::SchemaIndex>,
 }
 
 impl<'a> Sources<'a> {
-    pub fn new(ds: &'a Dataset, bank: EvidenceBank, vectors: &'a Embeddings) -> Self {
+    pub fn new(
+        ds: &'a Dataset,
+        bank: EvidenceBank,
+        vectors: &'a Embeddings,
+        paraphrase_keys: Option<&'a [Option<String>]>,
+    ) -> Self {
         Sources {
             ds,
             bank,
             vectors,
+            paraphrase_keys,
             chars: None,
             schema: None,
         }
@@ -308,13 +378,7 @@ impl<'a> CharBank<'a> {
     /// model fitted without it).
     fn scores(&self, texts: &[&str], same_rows: bool, e: Evidence) -> NeighbourScores {
         // With `same_rows`, dataset row r is query r; a bank row is bank position p.
-        let own_rows = same_rows.then(|| {
-            let mut position = vec![None; self.ds.rows.len()];
-            for (p, &r) in self.rows.iter().enumerate() {
-                position[r] = Some(p);
-            }
-            position
-        });
+        let own_rows = same_rows.then(|| own_positions(self.ds, &self.rows));
         let own = own_rows.as_deref();
         let scores = match e {
             Evidence::CharSvm => self.index.svm_scores(texts, own, Default::default()),

@@ -34,7 +34,7 @@ use crate::dag::Replay;
 use evidence::{evidence_key, evidence_node, joined, Sources};
 use hhnas_engine::store::Key;
 
-pub use data::spider_dir;
+pub use data::{paraphrase_keys, spider_dir};
 pub use search::{iterations, SampleMetrics, UpdateMetrics};
 pub use train::{TrainMetrics, TrainSummary};
 
@@ -58,6 +58,8 @@ pub(crate) struct Inputs {
     pub evidence: Vec<Evidence>,
     /// The rows the evidence is drawn from.
     pub bank: EvidenceBank,
+    /// Each dataset row's paraphrase key, where the partner evidence is on.
+    pub paraphrase_keys: Option<Vec<Option<String>>>,
 }
 
 /// The stored outputs of the nodes every iteration reads, as `eval` and `predict` load
@@ -73,6 +75,7 @@ pub(crate) struct Stored {
     /// Each evidence node's key and values, in DAG order.
     pub evidence: Vec<(Evidence, Key, NeighbourScores)>,
     pub bank: EvidenceBank,
+    pub paraphrase_keys: Option<Vec<Option<String>>>,
 }
 
 impl Inputs {
@@ -93,9 +96,10 @@ impl Inputs {
             false => None,
         };
         let bank = cfg.features.evidence_bank;
+        let paraphrase_keys = data::paraphrase_keys(cfg, &ds)?;
         let mut evidence = Vec::new();
         if let Some((encode_key, vectors)) = &encoded {
-            let mut sources = Sources::new(&ds, bank, vectors);
+            let mut sources = Sources::new(&ds, bank, vectors, paraphrase_keys.as_deref());
             let mut prev = *encode_key;
             for e in Evidence::enabled_in(cfg) {
                 let key = evidence_key(e, ds_key, bank, prev);
@@ -113,6 +117,7 @@ impl Inputs {
             encoded,
             evidence,
             bank,
+            paraphrase_keys,
         }))
     }
 
@@ -138,6 +143,7 @@ impl Inputs {
             base,
             evidence: on,
             bank: s.bank,
+            paraphrase_keys: s.paraphrase_keys,
         }
     }
 
@@ -165,7 +171,8 @@ impl Inputs {
     pub fn head_vectors(&self, base: Embeddings, texts: &[&str]) -> Embeddings {
         match &self.base {
             Some(vectors) if !self.evidence.is_empty() => {
-                let mut sources = Sources::new(&self.ds, self.bank, vectors);
+                let keys = self.paraphrase_keys.as_deref();
+                let mut sources = Sources::new(&self.ds, self.bank, vectors, keys);
                 evidence::for_texts(&mut sources, &self.evidence, base, texts)
             }
             _ => base,

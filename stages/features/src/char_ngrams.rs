@@ -140,6 +140,16 @@ impl CharNgramIndex {
         weigh(term_counts(text, &self.vocab), &self.idf)
     }
 
+    /// The cosine of `text` to every bank row, in bank order, into `dots`.
+    pub(crate) fn cosines(&self, text: &str, dots: &mut [f32]) {
+        dots.iter_mut().for_each(|d| *d = 0.0);
+        for (id, w) in self.vector(text) {
+            for &(row, bw) in &self.postings[id as usize] {
+                dots[row as usize] += w * bw;
+            }
+        }
+    }
+
     /// Per-class nearest-neighbour cosine of every query. `own_rows[q]`, when given, is
     /// query q's own position in the bank, which it leaves out.
     pub fn class_scores(
@@ -151,12 +161,7 @@ impl CharNgramIndex {
         let mut data = vec![0.0f32; queries.len() * c];
         let mut dots = vec![0.0f32; self.labels.len()];
         for (q, out) in data.chunks_exact_mut(c).enumerate() {
-            dots.iter_mut().for_each(|d| *d = 0.0);
-            for (id, w) in self.vector(queries[q]) {
-                for &(row, bw) in &self.postings[id as usize] {
-                    dots[row as usize] += w * bw;
-                }
-            }
+            self.cosines(queries[q], &mut dots);
             let own = own_rows.and_then(|o| o[q]);
             for (row, (&d, &label)) in dots.iter().zip(&self.labels).enumerate() {
                 if own == Some(row) {

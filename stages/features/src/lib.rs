@@ -16,6 +16,9 @@
 //!   to the nearest training question of every class, and
 //!   [`CharNgramIndex::svm_scores`] its cross-fitted one-vs-rest linear SVM decision
 //!   values.
+//! - Paraphrase-partner evidence: [`partner_scores`] gives each question, for every
+//!   class, the probability that the class's bank holds its paraphrase partner (a
+//!   logistic regression over pair features, fitted on the bank's own pairs).
 //! - Schema evidence: [`SchemaIndex`] gives each question, for every class, the share of
 //!   its content words found among the class's schema words and the cosine of its word
 //!   TF-IDF to them.
@@ -31,6 +34,7 @@ mod judge;
 mod llm;
 mod llm_rules;
 mod matrix;
+mod partner;
 mod rules;
 mod schema_evidence;
 pub mod text;
@@ -44,6 +48,7 @@ pub use judge::{judge_class_prompt, judge_llm, judge_prompt, parse_judgement};
 pub use llm::{AnswerCache, DirAnswerCache, LlmClient, LlmConfig, LlmStats, MemAnswerCache};
 pub use llm_rules::{llm_rules, parse_rule_answer, rules_prompt, LlmRulesParams};
 pub use matrix::FeatureMatrix;
+pub use partner::{partner_scores, Dense, PartnerBank, CANDIDATES};
 pub use rules::{
     rule_features, rule_votes, schema_rules, schema_rules_with, Rule, RuleKind, RuleSet,
     SchemaRuleParams,

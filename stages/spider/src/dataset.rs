@@ -138,7 +138,7 @@ fn string_field(
 }
 
 /// Parses a question file into (row index in file, question, db_id).
-fn parse_rows(f: &SourceFile) -> Result<Vec<(usize, String, String)>, DataError> {
+pub(crate) fn parse_rows(f: &SourceFile) -> Result<Vec<(usize, String, String)>, DataError> {
     let raw: Vec<RawRow> =
         serde_json::from_slice(&f.bytes).map_err(|e| DataError::json(&f.path, &e, ROWS_FIX))?;
     raw.iter()

@@ -7,6 +7,7 @@ pub mod error;
 pub mod fetch;
 pub mod labelled;
 pub mod merge;
+pub mod paraphrase;
 pub mod source;
 pub mod stats;
 
@@ -16,6 +17,7 @@ pub use labelled::{
     build_labelled_dataset, labelled_records, read_labelled_file, LabelledFormat, LabelledSource,
     LabelledSummary,
 };
+pub use paraphrase::paraphrase_keys;
 pub use source::{
     check_spider_dir, from_workspace_root, read_spider_dir, SourceFile, SpiderSource,
 };

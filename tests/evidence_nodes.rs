@@ -1,7 +1,7 @@
-//! `[features] schema_evidence`: the `schema_share` and `schema_cosine` nodes join the
-//! evidence after the character SVM, `eval` and `predict` recompute them for new texts as
-//! the run computed them, and with the switch off nothing changes: no schema node, the
-//! same keys as before, no new key in the frozen config.
+//! The evidence nodes behind a switch (`[features] schema_evidence`, `partner_evidence`):
+//! each joins the evidence after the character SVM, `eval` and `predict` recompute it for
+//! new texts as the run computed it, and with the switch off nothing changes: no new
+//! node, the same keys as before, no new key in the frozen config.
 
 mod common;
 
@@ -69,6 +69,54 @@ fn schema_evidence_joins_the_head_and_evaluates_as_it_trained() {
 
     // eval recomputes the schema evidence of the test questions and scores what the
     // final node measured with the stored evidence.
+    let fin = stage_lines(&on, "final")[0];
+    let final_acc = fin["metrics"]["test_acc"].as_f64().unwrap();
+    let out = ws.run(&["eval", &run_id]);
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        printed.contains(&format!("accuracy {:.2}%", final_acc * 100.0)),
+        "eval printed {printed}, the final node measured {final_acc}"
+    );
+    let out = ws.run(&["predict", &run_id, "How many singers are there?"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+}
+
+#[test]
+fn partner_evidence_joins_the_head_and_evaluates_as_it_trained() {
+    let ws = Workspace::frozen(2);
+    let out = ws.run_with(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let off = ws.journal_lines();
+    assert!(
+        stage_lines(&off, "partner").is_empty(),
+        "partner ran while off"
+    );
+    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
+    assert!(!frozen.contains("partner_evidence"), "{frozen}");
+
+    let out = ws.run_with(&["features.partner_evidence=true"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run_id = ws.run_id();
+    let on = ws.journal_lines();
+    for stage in ["encode", "neighbours", "char_neighbours", "char_svm"] {
+        assert_eq!(key_of(&on, stage), key_of(&off, stage), "{stage}");
+    }
+    let line = stage_lines(&on, "partner")[0];
+    assert_eq!(line["cache_hit"], false, "{line}");
+    let summary = line["metrics"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("paraphrase-partner") && summary.contains("left out"),
+        "{summary}"
+    );
+    // Every fixture question of a database shares its SQL: the partner is always there.
+    let train_top1 = line["metrics"]["train_top1"].as_f64().unwrap();
+    assert!(train_top1 > 0.9, "{line}");
+    assert_ne!(key_of(&on, "train"), key_of(&off, "train"));
+    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
+    assert!(frozen.contains("partner_evidence = true"), "{frozen}");
+
     let fin = stage_lines(&on, "final")[0];
     let final_acc = fin["metrics"]["test_acc"].as_f64().unwrap();
     let out = ws.run(&["eval", &run_id]);
