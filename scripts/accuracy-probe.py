@@ -347,8 +347,11 @@ def pair_model(kind):
     if kind == "hgb": return HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=0)
     if kind == "lr": return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
     if kind == "mlp": return make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=200, random_state=0))
+    if kind == "lr2":   # degree-2 products of the standardised features
+        from sklearn.preprocessing import PolynomialFeatures
+        return make_pipeline(StandardScaler(), PolynomialFeatures(2, include_bias=False), StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
 
-def partner_feats(sp, K=20, model="hgb"):
+def partner_feats(sp, K=20, model="hgb", reverse=False):
     """Per class: the probability that the class holds the question's paraphrase partner (a
     bank question of the same database with the same SQL), by a pair scorer (gradient
     boosting over pair features) fitted on bank pairs, 2-fold cross-fitted over bank rows;
@@ -364,6 +367,10 @@ def partner_feats(sp, K=20, model="hgb"):
     W = [set(words(q)) for q in texts]; Wc = [set(content(q)) for q in texts]
     rankE = np.argsort(np.argsort(-S, 1), 1) if False else None
     rows_, cols_, feats, lab = [], [], [], []
+    # reverse: how the question ranks among the candidate's own neighbours (the best and
+    # second-best bank totals of each bank row, itself left out)
+    pos = {int(b): k for k, b in enumerate(bank)}
+    TB = T[bank]; top2 = np.argsort(-TB, 1)[:, :2]; best2 = np.take_along_axis(TB, top2, 1)
     for r in range(N):
         sr = S[r, top[r]]; scr = SC[r, top[r]]
         for k, jj in enumerate(top[r]):
@@ -374,7 +381,8 @@ def partner_feats(sp, K=20, model="hgb"):
             num_a = {w for w in a if w.isdigit()}; num_b = {w for w in b if w.isdigit()}
             feats.append([S[r, jj], SC[r, jj], k, sr.max() - S[r, jj], scr.max() - SC[r, jj],
                           len(sh) / max(1, len(un)), len(ca & cb) / max(1, len(ca | cb)), rare,
-                          len(num_a & num_b), len(num_a ^ num_b), abs(len(texts[r]) - len(texts[j])) / max(len(texts[r]), len(texts[j]))])
+                          len(num_a & num_b), len(num_a ^ num_b), abs(len(texts[r]) - len(texts[j])) / max(len(texts[r]), len(texts[j]))]
+                         + ([T[r, jj] - (best2[jj, 1] if top2[jj, 0] == pos.get(r, -1) else best2[jj, 0])] if reverse else []))
             rows_.append(r); cols_.append(j)
             lab.append(int(rows[r][1] == rows[j][1] and sql[r] == sql[j]))
     F = np.array(feats, np.float32); L = np.array(lab); R = np.array(rows_); J = np.array(cols_)
@@ -414,7 +422,7 @@ def feature(sp, name):
     if name == "bm25n":
         B = feature(sp, "bm25raw"); return B / (B.max(1, keepdims=True) + 1e-9)
     if name.startswith("partner"):   # partner[:lr|:mlp]
-        return cached(key, lambda: partner_feats(sp, model=(name.split(":") + ["hgb"])[1]))
+        return cached(key, lambda: partner_feats(sp, model=(name.split(":") + ["hgb"])[1], reverse=name.startswith("partner2")))
     if name == "schema": return cached(key, lambda: schema_share(sp))
     if name == "schemacos": return cached(key, lambda: schema_tfidf_cos(sp))
     if name.startswith("nn:xft@") or name.startswith("xftlogit@"):
@@ -484,6 +492,8 @@ VARIANTS = {
     "partner":         V(BASE + ["partner"]),
     "partner-lr":      V(BASE + ["partner:lr"]),
     "partner-mlp":     V(BASE + ["partner:mlp"]),
+    "partner2-lr":     V(BASE + ["partner2:lr"]),
+    "partner-lr2":     V(BASE + ["partner:lr2"]),
     "schema+partner":  V(BASE + ["schema", "schemacos", "partner"]),
     # combinations
     "schema+word":     V(BASE + ["schema", "schemacos", "svm:word"]),
