@@ -135,11 +135,7 @@ impl Evidence {
                     Evidence::SchemaShare => schema.share_scores(texts),
                     _ => schema.cosine_scores(texts),
                 };
-                NeighbourScores {
-                    classes: scores.classes,
-                    rows: scores.rows,
-                    data: scores.data,
-                }
+                class_values(scores)
             }
             Evidence::Partner => partner_scores(sources, texts, queries, same_rows),
         }
@@ -184,10 +180,15 @@ fn partner_scores(
         },
         own_rows.as_deref(),
     );
+    class_values(scores)
+}
+
+/// The features crate's per-class values as the head's evidence block.
+fn class_values(s: hhnas_features::ClassScores) -> NeighbourScores {
     NeighbourScores {
-        classes: scores.classes,
-        rows: scores.rows,
-        data: scores.data,
+        classes: s.classes,
+        rows: s.rows,
+        data: s.data,
     }
 }
 
@@ -384,11 +385,7 @@ impl<'a> CharBank<'a> {
             Evidence::CharSvm => self.index.svm_scores(texts, own, Default::default()),
             _ => self.index.class_scores(texts, own),
         };
-        NeighbourScores {
-            classes: scores.classes,
-            rows: scores.rows,
-            data: scores.data,
-        }
+        class_values(scores)
     }
 }
 

@@ -31,6 +31,8 @@ use crate::text::{content_tokens, words};
 /// How many nearest bank rows of a question are scored as its possible partner.
 pub const CANDIDATES: usize = 20;
 const FEATURES: usize = 11;
+/// Under this many bank rows, the model for unseen questions is fitted on all of them.
+const SMALL_BANK: usize = 1000;
 /// L2 penalty on the standardised weights (scikit-learn's `LogisticRegression(C=1)`).
 const L2: f64 = 1.0;
 
@@ -78,13 +80,29 @@ pub fn partner_scores(
     );
     assert_eq!(bank.texts.len(), bank.keys.len(), "one key per bank text");
     let index = PairIndex::new(bank);
-    let bank_own: Vec<Option<usize>> = (0..bank.texts.len()).map(Some).collect();
-    let bank_candidates = index.candidates(bank.texts, bank.vectors, &bank_own);
     let own = |q: usize| own_rows.and_then(|o| o[q]);
     let fold = |p: usize| (splitmix64(p as u64) & 1) as usize;
+    // The model for unseen questions is fitted on the pairs of a fixed quarter of the
+    // bank rows (all of a small bank): enough for 12 weights, and `predict` then lists a
+    // quarter of the bank instead of all of it. The run's node and `eval` fit it alike,
+    // so they agree.
+    let small = bank.texts.len() < SMALL_BANK;
+    let in_full_fit = |p: usize| small || splitmix64(p as u64) >> 62 == 0;
+    let unseen: Vec<usize> = (0..texts.len()).filter(|&q| own(q).is_none()).collect();
+    let cross_fitted = unseen.len() < texts.len();
+    let listed: Vec<usize> = (0..bank.texts.len())
+        .filter(|&p| cross_fitted || in_full_fit(p))
+        .collect();
+    let mut bank_candidates: Vec<Option<Candidates>> =
+        (0..bank.texts.len()).map(|_| None).collect();
+    let lists = index.candidates_of_rows(bank.texts, bank.vectors, &listed, true);
+    for (&p, list) in listed.iter().zip(lists) {
+        bank_candidates[p] = Some(list);
+    }
     let pairs = |keep: &dyn Fn(usize) -> bool| -> Vec<(PairFeatures, bool)> {
         let mut out = Vec::new();
         for (p, c) in bank_candidates.iter().enumerate().filter(|(p, _)| keep(*p)) {
+            let c = c.as_ref().expect("listed");
             for (&j, f) in c.rows.iter().zip(&c.features) {
                 let partner = match (&bank.keys[p], &bank.keys[j as usize]) {
                     (Some(a), Some(b)) => a == b,
@@ -95,25 +113,10 @@ pub fn partner_scores(
         }
         out
     };
-    let unseen: Vec<usize> = (0..texts.len()).filter(|&q| own(q).is_none()).collect();
-    let full = (!unseen.is_empty()).then(|| PairModel::fit(&pairs(&|_| true)));
-    let halves = (unseen.len() < texts.len())
-        .then(|| [0, 1].map(|h| PairModel::fit(&pairs(&|p| fold(p) != h))));
-    let unseen_texts: Vec<&str> = unseen.iter().map(|&q| texts[q]).collect();
-    let unseen_vectors: Vec<f32> = unseen
-        .iter()
-        .flat_map(|&q| &vectors.data[q * vectors.dim..(q + 1) * vectors.dim])
-        .copied()
-        .collect();
+    let full = (!unseen.is_empty()).then(|| PairModel::fit(&pairs(&in_full_fit)));
+    let halves = cross_fitted.then(|| [0, 1].map(|h| PairModel::fit(&pairs(&|p| fold(p) != h))));
     let mut unseen_candidates = index
-        .candidates(
-            &unseen_texts,
-            Dense {
-                dim: vectors.dim,
-                data: &unseen_vectors,
-            },
-            &vec![None; unseen.len()],
-        )
+        .candidates_of_rows(texts, vectors, &unseen, false)
         .into_iter();
 
     let c = bank.classes;
@@ -122,7 +125,7 @@ pub fn partner_scores(
         let fresh;
         let (candidates, model) = match own(q) {
             Some(p) => (
-                &bank_candidates[p],
+                bank_candidates[p].as_ref().expect("every bank row listed"),
                 &halves.as_ref().expect("fitted when a query is a bank row")[fold(p)],
             ),
             None => {
@@ -226,29 +229,37 @@ impl<'a> PairIndex<'a> {
         }
     }
 
-    /// Each query's candidate list; `own[q]` is left out of query q's.
-    fn candidates(&self, texts: &[&str], vectors: Dense, own: &[Option<usize>]) -> Vec<Candidates> {
+    /// The candidate lists of rows `rows` of `texts` (vectors `vectors`); with
+    /// `bank_rows`, those are bank positions, each left out of its own list.
+    fn candidates_of_rows(
+        &self,
+        texts: &[&str],
+        vectors: Dense,
+        rows: &[usize],
+        bank_rows: bool,
+    ) -> Vec<Candidates> {
+        let dim = vectors.dim;
         let queries = unit_rows(vectors);
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
-            .clamp(1, texts.len().max(1));
-        let chunk = texts.len().div_ceil(threads).max(1);
-        let mut out: Vec<Option<Candidates>> = (0..texts.len()).map(|_| None).collect();
+            .clamp(1, rows.len().max(1));
+        let chunk = rows.len().div_ceil(threads).max(1);
+        let mut out: Vec<Option<Candidates>> = (0..rows.len()).map(|_| None).collect();
         std::thread::scope(|scope| {
-            for (t, slot) in out.chunks_mut(chunk).enumerate() {
+            for (slot, ids) in out.chunks_mut(chunk).zip(rows.chunks(chunk)) {
                 let queries = &queries;
                 scope.spawn(move || {
                     let mut chars = vec![0.0f32; self.bank.texts.len()];
-                    for (k, s) in slot.iter_mut().enumerate() {
-                        let q = t * chunk + k;
-                        let v = &queries[q * vectors.dim..(q + 1) * vectors.dim];
-                        *s = Some(self.candidates_of(texts[q], v, own[q], &mut chars));
+                    for (s, &q) in slot.iter_mut().zip(ids) {
+                        let v = &queries[q * dim..(q + 1) * dim];
+                        let own = bank_rows.then_some(q);
+                        *s = Some(self.candidates_of(texts[q], v, own, &mut chars));
                     }
                 });
             }
         });
-        out.into_iter().map(|c| c.expect("every query")).collect()
+        out.into_iter().map(|c| c.expect("every row")).collect()
     }
 
     fn candidates_of(
