@@ -240,6 +240,7 @@ mod tests {
                 "char_svm",
                 "schema_share",
                 "schema_cosine",
+                "partner",
                 "search_init",
                 "sample",
                 "train",
@@ -252,7 +253,7 @@ mod tests {
         let versions: Vec<u32> = Stage::all().iter().map(|s| s.version()).collect();
         assert_eq!(
             versions,
-            [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1]
+            [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1]
         );
         for s in Stage::all() {
             assert_eq!(Stage::from_name(s.name()), Some(s));
