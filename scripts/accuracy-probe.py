@@ -353,7 +353,7 @@ def pair_model(kind):
         from sklearn.preprocessing import PolynomialFeatures
         return make_pipeline(StandardScaler(), PolynomialFeatures(2, include_bias=False), StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
 
-def partner_feats(sp, K=20, model="hgb", reverse=False):
+def partner_feats(sp, K=20, model="hgb", reverse=False, taken=False):
     """Per class: the probability that the class holds the question's paraphrase partner (a
     bank question of the same database with the same SQL), by a pair scorer (gradient
     boosting over pair features) fitted on bank pairs, 2-fold cross-fitted over bank rows;
@@ -372,6 +372,10 @@ def partner_feats(sp, K=20, model="hgb", reverse=False):
     # reverse: how the question ranks among the candidate's own neighbours (the best and
     # second-best bank totals of each bank row, itself left out)
     pos = {int(b): k for k, b in enumerate(bank)}
+    # taken: how many other bank rows (the question itself left out) already share the
+    # candidate's SQL; Spider wrote each query twice, so a candidate whose partner is in the
+    # bank is less likely to be this question's
+    key = [(rows[i][1], sql[i]) for i in range(N)]; kcount = Counter(key[int(b)] for b in bank)
     TB = T[bank]; top2 = np.argsort(-TB, 1)[:, :2]; best2 = np.take_along_axis(TB, top2, 1)
     for r in range(N):
         sr = S[r, top[r]]; scr = SC[r, top[r]]
@@ -384,7 +388,8 @@ def partner_feats(sp, K=20, model="hgb", reverse=False):
             feats.append([S[r, jj], SC[r, jj], k, sr.max() - S[r, jj], scr.max() - SC[r, jj],
                           len(sh) / max(1, len(un)), len(ca & cb) / max(1, len(ca | cb)), rare,
                           len(num_a & num_b), len(num_a ^ num_b), abs(len(texts[r]) - len(texts[j])) / max(len(texts[r]), len(texts[j]))]
-                         + ([T[r, jj] - (best2[jj, 1] if top2[jj, 0] == pos.get(r, -1) else best2[jj, 0])] if reverse else []))
+                         + ([T[r, jj] - (best2[jj, 1] if top2[jj, 0] == pos.get(r, -1) else best2[jj, 0])] if reverse else [])
+                         + ([min(2, kcount[key[j]] - 1 - int(r in pos and key[r] == key[j]))] if taken else []))
             rows_.append(r); cols_.append(j)
             lab.append(int(rows[r][1] == rows[j][1] and sql[r] == sql[j]))
     F = np.array(feats, np.float32); L = np.array(lab); R = np.array(rows_); J = np.array(cols_)
@@ -424,7 +429,7 @@ def feature(sp, name):
     if name == "bm25n":
         B = feature(sp, "bm25raw"); return B / (B.max(1, keepdims=True) + 1e-9)
     if name.startswith("partner"):   # partner[:lr|:mlp]
-        return cached(key, lambda: partner_feats(sp, model=(name.split(":") + ["hgb"])[1], reverse=name.startswith("partner2")))
+        return cached(key, lambda: partner_feats(sp, model=(name.split(":") + ["hgb"])[1], reverse=name.startswith("partner2"), taken=name.startswith("partner3")))
     if name == "schema": return cached(key, lambda: schema_share(sp))
     if name == "schemacos": return cached(key, lambda: schema_tfidf_cos(sp))
     if name.startswith("nn:xft@") or name.startswith("xftlogit@"):
@@ -496,6 +501,8 @@ VARIANTS = {
     "partner-mlp":     V(BASE + ["partner:mlp"]),
     "partner2-lr":     V(BASE + ["partner2:lr"]),
     "partner-lr2":     V(BASE + ["partner:lr2"]),
+    "partner3-lr":     V(BASE + ["partner3:lr"]),
+    "partner3-mlp":    V(BASE + ["partner3:mlp"]),
     "schema+partner":  V(BASE + ["schema", "schemacos", "partner"]),
     # combinations
     "schema+word":     V(BASE + ["schema", "schemacos", "svm:word"]),

@@ -203,8 +203,9 @@ impl Evidence {
             | Evidence::CharNeighbours
             | Evidence::CharSvm
             | Evidence::SchemaShare
-            | Evidence::SchemaCosine
-            | Evidence::Partner => 1,
+            | Evidence::SchemaCosine => 1,
+            // 2: the "taken" pair feature (other bank wordings of the candidate's query).
+            Evidence::Partner => 2,
         }
     }
 }
@@ -253,7 +254,7 @@ mod tests {
         let versions: Vec<u32> = Stage::all().iter().map(|s| s.version()).collect();
         assert_eq!(
             versions,
-            [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1]
+            [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 2, 2, 2, 1, 1, 1]
         );
         for s in Stage::all() {
             assert_eq!(Stage::from_name(s.name()), Some(s));

@@ -132,7 +132,6 @@ fn stored_inputs(
         None => (enc_key, enc),
     };
     let ds = load_stored(store, ds_stage, &ds_key)?;
-    let paraphrase_keys = crate::nodes::paraphrase_keys(cfg, &ds)?;
     Ok(Inputs::assemble(crate::nodes::Stored {
         ds_key,
         ds,
@@ -143,7 +142,6 @@ fn stored_inputs(
         encoded,
         evidence,
         bank: cfg.features.evidence_bank,
-        paraphrase_keys,
     }))
 }
 
@@ -247,6 +245,7 @@ fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
     let embeddings = match &t.inputs.encoded {
         Some((_, e)) => Some(
             t.inputs.head_vectors(
+                &t.cfg,
                 hhnas_train::embed(
                     &t.inputs.enc,
                     &refs,
@@ -256,7 +255,7 @@ fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
                 )
                 .map_err(ExitClass::classified)?,
                 &refs,
-            ),
+            )?,
         ),
         None => None,
     };

@@ -20,6 +20,7 @@ use crate::config::{EvidenceBank, PipelineConfig};
 use crate::dag::Replay;
 use crate::dag::{Evidence, Stage};
 use hhnas_engine::store::Key;
+use hhnas_engine::user_error;
 
 impl Evidence {
     /// The configuration key that turns it on.
@@ -111,8 +112,8 @@ impl Evidence {
         texts: &[&str],
         queries: &Embeddings,
         same_rows: bool,
-    ) -> NeighbourScores {
-        match self {
+    ) -> Result<NeighbourScores> {
+        Ok(match self {
             Evidence::Neighbours => {
                 let (rows, labels) = bank_rows(sources.ds, sources.bank);
                 let bank = NeighbourBank {
@@ -137,26 +138,23 @@ impl Evidence {
                 };
                 class_values(scores)
             }
-            Evidence::Partner => partner_scores(sources, texts, queries, same_rows),
-        }
+            Evidence::Partner => partner_scores(sources, texts, queries, same_rows)?,
+        })
     }
 }
 
-/// The partner evidence of `texts` against the bank of `sources`, whose rows' paraphrase
-/// keys the config check guarantees (Spider data).
+/// The partner evidence of `texts` against the bank of `sources`, whose rows'
+/// paraphrase keys are read on first use.
 fn partner_scores(
-    sources: &Sources,
+    sources: &mut Sources,
     texts: &[&str],
     queries: &Embeddings,
     same_rows: bool,
-) -> NeighbourScores {
+) -> Result<NeighbourScores> {
     let ds = sources.ds;
     let (rows, labels) = bank_rows(ds, sources.bank);
-    let keys = sources.paraphrase_keys.unwrap_or(&[]);
-    let bank_keys: Vec<Option<String>> = rows
-        .iter()
-        .map(|&r| keys.get(r).cloned().flatten())
-        .collect();
+    let keys = sources.paraphrase_keys()?;
+    let bank_keys: Vec<Option<String>> = rows.iter().map(|&r| keys[r].clone()).collect();
     let bank_texts: Vec<&str> = rows.iter().map(|&r| ds.rows[r].question.as_str()).collect();
     let vectors = sources.vectors;
     let bank_vectors: Vec<f32> = rows.iter().flat_map(|&r| vectors.row(r)).copied().collect();
@@ -180,7 +178,7 @@ fn partner_scores(
         },
         own_rows.as_deref(),
     );
-    class_values(scores)
+    Ok(class_values(scores))
 }
 
 /// The features crate's per-class values as the head's evidence block.
@@ -209,8 +207,11 @@ pub(crate) struct Sources<'a> {
     pub bank: EvidenceBank,
     /// The encode node's vectors of every dataset row.
     pub vectors: &'a Embeddings,
-    /// Each dataset row's paraphrase key, where the partner evidence is on.
-    pub paraphrase_keys: Option<&'a [Option<String>]>,
+    /// Where the dataset's paraphrase keys are read from.
+    cfg: &'a PipelineConfig,
+    /// Each dataset row's paraphrase key, read on first use: a run whose partner node
+    /// replays from the store never reads the Spider files a second time.
+    paraphrase_keys: Option<Vec<Option<String>>>,
     chars: Option<CharBank<'a>>,
     schema: Option<hhnas_features::SchemaIndex>,
 }
@@ -220,16 +221,39 @@ impl<'a> Sources<'a> {
         ds: &'a Dataset,
         bank: EvidenceBank,
         vectors: &'a Embeddings,
-        paraphrase_keys: Option<&'a [Option<String>]>,
+        cfg: &'a PipelineConfig,
     ) -> Self {
         Sources {
             ds,
             bank,
             vectors,
-            paraphrase_keys,
+            cfg,
+            paraphrase_keys: None,
             chars: None,
             schema: None,
         }
+    }
+}
+
+impl Sources<'_> {
+    /// Each dataset row's paraphrase key (read once).
+    fn paraphrase_keys(&mut self) -> Result<&[Option<String>]> {
+        if self.paraphrase_keys.is_none() {
+            let keys = super::data::paraphrase_keys(self.cfg, self.ds)?.ok_or_else(|| {
+                user_error!(
+                    "the partner evidence needs paraphrase keys, which only Spider data has. \
+                     Fix: set `[features] partner_evidence = false`"
+                )
+            })?;
+            anyhow::ensure!(
+                keys.len() == self.ds.rows.len(),
+                "paraphrase keys for {} rows, the dataset has {}",
+                keys.len(),
+                self.ds.rows.len()
+            );
+            self.paraphrase_keys = Some(keys);
+        }
+        Ok(self.paraphrase_keys.as_deref().unwrap_or_default())
     }
 }
 
@@ -245,12 +269,12 @@ pub(crate) fn for_texts(
     on: &[Evidence],
     base: Embeddings,
     texts: &[&str],
-) -> Embeddings {
+) -> Result<Embeddings> {
     let mut v = base.clone();
     for &e in on {
-        v = joined(&v, e, &e.compute(sources, texts, &base, false));
+        v = joined(&v, e, &e.compute(sources, texts, &base, false)?);
     }
-    v
+    Ok(v)
 }
 
 /// The journal line of an evidence node, written here and read by `status` (the
@@ -321,7 +345,7 @@ pub(crate) fn evidence_node(
         let ds = sources.ds;
         let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();
         let vectors = sources.vectors;
-        let scores = e.compute(sources, &texts, vectors, true);
+        let scores = e.compute(sources, &texts, vectors, true)?;
         let train_top1 = top1_rate(ds, &scores, &ds.train);
         let test_top1 = top1_rate(ds, &scores, &ds.test);
         let metrics = EvidenceMetrics {

@@ -34,7 +34,7 @@ use crate::dag::Replay;
 use evidence::{evidence_key, evidence_node, joined, Sources};
 use hhnas_engine::store::Key;
 
-pub use data::{paraphrase_keys, spider_dir};
+pub use data::spider_dir;
 pub use search::{iterations, SampleMetrics, UpdateMetrics};
 pub use train::{TrainMetrics, TrainSummary};
 
@@ -58,8 +58,6 @@ pub(crate) struct Inputs {
     pub evidence: Vec<Evidence>,
     /// The rows the evidence is drawn from.
     pub bank: EvidenceBank,
-    /// Each dataset row's paraphrase key, where the partner evidence is on.
-    pub paraphrase_keys: Option<Vec<Option<String>>>,
 }
 
 /// The stored outputs of the nodes every iteration reads, as `eval` and `predict` load
@@ -75,7 +73,6 @@ pub(crate) struct Stored {
     /// Each evidence node's key and values, in DAG order.
     pub evidence: Vec<(Evidence, Key, NeighbourScores)>,
     pub bank: EvidenceBank,
-    pub paraphrase_keys: Option<Vec<Option<String>>>,
 }
 
 impl Inputs {
@@ -96,10 +93,9 @@ impl Inputs {
             false => None,
         };
         let bank = cfg.features.evidence_bank;
-        let paraphrase_keys = data::paraphrase_keys(cfg, &ds)?;
         let mut evidence = Vec::new();
         if let Some((encode_key, vectors)) = &encoded {
-            let mut sources = Sources::new(&ds, bank, vectors, paraphrase_keys.as_deref());
+            let mut sources = Sources::new(&ds, bank, vectors, cfg);
             let mut prev = *encode_key;
             for e in Evidence::enabled_in(cfg) {
                 let key = evidence_key(e, ds_key, bank, prev);
@@ -117,7 +113,6 @@ impl Inputs {
             encoded,
             evidence,
             bank,
-            paraphrase_keys,
         }))
     }
 
@@ -143,7 +138,6 @@ impl Inputs {
             base,
             evidence: on,
             bank: s.bank,
-            paraphrase_keys: s.paraphrase_keys,
         }
     }
 
@@ -167,15 +161,20 @@ impl Inputs {
         }
     }
 
-    /// What the head reads for new `texts` whose encoder vectors are `base`.
-    pub fn head_vectors(&self, base: Embeddings, texts: &[&str]) -> Embeddings {
+    /// What the head reads for new `texts` whose encoder vectors are `base` (`cfg`: the
+    /// run's, which says where its data came from).
+    pub fn head_vectors(
+        &self,
+        cfg: &PipelineConfig,
+        base: Embeddings,
+        texts: &[&str],
+    ) -> Result<Embeddings> {
         match &self.base {
             Some(vectors) if !self.evidence.is_empty() => {
-                let keys = self.paraphrase_keys.as_deref();
-                let mut sources = Sources::new(&self.ds, self.bank, vectors, keys);
+                let mut sources = Sources::new(&self.ds, self.bank, vectors, cfg);
                 evidence::for_texts(&mut sources, &self.evidence, base, texts)
             }
-            _ => base,
+            _ => Ok(base),
         }
     }
 }
