@@ -42,6 +42,8 @@ fn evaluates_as_the_final_node_measured(
     let out = ws.run(&["predict", run_id, "How many singers are there?"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+    // The run was made by this release: no warning that its evidence came from another.
+    assert!(!text(&out).contains("another release"), "{}", text(&out));
 }
 
 #[test]

@@ -115,11 +115,14 @@ fn stored_inputs(
     let encoded = stored(store, Stage::Encode, stage_key(Stage::Encode))?;
     // The evidence nodes the run joined to the vectors, in DAG order.
     let mut evidence = Vec::new();
+    let mut prev = stage_key(Stage::Encode);
     for e in Evidence::ALL {
         if let Some((key, scores)) =
             stored(store, Stage::Evidence(e), stage_key(Stage::Evidence(e)))?
         {
+            warn_if_made_by_another_release(e, key, ds_key, cfg, prev);
             evidence.push((e, key, scores));
+            prev = Some(key);
         }
     }
     let enc = load_stored(store, Stage::Encoder, &enc_key)?;
@@ -143,6 +146,30 @@ fn stored_inputs(
         evidence,
         bank: cfg.features.evidence_bank,
     }))
+}
+
+/// The run's rows read their stored evidence values, but new questions get this
+/// release's: say so where the node's code changed since the run made them.
+fn warn_if_made_by_another_release(
+    e: Evidence,
+    key: Key,
+    ds_key: Key,
+    cfg: &PipelineConfig,
+    prev: Option<Key>,
+) {
+    let Some(prev) = prev else { return };
+    let now = crate::nodes::evidence_key(e, ds_key, cfg.features.evidence_bank, prev);
+    if now != key {
+        tracing::warn!(
+            "this run's {} evidence was made by another release of hhnas-pipe (key {}, this \
+             release's would be {}): questions outside the run's dataset get this release's \
+             values, which its models did not train on. Fix: use the release that made the \
+             run, or run the search again",
+            e.name(),
+            key.short(),
+            now.short()
+        );
+    }
 }
 
 fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result<Trained> {

@@ -31,7 +31,8 @@ use hhnas_train::{Embeddings, EncoderAssets, ModelSpec, NeighbourScores, TrainDa
 use crate::config::{EncoderMode, EvidenceBank, PipelineConfig};
 use crate::dag::Evidence;
 use crate::dag::Replay;
-use evidence::{evidence_key, evidence_node, joined, Sources};
+pub(crate) use evidence::evidence_key;
+use evidence::{evidence_node, joined, Sources};
 use hhnas_engine::store::Key;
 
 pub use data::spider_dir;
