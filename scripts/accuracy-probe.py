@@ -429,7 +429,7 @@ def feature(sp, name):
     if name == "bm25n":
         B = feature(sp, "bm25raw"); return B / (B.max(1, keepdims=True) + 1e-9)
     if name.startswith("partner"):   # partner[:lr|:mlp]
-        return cached(key, lambda: partner_feats(sp, model=(name.split(":") + ["hgb"])[1], reverse=name.startswith("partner2"), taken=name.startswith("partner3")))
+        return cached(key, lambda: partner_feats(sp, model=(name.split(":") + ["hgb"])[1], reverse=name.startswith(("partner2", "partner4")), taken=name.startswith(("partner3", "partner4"))))
     if name == "schema": return cached(key, lambda: schema_share(sp))
     if name == "schemacos": return cached(key, lambda: schema_tfidf_cos(sp))
     if name.startswith("nn:xft@") or name.startswith("xftlogit@"):
@@ -503,6 +503,7 @@ VARIANTS = {
     "partner-lr2":     V(BASE + ["partner:lr2"]),
     "partner3-lr":     V(BASE + ["partner3:lr"]),
     "partner3-mlp":    V(BASE + ["partner3:mlp"]),
+    "partner4-lr":     V(BASE + ["partner4:lr"]),
     "schema+partner":  V(BASE + ["schema", "schemacos", "partner"]),
     # combinations
     "schema+word":     V(BASE + ["schema", "schemacos", "svm:word"]),
