@@ -429,7 +429,8 @@ def feature(sp, name):
     if name == "bm25n":
         B = feature(sp, "bm25raw"); return B / (B.max(1, keepdims=True) + 1e-9)
     if name.startswith("partner"):   # partner[:lr|:mlp]
-        return cached(key, lambda: partner_feats(sp, model=(name.split(":") + ["hgb"])[1], reverse=name.startswith(("partner2", "partner4")), taken=name.startswith(("partner3", "partner4"))))
+        k = int(re.search(r"k(\d+)", name.split(":")[0]).group(1)) if re.search(r"k\d+", name.split(":")[0]) else 20
+        return cached(key, lambda: partner_feats(sp, K=k, model=(name.split(":") + ["hgb"])[1], reverse=name.startswith(("partner2", "partner4")), taken=name.startswith(("partner3", "partner4"))))
     if name == "schema": return cached(key, lambda: schema_share(sp))
     if name == "schemacos": return cached(key, lambda: schema_tfidf_cos(sp))
     if name.startswith("nn:xft@") or name.startswith("xftlogit@"):
@@ -504,6 +505,8 @@ VARIANTS = {
     "partner3-lr":     V(BASE + ["partner3:lr"]),
     "partner3-mlp":    V(BASE + ["partner3:mlp"]),
     "partner4-lr":     V(BASE + ["partner4:lr"]),
+    "partner3k40-lr":  V(BASE + ["partner3k40:lr"]),
+    "partner3k10-lr":  V(BASE + ["partner3k10:lr"]),
     "schema+partner":  V(BASE + ["schema", "schemacos", "partner"]),
     # combinations
     "schema+word":     V(BASE + ["schema", "schemacos", "svm:word"]),

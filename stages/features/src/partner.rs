@@ -543,20 +543,23 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_question_leans_to_the_class_of_its_partner_and_bank_rows_leave_themselves_out() {
-        let keys = keys();
-        let bank_vectors = vectors(&BANK);
-        let bank = PartnerBank {
+    fn test_bank<'a>(keys: &'a [Option<String>], vectors: &'a [f32]) -> PartnerBank<'a> {
+        PartnerBank {
             texts: &BANK,
             vectors: Dense {
                 dim: 26,
-                data: &bank_vectors,
+                data: vectors,
             },
             labels: &LABELS,
-            keys: &keys,
+            keys,
             classes: 2,
-        };
+        }
+    }
+
+    #[test]
+    fn a_question_leans_to_the_class_of_its_partner_and_bank_rows_leave_themselves_out() {
+        let (keys, bank_vectors) = (keys(), vectors(&BANK));
+        let bank = test_bank(&keys, &bank_vectors);
         let new = [
             "How many singers are there in total?",
             "How many dogs were adopted in 2010 in total?",
@@ -594,18 +597,8 @@ mod tests {
 
     #[test]
     fn taken_counts_the_other_bank_wordings_of_a_candidates_query() {
-        let keys = keys();
-        let bank_vectors = vectors(&BANK);
-        let bank = PartnerBank {
-            texts: &BANK,
-            vectors: Dense {
-                dim: 26,
-                data: &bank_vectors,
-            },
-            labels: &LABELS,
-            keys: &keys,
-            classes: 2,
-        };
+        let (keys, bank_vectors) = (keys(), vectors(&BANK));
+        let bank = test_bank(&keys, &bank_vectors);
         let index = PairIndex::new(&bank);
         let taken_of = |text: &str, own: Option<usize>| -> Vec<(u32, f32)> {
             let v = unit_rows(Dense {
