@@ -236,24 +236,19 @@ impl<'a> Sources<'a> {
 }
 
 impl Sources<'_> {
-    /// Each dataset row's paraphrase key (read once).
+    /// Each dataset row's paraphrase key (read once; one per row, as
+    /// `hhnas_spider::paraphrase_keys` maps the dataset's rows).
     fn paraphrase_keys(&mut self) -> Result<&[Option<String>]> {
-        if self.paraphrase_keys.is_none() {
-            let keys = super::data::paraphrase_keys(self.cfg, self.ds)?.ok_or_else(|| {
+        let keys = match self.paraphrase_keys.take() {
+            Some(keys) => keys,
+            None => super::data::paraphrase_keys(self.cfg, self.ds)?.ok_or_else(|| {
                 user_error!(
                     "the partner evidence needs paraphrase keys, which only Spider data has. \
                      Fix: set `[features] partner_evidence = false`"
                 )
-            })?;
-            anyhow::ensure!(
-                keys.len() == self.ds.rows.len(),
-                "paraphrase keys for {} rows, the dataset has {}",
-                keys.len(),
-                self.ds.rows.len()
-            );
-            self.paraphrase_keys = Some(keys);
-        }
-        Ok(self.paraphrase_keys.as_deref().unwrap_or_default())
+            })?,
+        };
+        Ok(self.paraphrase_keys.insert(keys))
     }
 }
 
