@@ -148,8 +148,8 @@ fn stored_inputs(
     }))
 }
 
-/// The run's rows read their stored evidence values, but new questions get this
-/// release's: say so where the node's code changed since the run made them.
+/// `eval` and `predict` compute the evidence of the questions they score with this
+/// release's code: say so where a node's code changed since the run made its values.
 fn warn_if_made_by_another_release(
     e: Evidence,
     key: Key,
@@ -162,9 +162,9 @@ fn warn_if_made_by_another_release(
     if now != key {
         tracing::warn!(
             "this run's {} evidence was made by another release of hhnas-pipe (key {}, this \
-             release's would be {}): questions outside the run's dataset get this release's \
-             values, which its models did not train on. Fix: use the release that made the \
-             run, or run the search again",
+             release's would be {}): the questions scored here get this release's values, \
+             which its models did not train on. Fix: use the release that made the run, or \
+             run the search again",
             e.name(),
             key.short(),
             now.short()
