@@ -1,6 +1,6 @@
 //! The evidence nodes behind a switch (`[features] schema_evidence`, `partner_evidence`):
-//! each joins the evidence after the character SVM, `eval` and `predict` recompute it for
-//! new texts as the run computed it, and with the switch off nothing changes: no new
+//! each joins the evidence after the character SVM, `eval` scores the run's test split from
+//! its stored values, `predict` computes it for new texts as the run computed it, and with the switch off nothing changes: no new
 //! node, the same keys as before, no new key in the frozen config.
 
 mod common;
@@ -23,13 +23,23 @@ fn key_of(journal: &[serde_json::Value], stage: &str) -> String {
         .to_string()
 }
 
-/// `eval` recomputes the evidence of the test questions and scores what the final node
-/// measured with the stored evidence; `predict` answers with five classes.
+/// `eval` scores the test questions from the run's stored values, as the final node did;
+/// `predict` computes a new question's evidence and answers with five classes.
 fn evaluates_as_the_final_node_measured(
     ws: &Workspace,
     journal: &[serde_json::Value],
     run_id: &str,
 ) {
+    evaluates_from_stored_values(ws, journal, run_id);
+    let out = ws.run(&["predict", run_id, "How many singers are there?"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+    // The run was made by this release: no warning that its evidence came from another.
+    assert!(!text(&out).contains("another release"), "{}", text(&out));
+}
+
+/// `eval RUN` prints the test accuracy the run's final node measured.
+fn evaluates_from_stored_values(ws: &Workspace, journal: &[serde_json::Value], run_id: &str) {
     let fin = stage_lines(journal, "final")[0];
     let final_acc = fin["metrics"]["test_acc"].as_f64().unwrap();
     let out = ws.run(&["eval", run_id]);
@@ -39,11 +49,6 @@ fn evaluates_as_the_final_node_measured(
         printed.contains(&format!("accuracy {:.2}%", final_acc * 100.0)),
         "eval printed {printed}, the final node measured {final_acc}"
     );
-    let out = ws.run(&["predict", run_id, "How many singers are there?"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
-    // The run was made by this release: no warning that its evidence came from another.
-    assert!(!text(&out).contains("another release"), "{}", text(&out));
 }
 
 #[test]
@@ -90,7 +95,6 @@ fn schema_evidence_joins_the_head_and_evaluates_as_it_trained() {
     let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
     assert!(frozen.contains("schema_evidence = true"), "{frozen}");
 
-    // eval recomputes the schema evidence of the test questions.
     evaluates_as_the_final_node_measured(&ws, &on, &run_id);
 }
 
@@ -128,7 +132,15 @@ fn partner_evidence_joins_the_head_and_evaluates_as_it_trained() {
     let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
     assert!(frozen.contains("partner_evidence = true"), "{frozen}");
 
-    // eval recomputes the partner evidence of the test questions (the model for unseen
-    // questions refitted from the bank).
     evaluates_as_the_final_node_measured(&ws, &on, &run_id);
+
+    // Without the Spider files (whose SQL gives the bank's paraphrase keys), `eval` still
+    // scores the run's own test split from what the run stored; a new question's partner
+    // evidence needs them, and the error says so.
+    let spider = ws.path().join("spider");
+    std::fs::rename(&spider, ws.path().join("spider-moved")).unwrap();
+    evaluates_from_stored_values(&ws, &on, &run_id);
+    let out = ws.run(&["predict", &run_id, "How many singers are there?"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Fix"), "{}", text(&out));
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use hhnas_data::Dataset;
 use hhnas_ensemble::{combine, ProbMatrix};
 use hhnas_features::FeatureMatrix;
+use hhnas_train::{Embeddings, ModelSpec};
 
 use crate::config::{DataSource, PipelineConfig};
 use crate::dag::Event;
@@ -40,6 +41,9 @@ struct Trained {
     describe: String,
     /// Validation accuracy when the model was chosen.
     valid_acc: f64,
+    /// Why new texts' evidence differs from what the run's models trained on, one line per
+    /// evidence node that this release computes otherwise (empty for its own runs).
+    stale_evidence: Vec<String>,
 }
 
 /// One candidate's weights, as the model uses them.
@@ -84,14 +88,14 @@ fn missing_stage(run: &RunDir, stage: Stage) -> anyhow::Error {
     )
 }
 
-/// The shared inputs as the run's journal names them, read back from the store.
-/// `ds_stage`: the run's dataset node (`spider` or `labelled`).
+/// The shared inputs as the run's journal names them, read back from the store, and a
+/// line for each evidence node this release would compute otherwise.
 fn stored_inputs(
     run: &RunDir,
     store: &Store,
     events: &[Event],
     cfg: &PipelineConfig,
-) -> Result<Inputs> {
+) -> Result<(Inputs, Vec<String>)> {
     let ds_stage = dataset_stage(cfg);
     let stage_key = |stage: Stage| {
         stage_records(events)
@@ -115,12 +119,13 @@ fn stored_inputs(
     let encoded = stored(store, Stage::Encode, stage_key(Stage::Encode))?;
     // The evidence nodes the run joined to the vectors, in DAG order.
     let mut evidence = Vec::new();
+    let mut stale = Vec::new();
     let mut prev = stage_key(Stage::Encode);
     for e in Evidence::ALL {
         if let Some((key, scores)) =
             stored(store, Stage::Evidence(e), stage_key(Stage::Evidence(e)))?
         {
-            warn_if_made_by_another_release(e, key, ds_key, cfg, prev);
+            stale.extend(made_by_another_release(e, key, ds_key, cfg, prev));
             evidence.push((e, key, scores));
             prev = Some(key);
         }
@@ -135,7 +140,7 @@ fn stored_inputs(
         None => (enc_key, enc),
     };
     let ds = load_stored(store, ds_stage, &ds_key)?;
-    Ok(Inputs::assemble(crate::nodes::Stored {
+    let inputs = Inputs::assemble(crate::nodes::Stored {
         ds_key,
         ds,
         rules,
@@ -145,31 +150,31 @@ fn stored_inputs(
         encoded,
         evidence,
         bank: cfg.features.evidence_bank,
-    }))
+    });
+    Ok((inputs, stale))
 }
 
-/// `eval` and `predict` compute the evidence of the questions they score with this
-/// release's code: say so where a node's code changed since the run made its values.
-fn warn_if_made_by_another_release(
+/// New questions get their evidence from this release's code: a warning where a node's
+/// code changed since the run made its values (`None` where it did not).
+fn made_by_another_release(
     e: Evidence,
     key: Key,
     ds_key: Key,
     cfg: &PipelineConfig,
     prev: Option<Key>,
-) {
-    let Some(prev) = prev else { return };
-    let now = crate::nodes::evidence_key(e, ds_key, cfg.features.evidence_bank, prev);
-    if now != key {
-        tracing::warn!(
+) -> Option<String> {
+    let now = crate::nodes::evidence_key(e, ds_key, cfg.features.evidence_bank, prev?);
+    (now != key).then(|| {
+        format!(
             "this run's {} evidence was made by another release of hhnas-pipe (key {}, this \
-             release's would be {}): the questions scored here get this release's values, \
-             which its models did not train on. Fix: use the release that made the run, or \
-             run the search again",
+             release's would be {}): new questions get this release's values, which its \
+             models did not train on. Fix: use the release that made the run, or run the \
+             search again",
             e.name(),
             key.short(),
             now.short()
-        );
-    }
+        )
+    })
 }
 
 fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result<Trained> {
@@ -177,7 +182,7 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
     let cfg = run.config()?;
     let store = Store::new(cache);
     let events = run.journal().read()?.events;
-    let inputs = stored_inputs(&run, &store, &events, &cfg)?;
+    let (inputs, stale_evidence) = stored_inputs(&run, &store, &events, &cfg)?;
     let final_model = stage_records(&events)
         .filter(|r| r.stage == Stage::Final)
         .last()
@@ -216,6 +221,7 @@ fn load_trained(cache: &Path, run_name: &str, candidate: Option<&str>) -> Result
         members,
         describe,
         valid_acc,
+        stale_evidence,
     })
 }
 
@@ -240,67 +246,110 @@ fn load_member(store: &Store, train_key: Key, weights_key: Key, share: f64) -> R
     })
 }
 
-/// Feature rows for new texts, computed the way the run computed them, for a model of
-/// `spec`.
-fn features_for(
-    t: &Trained,
-    spec: &hhnas_train::ModelSpec,
-    texts: &[&str],
-) -> Result<(Option<FeatureMatrix>, Option<FeatureMatrix>)> {
-    let rules = match (&t.inputs.rules, spec.rule_branch) {
-        (Some((_, r)), true) => Some(hhnas_features::rule_features(&r.rules, texts)),
-        _ => None,
-    };
-    let judge = if spec.llm_branch {
-        Some(features::judge_texts(
-            &t.cfg,
-            &t.store,
-            &t.inputs.ds,
-            texts,
-        )?)
-    } else {
-        None
-    };
-    Ok((judge, rules))
+/// The questions `eval` or `predict` scores.
+enum Questions<'a> {
+    /// The run's own test split: the members read the values the run stored for these
+    /// rows, as its final node did, so a run prints its release's figure under any release.
+    OwnTest,
+    /// New texts: their vectors, evidence and features computed by this release.
+    New(&'a [String]),
 }
 
-/// The model's class probabilities for `texts`: its members' probabilities, weighed by
-/// their shares.
-fn probabilities(t: &Trained, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    // A frozen-encoder head reads the new questions' vectors, from the run's encoder.
-    let embeddings = match &t.inputs.encoded {
-        Some((_, e)) => Some(
-            t.inputs.head_vectors(
-                &t.cfg,
-                hhnas_train::embed(
-                    &t.inputs.enc,
+/// What the members read for the questions scored, row `i` for question `i`.
+struct Reading {
+    texts: Vec<String>,
+    embeddings: Option<Embeddings>,
+    judge: Option<FeatureMatrix>,
+    rules: Option<FeatureMatrix>,
+}
+
+impl Trained {
+    /// Whether some member has the branch `has`.
+    fn reads(&self, has: fn(&ModelSpec) -> bool) -> bool {
+        self.members.iter().any(|m| has(&m.summary.spec))
+    }
+
+    fn reading(&self, questions: &Questions) -> Result<Reading> {
+        match questions {
+            Questions::OwnTest => Ok(self.stored_reading(&self.inputs.ds.test)),
+            Questions::New(texts) => self.new_reading(texts),
+        }
+    }
+
+    /// Rows `rows` of the run's dataset, from the values the run stored.
+    fn stored_reading(&self, rows: &[usize]) -> Reading {
+        let i = &self.inputs;
+        Reading {
+            texts: rows
+                .iter()
+                .map(|&r| i.ds.rows[r].question.clone())
+                .collect(),
+            embeddings: i.encoded.as_ref().map(|(_, e)| e.select_rows(rows)),
+            judge: (i.judge.as_ref())
+                .filter(|_| self.reads(|s| s.llm_branch))
+                .map(|(_, m)| m.select_rows(rows)),
+            rules: (i.rules.as_ref())
+                .filter(|_| self.reads(|s| s.rule_branch))
+                .map(|(_, r)| r.matrix.select_rows(rows)),
+        }
+    }
+
+    /// New texts, read the way the run read its own (the encoder, then the evidence).
+    fn new_reading(&self, texts: &[String]) -> Result<Reading> {
+        for line in &self.stale_evidence {
+            tracing::warn!("{line}");
+        }
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let i = &self.inputs;
+        // A frozen-encoder head reads the new questions' vectors, from the run's encoder.
+        let embeddings = match &i.encoded {
+            Some((_, e)) => {
+                let base = hhnas_train::embed(
+                    &i.enc,
                     &refs,
                     e.pooling,
-                    t.cfg.train.device.parsed(),
+                    self.cfg.train.device.parsed(),
                     &mut |_, _| {},
                 )
-                .map_err(ExitClass::classified)?,
-                &refs,
-            )?,
-        ),
-        None => None,
-    };
+                .map_err(ExitClass::classified)?;
+                Some(i.head_vectors(&self.cfg, base, &refs)?)
+            }
+            None => None,
+        };
+        let judge = match self.reads(|s| s.llm_branch) {
+            true => Some(features::judge_texts(&self.cfg, &self.store, &i.ds, &refs)?),
+            false => None,
+        };
+        let rules = (i.rules.as_ref())
+            .filter(|_| self.reads(|s| s.rule_branch))
+            .map(|(_, r)| hhnas_features::rule_features(&r.rules, &refs));
+        Ok(Reading {
+            texts: texts.to_vec(),
+            embeddings,
+            judge,
+            rules,
+        })
+    }
+}
+
+/// The model's class probabilities for `questions`: its members' probabilities, weighed
+/// by their shares.
+fn probabilities(t: &Trained, questions: &Questions) -> Result<Vec<Vec<f32>>> {
+    let read = t.reading(questions)?;
     let classes = t.inputs.ds.classes.len();
     let mut each = Vec::with_capacity(t.members.len());
     for m in &t.members {
         let spec = &m.summary.spec;
-        let (judge, rules) = features_for(t, spec, &refs)?;
         let p = hhnas_train::predict(
             &t.inputs.enc,
             spec,
             classes,
             &m.weights,
             hhnas_train::PredictInput {
-                texts,
-                embeddings: embeddings.as_ref(),
-                llm: judge.as_ref(),
-                rules: rules.as_ref(),
+                texts: &read.texts,
+                embeddings: read.embeddings.as_ref(),
+                llm: read.judge.as_ref().filter(|_| spec.llm_branch),
+                rules: read.rules.as_ref().filter(|_| spec.rule_branch),
                 rule_classes: t.inputs.rule_classes.as_deref(),
             },
             t.cfg.train.device.parsed(),
@@ -320,25 +369,25 @@ pub fn cmd_eval(
     input: Option<&Path>,
 ) -> Result<Outcome> {
     let t = load_trained(cache, run, candidate)?;
+    let ds = &t.inputs.ds;
     let (texts, labels): (Vec<String>, Vec<Option<usize>>) = match input {
-        None => t
-            .inputs
-            .ds
-            .test
-            .iter()
-            .map(|&i| {
-                (
-                    t.inputs.ds.rows[i].question.clone(),
-                    Some(t.inputs.ds.rows[i].label as usize),
-                )
-            })
-            .unzip(),
+        None => (
+            Vec::new(),
+            ds.test
+                .iter()
+                .map(|&i| Some(ds.rows[i].label as usize))
+                .collect(),
+        ),
         Some(path) => match t.cfg.data.source {
-            DataSource::Spider => read_question_file(path, &t.inputs.ds)?,
-            DataSource::Labelled => read_labelled_input(path, &t.cfg, &t.inputs.ds)?,
+            DataSource::Spider => read_question_file(path, ds)?,
+            DataSource::Labelled => read_labelled_input(path, &t.cfg, ds)?,
         },
     };
-    let probs = probabilities(&t, &texts)?;
+    let questions = match input {
+        None => Questions::OwnTest,
+        Some(_) => Questions::New(&texts),
+    };
+    let probs = probabilities(&t, &questions)?;
     let mut correct = 0usize;
     let mut known = 0usize;
     for (p, label) in probs.iter().zip(&labels) {
@@ -358,7 +407,7 @@ pub fn cmd_eval(
     outln!(
         "{} questions, {known} with a known class: accuracy {accuracy} (validation accuracy \
          at training {:.2}%)",
-        texts.len(),
+        labels.len(),
         t.valid_acc * 100.0
     );
     Ok(Outcome::Done)
@@ -436,7 +485,7 @@ fn read_labelled_input(
 
 pub fn cmd_predict(cache: &Path, run: &str, question: &str, top: usize) -> Result<Outcome> {
     let t = load_trained(cache, run, None)?;
-    let probs = probabilities(&t, &[question.to_string()])?;
+    let probs = probabilities(&t, &Questions::New(&[question.to_string()]))?;
     outln!("model: {}", t.describe);
     let row = probs.first().context("the model returned no prediction")?;
     let mut ranked: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();

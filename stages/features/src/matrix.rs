@@ -42,6 +42,15 @@ impl FeatureMatrix {
         self.data[i * self.cols + j] = v;
     }
 
+    /// The matrix of rows `rows` (in that order) of this one.
+    pub fn select_rows(&self, rows: &[usize]) -> Self {
+        FeatureMatrix {
+            rows: rows.len(),
+            cols: self.cols,
+            data: rows.iter().flat_map(|&i| self.row(i)).copied().collect(),
+        }
+    }
+
     /// Number of ones in the whole matrix.
     pub fn ones(&self) -> usize {
         self.data.iter().filter(|&&v| v != 0).count()
@@ -74,5 +83,8 @@ mod tests {
             data: vec![0, 2, 0, 0],
         };
         assert!(!bad.is_well_formed());
+        let picked = m.select_rows(&[1, 1, 0]);
+        assert_eq!((picked.rows, picked.cols), (3, 3));
+        assert_eq!(picked.data, [0, 0, 1, 0, 0, 1, 1, 0, 0]);
     }
 }

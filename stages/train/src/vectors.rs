@@ -42,6 +42,17 @@ impl Embeddings {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
 
+    /// The vectors of rows `rows` (in that order).
+    pub fn select_rows(&self, rows: &[usize]) -> Self {
+        Embeddings {
+            pooling: self.pooling,
+            dim: self.dim,
+            rows: rows.len(),
+            data: rows.iter().flat_map(|&i| self.row(i)).copied().collect(),
+            encoder_id: self.encoder_id.clone(),
+        }
+    }
+
     /// What a head trained on these vectors needs new vectors to match.
     pub fn identity(&self) -> String {
         format!("{} {} {}", self.pooling.name(), self.dim, self.encoder_id)
