@@ -1,14 +1,17 @@
 //! A run written by an earlier release must keep working: it resumes to the end, and
 //! `status`, `eval` and `predict` print what that release printed on the same run.
 //!
-//! `tests/fixtures/legacy-run/` holds such a run as the release named in `release.txt`
-//! left it, cut as a kill right after its last candidate's train stage would leave it
-//! (see `make_legacy_fixture`): the cache (store, run directory), the Spider-format data
-//! it read, and that release's own output of `resume`, `status`, `eval` and `predict` on a
-//! copy. To make it again with another
+//! `tests/fixtures/legacy-run/` holds such a run as the release named in its
+//! `release.txt` left it; `tests/fixtures/legacy-partner-v1/` one with the partner
+//! evidence on, made by a release whose partner node (version 1) computed other values
+//! than this release's, which the resume must keep. Each is cut as a kill right after its
+//! last candidate's train stage would leave it (see `make_legacy_fixture`): the cache
+//! (store, run directory), the Spider-format data it read, and that release's own output
+//! of `resume`, `status`, `eval` and `predict` on a copy. To make one again with another
 //! release's binary:
 //! `HHNAS_LEGACY_BIN=/path/to/old/hhnas-pipe HHNAS_LEGACY_RELEASE=<commit> cargo test
-//! --test legacy_run -- --ignored make_legacy_fixture`.
+//! --test legacy_run -- --ignored make_legacy_fixture` (with `HHNAS_LEGACY_FIXTURE=
+//! legacy-partner-v1 HHNAS_LEGACY_SET=features.partner_evidence=true` for the second).
 
 mod common;
 
@@ -22,8 +25,10 @@ use common::*;
 const SPIDER_MARK: &str = "@SPIDER_DIR@";
 const QUESTION: &str = "How many singers are there?";
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy-run")
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn command(bin: &Path, cache: &Path, args: &[&str]) -> Command {
@@ -115,12 +120,28 @@ fn finish_and_report(bin: &Path, cache: &Path) -> Vec<(&'static str, String)> {
 
 #[test]
 fn a_run_stopped_under_the_previous_release_resumes_and_reports_the_same_figures() {
+    resumes_and_reports_the_same_figures("legacy-run");
+}
+
+/// The partner node's code changed after this run was made (version 1 -> 2): the resume
+/// keeps the run's own partner values, so its candidates replay instead of training again
+/// on values they never saw, and `eval` scores the test split on the stored ones.
+#[test]
+fn a_run_whose_partner_node_another_release_made_resumes_on_its_own_values() {
+    resumes_and_reports_the_same_figures("legacy-partner-v1");
+}
+
+/// Resumes a copy of the fixture `name` and compares what each command prints with what
+/// the fixture's release printed; the resume computes no candidate or evidence node (the
+/// fixture was cut after the last candidate's train stage).
+fn resumes_and_reports_the_same_figures(name: &str) {
+    let fixture = fixture(name);
     let dir = tempfile::tempdir().unwrap();
     let spider = dir.path().join("spider");
     let cache = dir.path().join("cache");
-    copy_tree(&fixture().join("spider"), &spider, "", false);
+    copy_tree(&fixture.join("spider"), &spider, "", false);
     copy_tree(
-        &fixture().join("cache"),
+        &fixture.join("cache"),
         &cache,
         spider.to_str().unwrap(),
         false,
@@ -128,12 +149,16 @@ fn a_run_stopped_under_the_previous_release_resumes_and_reports_the_same_figures
     let stored_before = walkdir::WalkDir::new(cache.join("store"))
         .into_iter()
         .count();
+    let journal = cache
+        .join("runs")
+        .join(run_id(&cache))
+        .join("journal.jsonl");
+    let journaled_before = std::fs::read_to_string(&journal).unwrap().lines().count();
 
     let outputs = finish_and_report(Path::new(BIN), &cache);
     for (name, out) in &outputs {
         let expected =
-            std::fs::read_to_string(fixture().join("expected").join(format!("{name}.txt")))
-                .unwrap();
+            std::fs::read_to_string(fixture.join("expected").join(format!("{name}.txt"))).unwrap();
         assert_eq!(
             figures(out),
             figures(&expected),
@@ -148,6 +173,16 @@ fn a_run_stopped_under_the_previous_release_resumes_and_reports_the_same_figures
         stored_after > stored_before,
         "{stored_before} -> {stored_after}"
     );
+    let resumed = std::fs::read_to_string(&journal).unwrap();
+    let computed: Vec<&str> = (resumed.lines().skip(journaled_before))
+        .filter(|l| l.contains("\"cache_hit\":false"))
+        .filter(|l| {
+            ["train", "encode", "partner"]
+                .iter()
+                .any(|s| l.contains(&format!("\"stage\":\"{s}\"")))
+        })
+        .collect();
+    assert!(computed.is_empty(), "the resume computed {computed:?}");
 }
 
 /// Makes the fixture with the binary in `HHNAS_LEGACY_BIN` (see the module doc).
@@ -156,19 +191,19 @@ fn a_run_stopped_under_the_previous_release_resumes_and_reports_the_same_figures
 fn make_legacy_fixture() {
     let bin = PathBuf::from(std::env::var_os("HHNAS_LEGACY_BIN").expect("HHNAS_LEGACY_BIN"));
     let release = std::env::var("HHNAS_LEGACY_RELEASE").expect("HHNAS_LEGACY_RELEASE");
+    let name = std::env::var("HHNAS_LEGACY_FIXTURE").unwrap_or_else(|_| "legacy-run".into());
+    let sets = std::env::var("HHNAS_LEGACY_SET").unwrap_or_default();
     let ws = Workspace::frozen_dense(3);
     let config = ws.config();
+    let mut args = vec!["run", "--config", config.to_str().unwrap()];
+    for set in sets.split(',').filter(|s| !s.is_empty()) {
+        args.extend(["--set", set]);
+    }
     // The whole run, then its state as a kill right after the last candidate's train
     // stage leaves it: the journal cut there and the last update's store entry gone, so
     // the resume computes something (the update, the report) without training anything
     // (training is bit-identical on one machine, not necessarily across CPUs).
-    let out = command(
-        &bin,
-        &ws.cache(),
-        &["run", "--config", config.to_str().unwrap()],
-    )
-    .output()
-    .unwrap();
+    let out = command(&bin, &ws.cache(), &args).output().unwrap();
     ok(out);
     let journal = ws.run_dir().join("journal.jsonl");
     let text = std::fs::read_to_string(&journal).unwrap();
@@ -187,7 +222,7 @@ fn make_legacy_fixture() {
     std::fs::write(&journal, lines[..=last_train].join("\n") + "\n").unwrap();
     let _ = std::fs::remove_dir_all(ws.run_dir().join("report"));
 
-    let out = fixture();
+    let out = fixture(&name);
     let _ = std::fs::remove_dir_all(&out);
     let spider = ws.path().join("spider");
     copy_tree(&spider, &out.join("spider"), "", true);

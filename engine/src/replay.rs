@@ -99,6 +99,32 @@ impl<N: Node> Replay<'_, N> {
         }
     }
 
+    /// The key under which a one-off node that derives from the run's fixed inputs (its
+    /// data and encoder are checked unchanged, its config is frozen) is read. Where the
+    /// run journaled the node under another key, which only another release's code for
+    /// the node makes, and the store still holds that entry, the run goes on with its own
+    /// values: what it trained on them replays, instead of every candidate being trained
+    /// again on other values. A new run gets this release's node.
+    pub fn kept_key(&self, stage: N, key: Key) -> Key {
+        let journaled: Vec<Key> = (self.recorded.iter())
+            .filter(|(s, i, _)| *s == stage && i.is_none())
+            .map(|(_, _, k)| *k)
+            .collect();
+        match journaled[..] {
+            [own] if own != key && self.store.contains(stage.name(), &own) => {
+                tracing::warn!(
+                    "{stage}: this run made it with another release of hhnas-pipe (key {}, \
+                     this release's would be {}); the run goes on with its own values, so \
+                     what it trained stays comparable. A new run uses this release's",
+                    own.short(),
+                    key.short()
+                );
+                own
+            }
+            _ => key,
+        }
+    }
+
     /// The node's output: replayed when stored, else computed by `compute` (value and
     /// metrics), stored and journaled. A failure is journaled before it is returned.
     pub fn node<T, M, F>(

@@ -30,7 +30,7 @@ use hhnas_train::{Embeddings, EncoderAssets, ModelSpec, NeighbourScores, TrainDa
 
 use crate::config::{EncoderMode, EvidenceBank, PipelineConfig};
 use crate::dag::Evidence;
-use crate::dag::Replay;
+use crate::dag::{Replay, Stage};
 pub(crate) use evidence::evidence_key;
 use evidence::{evidence_node, joined, Sources};
 use hhnas_engine::store::Key;
@@ -99,7 +99,7 @@ impl Inputs {
             let mut sources = Sources::new(&ds, bank, vectors, cfg);
             let mut prev = *encode_key;
             for e in Evidence::enabled_in(cfg) {
-                let key = evidence_key(e, ds_key, bank, prev);
+                let key = exec.kept_key(Stage::Evidence(e), evidence_key(e, ds_key, bank, prev));
                 evidence.push((e, key, evidence_node(exec, e, key, &mut sources)?));
                 prev = key;
             }
