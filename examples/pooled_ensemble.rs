@@ -3,7 +3,7 @@
 //! beat one seed's? The runs must share their dataset node (same data and split).
 //!
 //! ```sh
-//! cargo run --release --example pooled_ensemble -- CACHE RUN... [--metric log-loss] [--rounds N]
+//! cargo run --release --example pooled_ensemble -- CACHE RUN... [--metric log-loss] [--rounds N] [--bags N]
 //! ```
 //! Prints each run's selection and the pooled one (validation and test accuracy), and the
 //! plain average of every pooled candidate. Reads only the store; writes nothing.
@@ -12,10 +12,13 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use hhnas_engine::journal::stage_records;
+use hhnas_engine::outln;
 use hhnas_engine::replay::load_stored;
 use hhnas_engine::rundir;
 use hhnas_engine::store::{Key, Lookup, Store};
-use hhnas_ensemble::{accuracy, combine, select, Metric, ProbMatrix, SelectionParams, SplitProbs};
+use hhnas_ensemble::{
+    accuracy, combine, select, select_bagged, Metric, ProbMatrix, SelectionParams, SplitProbs,
+};
 use hhnas_pipe::config::Frozen;
 use hhnas_pipe::dag::{Event, Stage, PROBS};
 use hhnas_pipe::nodes::data::dataset_stage;
@@ -30,9 +33,10 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let cache = PathBuf::from(
         args.next()
-            .context("usage: CACHE RUN... [--metric log-loss] [--rounds N]")?,
+            .context("usage: CACHE RUN... [--metric log-loss] [--rounds N] [--bags N]")?,
     );
     let mut params = SelectionParams::default();
+    let mut bags = 0usize;
     let mut runs = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -44,6 +48,7 @@ fn main() -> Result<()> {
                 }
             }
             "--rounds" => params.rounds = args.next().context("--rounds N")?.parse()?,
+            "--bags" => bags = args.next().context("--bags N")?.parse()?,
             _ => runs.push(a),
         }
     }
@@ -85,25 +90,29 @@ fn main() -> Result<()> {
     let selected = |idx: &[usize]| -> Result<String> {
         let valid: Vec<&ProbMatrix> = idx.iter().map(|&i| &pool[i].probs.valid).collect();
         let test: Vec<&ProbMatrix> = idx.iter().map(|&i| &pool[i].probs.test).collect();
-        let sel = select(&valid, &valid_labels, &params)?;
-        let test_acc = accuracy(&combine(&test, &sel.weights())?, &test_labels);
+        let weights = match bags {
+            0 => select(&valid, &valid_labels, &params)?.weights(),
+            b => select_bagged(&valid, &valid_labels, &params, b, 0.5, 0)?,
+        };
+        let valid_acc = accuracy(&combine(&valid, &weights)?, &valid_labels);
+        let test_acc = accuracy(&combine(&test, &weights)?, &test_labels);
         Ok(format!(
             "{} candidates, {} members: valid {:.2} % test {:.2} %",
             idx.len(),
-            sel.members().len(),
-            sel.valid_acc * 100.0,
+            weights.iter().filter(|&&w| w > 0.0).count(),
+            valid_acc * 100.0,
             test_acc * 100.0
         ))
     };
     for name in &runs {
         let idx: Vec<usize> = (0..pool.len()).filter(|&i| &pool[i].run == name).collect();
-        println!("{name}: {}", selected(&idx)?);
+        outln!("{name}: {}", selected(&idx)?);
     }
     let all: Vec<usize> = (0..pool.len()).collect();
-    println!("pooled: {}", selected(&all)?);
+    outln!("pooled: {}", selected(&all)?);
     let test: Vec<&ProbMatrix> = pool.iter().map(|c| &c.probs.test).collect();
     let uniform = vec![1.0 / pool.len() as f64; pool.len()];
-    println!(
+    outln!(
         "plain average of all {}: test {:.2} %",
         pool.len(),
         accuracy(&combine(&test, &uniform)?, &test_labels) * 100.0

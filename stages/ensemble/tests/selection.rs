@@ -111,3 +111,22 @@ fn bad_inputs_are_named() {
     let e = ProbMatrix::from_rows(&[vec![0.5, 0.5], vec![1.0]], 2).unwrap_err();
     assert!(e.to_string().contains("row 1"), "{e}");
 }
+
+/// Bagged selection: weights that sum to 1, the same for the same seed, and a candidate
+/// that is right everywhere outweighs one that is right on half the rows.
+#[test]
+fn bagged_selection_weights_sum_to_one_repeat_by_seed_and_favour_the_good_candidate() {
+    let labels = [0u32, 1, 2, 0, 1, 2];
+    let good = table(&[0, 1, 2, 0, 1, 2], 3, 0.8);
+    let half = table(&[0, 1, 2, 1, 2, 0], 3, 0.8);
+    let wrong = table(&[1, 2, 0, 1, 2, 0], 3, 0.8);
+    let cands = [&good, &half, &wrong];
+    let p = params(5, Metric::Accuracy);
+    let w = hhnas_ensemble::select_bagged(&cands, &labels, &p, 10, 0.5, 3).unwrap();
+    assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{w:?}");
+    assert!(w[0] > w[1] && w[1] >= w[2], "{w:?}");
+    assert_eq!(
+        w,
+        hhnas_ensemble::select_bagged(&cands, &labels, &p, 10, 0.5, 3).unwrap()
+    );
+}
