@@ -444,7 +444,7 @@ pub fn resolve(
     for set in sets {
         apply_set(&mut resolved, set)?;
     }
-    let config: PipelineConfig = serde_path_to_error::deserialize(resolved).map_err(|e| {
+    let mut config: PipelineConfig = serde_path_to_error::deserialize(resolved).map_err(|e| {
         let path = e.path().to_string();
         // The message alone: toml's Display appends the key again on a second line.
         config_error(
@@ -458,6 +458,16 @@ pub fn resolve(
             "see the comments in pipeline.toml for the keys and their values",
         )
     })?;
+    // The partner evidence learns what marks a paraphrase from Spider's SQL, which a
+    // labelled file lacks: the switch (on in the demo profile) is off there, said once.
+    if config.features.partner_evidence && config.data.source != DataSource::Spider {
+        config.features.partner_evidence = false;
+        tracing::warn!(
+            "features.partner_evidence is off for data.source = \"labelled\": it learns \
+             what marks a paraphrase from the SQL of Spider's questions, which a labelled \
+             file lacks"
+        );
+    }
     validate::validate(&config, source)?;
     Ok((config, name))
 }

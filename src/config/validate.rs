@@ -24,13 +24,6 @@ pub(super) fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> 
             );
         }
     }
-    if c.features.partner_evidence && c.data.source != DataSource::Spider {
-        return err(
-            "features.partner_evidence",
-            "learns what marks a paraphrase from the SQL of Spider's questions, and a labelled file has none".into(),
-            "set features.partner_evidence = false for data.source = \"labelled\"",
-        );
-    }
     if c.train.head == hhnas_train::HeadKind::Evidence {
         if !c.encoder.mode.frozen_vectors() {
             return err(

@@ -233,8 +233,13 @@ pub fn render_probs_svg(run: &RunRecord, name: &str) -> Result<String, ReportErr
                 .filter(|p| p.1.is_finite())
                 .collect();
             let color = TAB10[k % TAB10.len()];
-            chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+            // One point is a dot: a one-point polyline is no line (the PNG rasteriser
+            // warns about each).
+            let series = match pts.len() {
+                1 => chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled()))),
+                _ => chart.draw_series(LineSeries::new(pts, color.stroke_width(2))),
+            };
+            series
                 .map_err(|e| e.to_string())?
                 .label(pname.as_str())
                 .legend(move |(x, y)| {
@@ -291,8 +296,11 @@ pub fn render_best_so_far_svg(input: &ReportInput, name: &str) -> Result<String,
             .map_err(|e| e.to_string())?;
         for (k, (r, pts)) in input.runs.iter().zip(curves).enumerate() {
             let color = TAB10[k % TAB10.len()];
-            chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+            let series = match pts.len() {
+                1 => chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled()))),
+                _ => chart.draw_series(LineSeries::new(pts, color.stroke_width(2))),
+            };
+            series
                 .map_err(|e| e.to_string())?
                 .label(format!("{} ({}, seed {})", r.run_id, r.strategy, r.seed))
                 .legend(move |(x, y)| {
