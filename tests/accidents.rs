@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -88,8 +90,17 @@ fn sigterm_and_sigint_mid_epoch_leave_a_resumable_run() {
     for signal in ["TERM", "INT"] {
         let ws = Workspace::frozen(2);
         let cfg = ws.config();
-        let mut child = ws
-            .cmd(&["run", "--config", cfg.to_str().unwrap()])
+        let mut cmd = ws.cmd(&["run", "--config", cfg.to_str().unwrap()]);
+        // A terminal's Ctrl-C meets SIGINT's default action; a test suite started in the
+        // background (`cargo test &`) passes SIGINT on ignored, so restore the default.
+        // SAFETY: only signal(2), async-signal-safe, runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
