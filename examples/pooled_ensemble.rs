@@ -24,7 +24,8 @@ use hhnas_pipe::dag::{Event, Stage, PROBS};
 use hhnas_pipe::nodes::data::dataset_stage;
 
 struct Candidate {
-    run: String,
+    /// The runs that trained it.
+    runs: Vec<String>,
     key: Key,
     probs: SplitProbs,
 }
@@ -72,12 +73,17 @@ fn main() -> Result<()> {
             Some(_) => {}
         }
         for r in stage_records(&events).filter(|r| r.stage == Stage::Train) {
-            if pool.iter().any(|c| c.key == r.key) {
+            // A candidate two runs share (a run extending another's search) is pooled
+            // once and counts in each run's own selection.
+            if let Some(c) = pool.iter_mut().find(|c| c.key == r.key) {
+                if !c.runs.contains(name) {
+                    c.runs.push(name.clone());
+                }
                 continue;
             }
             if let Lookup::Hit(probs) = store.get::<SplitProbs>(PROBS, &r.key)? {
                 pool.push(Candidate {
-                    run: name.clone(),
+                    runs: vec![name.clone()],
                     key: r.key,
                     probs,
                 });
@@ -105,7 +111,9 @@ fn main() -> Result<()> {
         ))
     };
     for name in &runs {
-        let idx: Vec<usize> = (0..pool.len()).filter(|&i| &pool[i].run == name).collect();
+        let idx: Vec<usize> = (0..pool.len())
+            .filter(|&i| pool[i].runs.contains(name))
+            .collect();
         outln!("{name}: {}", selected(&idx)?);
     }
     let all: Vec<usize> = (0..pool.len()).collect();
