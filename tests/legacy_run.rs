@@ -11,7 +11,8 @@
 //! release's binary:
 //! `HHNAS_LEGACY_BIN=/path/to/old/hhnas-pipe HHNAS_LEGACY_RELEASE=<commit> cargo test
 //! --test legacy_run -- --ignored make_legacy_fixture` (with `HHNAS_LEGACY_FIXTURE=
-//! legacy-partner-v1 HHNAS_LEGACY_SET=features.partner_evidence=true` for the second).
+//! legacy-partner-v1 HHNAS_LEGACY_SET=features.partner_evidence=true,ensemble.enabled=
+//! true,ensemble.rounds=5` for the second, whose model is its ensemble).
 
 mod common;
 
