@@ -234,3 +234,90 @@ fn label(stage: impl Node, iteration: Option<u64>) -> String {
         None => stage.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One node, `rules`, at whatever version a release gives it.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+    struct Rules;
+
+    impl StageName for Rules {
+        fn as_str(&self) -> &str {
+            "rules"
+        }
+        fn parse(name: &str) -> Option<Self> {
+            (name == "rules").then_some(Rules)
+        }
+    }
+
+    impl std::fmt::Display for Rules {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("rules")
+        }
+    }
+
+    impl Node for Rules {
+        fn name(self) -> &'static str {
+            "rules"
+        }
+        fn version(self) -> u32 {
+            2
+        }
+    }
+
+    fn key_of(version: u32) -> Key {
+        KeyBuilder::new("rules", version).finish()
+    }
+
+    /// A run that journaled `rules` under the keys `journaled`, in a cache whose store
+    /// holds `stored`.
+    fn replay<'a>(
+        dir: &std::path::Path,
+        progress: &'a Progress,
+        journaled: &[Key],
+        stored: &[Key],
+    ) -> Replay<'a, Rules> {
+        let store = Store::new(dir);
+        for k in stored {
+            store
+                .put(
+                    "rules",
+                    k,
+                    &Stored {
+                        value: 1u8,
+                        metrics: "{}".into(),
+                    },
+                )
+                .unwrap();
+        }
+        Replay {
+            store,
+            journal: Journal::new(&dir.join("run")),
+            recorded: journaled.iter().map(|k| (Rules, None, *k)).collect(),
+            progress,
+            scratch: dir.join("scratch"),
+            training_file: dir.join("training.json"),
+        }
+    }
+
+    #[test]
+    fn a_run_keeps_the_key_it_journaled_while_the_store_holds_that_entry() {
+        let (old, new) = (key_of(1), key_of(2));
+        let progress = Progress::new(1);
+        let case = |journaled: &[Key], stored: &[Key]| {
+            let dir = tempfile::tempdir().unwrap();
+            replay(dir.path(), &progress, journaled, stored).kept_key(Rules, new)
+        };
+        // Another release's entry, still stored: the run goes on with it.
+        assert_eq!(case(&[old], &[old]), old);
+        // Its entry is gone: this release's node.
+        assert_eq!(case(&[old], &[]), new);
+        // Journaled under this release's key, or never: nothing to keep.
+        assert_eq!(case(&[new], &[new]), new);
+        assert_eq!(case(&[], &[old]), new);
+        // Two entries journaled (resumed under two releases before): no guess.
+        assert_eq!(case(&[old, key_of(0)], &[old]), new);
+    }
+}
