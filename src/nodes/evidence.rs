@@ -158,6 +158,10 @@ fn partner_scores(
     let bank_texts: Vec<&str> = rows.iter().map(|&r| ds.rows[r].question.as_str()).collect();
     let vectors = sources.vectors;
     let bank_vectors: Vec<f32> = rows.iter().flat_map(|&r| vectors.row(r)).copied().collect();
+    let bank_kind = sources.bank;
+    let chars = sources
+        .chars
+        .get_or_insert_with(|| CharBank::new(ds, bank_kind));
     let bank = hhnas_features::PartnerBank {
         texts: &bank_texts,
         vectors: hhnas_features::Dense {
@@ -167,6 +171,7 @@ fn partner_scores(
         labels: &labels,
         keys: &bank_keys,
         classes: ds.classes.len(),
+        chars: &chars.index,
     };
     let own_rows = same_rows.then(|| own_positions(ds, &rows));
     let scores = hhnas_features::partner_scores(
