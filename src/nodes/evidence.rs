@@ -204,9 +204,9 @@ fn own_positions(ds: &Dataset, rows: &[usize]) -> Vec<Option<usize>> {
     position
 }
 
-/// What the evidence is drawn from: the dataset's bank rows, their encoder vectors and
-/// (built on first use, once for every kind of character evidence) their n-gram index,
-/// and (built on first use) the classes' schema words.
+/// What the evidence is drawn from: the dataset's bank rows, their encoder vectors, their
+/// character n-gram index (built on first use, once for the character evidence and the
+/// partner's pair features) and the classes' schema words (built on first use).
 pub(crate) struct Sources<'a> {
     pub ds: &'a Dataset,
     pub bank: EvidenceBank,
