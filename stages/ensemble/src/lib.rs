@@ -177,7 +177,6 @@ pub fn select(
     })
 }
 
-/// The weighted average of `members`' probabilities (weights as [`Selection::weights`]).
 /// Bagged ensemble selection (Caruana et al. 2004, section 4.3): `bags` selections, each
 /// over a random `fraction` of the candidates, their weights averaged. A candidate that
 /// only fits the validation split's noise wins fewer bags than one that is good, so the
@@ -193,21 +192,26 @@ pub fn select_bagged(
     use rand::seq::index::sample;
     use rand::SeedableRng;
     let n = candidates.len();
-    let drawn = ((n as f64 * fraction).round() as usize).clamp(1, n.max(1));
+    if n == 0 {
+        return Err(EnsembleError::Empty);
+    }
+    let bags = bags.max(1);
+    let drawn = ((n as f64 * fraction).round() as usize).clamp(1, n);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut weights = vec![0f64; n];
-    for _ in 0..bags.max(1) {
-        let mut subset = sample(&mut rng, n.max(1), drawn.min(n.max(1))).into_vec();
+    for _ in 0..bags {
+        let mut subset = sample(&mut rng, n, drawn).into_vec();
         subset.sort_unstable();
         let chosen: Vec<&ProbMatrix> = subset.iter().map(|&i| candidates[i]).collect();
         let sel = select(&chosen, labels, params)?;
         for (&i, w) in subset.iter().zip(sel.weights()) {
-            weights[i] += w / bags.max(1) as f64;
+            weights[i] += w / bags as f64;
         }
     }
     Ok(weights)
 }
 
+/// The weighted average of `members`' probabilities (weights as [`Selection::weights`]).
 pub fn combine(members: &[&ProbMatrix], weights: &[f64]) -> Result<ProbMatrix, EnsembleError> {
     let first = members.first().ok_or(EnsembleError::Empty)?;
     if weights.len() != members.len() {
