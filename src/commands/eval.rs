@@ -247,12 +247,12 @@ fn load_member(store: &Store, train_key: Key, weights_key: Key, share: f64) -> R
 }
 
 /// The questions `eval` or `predict` scores.
-enum Questions<'a> {
+enum Questions {
     /// The run's own test split: the members read the values the run stored for these
     /// rows, as its final node did, so a run prints its release's figure under any release.
     OwnTest,
     /// New texts: their vectors, evidence and features computed by this release.
-    New(&'a [String]),
+    New(Vec<String>),
 }
 
 /// What the members read for the questions scored, row `i` for question `i`.
@@ -370,22 +370,21 @@ pub fn cmd_eval(
 ) -> Result<Outcome> {
     let t = load_trained(cache, run, candidate)?;
     let ds = &t.inputs.ds;
-    let (texts, labels): (Vec<String>, Vec<Option<usize>>) = match input {
+    let (questions, labels): (Questions, Vec<Option<usize>>) = match input {
         None => (
-            Vec::new(),
+            Questions::OwnTest,
             ds.test
                 .iter()
                 .map(|&i| Some(ds.rows[i].label as usize))
                 .collect(),
         ),
-        Some(path) => match t.cfg.data.source {
-            DataSource::Spider => read_question_file(path, ds)?,
-            DataSource::Labelled => read_labelled_input(path, &t.cfg, ds)?,
-        },
-    };
-    let questions = match input {
-        None => Questions::OwnTest,
-        Some(_) => Questions::New(&texts),
+        Some(path) => {
+            let (texts, labels) = match t.cfg.data.source {
+                DataSource::Spider => read_question_file(path, ds)?,
+                DataSource::Labelled => read_labelled_input(path, &t.cfg, ds)?,
+            };
+            (Questions::New(texts), labels)
+        }
     };
     let probs = probabilities(&t, &questions)?;
     let mut correct = 0usize;
@@ -485,7 +484,7 @@ fn read_labelled_input(
 
 pub fn cmd_predict(cache: &Path, run: &str, question: &str, top: usize) -> Result<Outcome> {
     let t = load_trained(cache, run, None)?;
-    let probs = probabilities(&t, &Questions::New(&[question.to_string()]))?;
+    let probs = probabilities(&t, &Questions::New(vec![question.to_string()]))?;
     outln!("model: {}", t.describe);
     let row = probs.first().context("the model returned no prediction")?;
     let mut ranked: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
