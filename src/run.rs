@@ -52,9 +52,12 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
         progress: &progress,
         scratch: cache_dir.join("scratch"),
         training_file: run.training_file(),
+        retracing: false,
     };
 
+    let journaled = exec.recorded.len();
     let inputs = Inputs::compute(&mut exec, cfg)?;
+    exec.follow_journal(journaled);
     let mut state_key = search::init_key(&cfg.search);
     let mut state = hhnas_search::init_state(&cfg.search);
     let mut trained = Vec::new();

@@ -244,3 +244,44 @@ fn a_killed_warm_stage_resumes_at_its_last_epoch_as_an_uninterrupted_one() {
         "the checkpoint goes once the result is stored"
     );
 }
+
+/// A run whose encoder another release tuned (the warm node keyed otherwise: its code
+/// changed) resumes on that tuned encoder: nothing is tuned, encoded or trained again.
+/// The run is made such a one by moving its warm node (summary and tuned weights) to
+/// another key in the store and the journal, and taking its end off the journal.
+#[test]
+fn a_run_whose_encoder_another_release_tuned_resumes_on_that_encoder() {
+    let ws = Workspace::frozen(2);
+    let id = new_run(&ws, &WARM);
+    let path = ws.cache().join("runs").join(&id).join("journal.jsonl");
+    let lines = std::fs::read_to_string(&path).unwrap();
+    let key = line(&ws.journal_lines_of(&id), "warm").unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other: String = key.chars().rev().collect();
+    for folder in ["warm", "weights"] {
+        let store = ws.cache().join("store").join(folder);
+        std::fs::rename(store.join(&key), store.join(&other)).unwrap();
+    }
+    let unfinished: Vec<&str> = (lines.lines())
+        .filter(|l| !l.contains("\"event\":\"finished\""))
+        .collect();
+    std::fs::write(&path, unfinished.join("\n").replace(&key, &other) + "\n").unwrap();
+    let journaled = unfinished.len();
+
+    let out = ws.run(&["resume", &id]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another release"),
+        "{}",
+        text(&out)
+    );
+    let journal = ws.journal_lines_of(&id);
+    let computed: Vec<&serde_json::Value> = (journal[journaled..].iter())
+        .filter(|e| e["event"] == "stage" && e["cache_hit"] == false)
+        .map(|e| &e["stage"])
+        .collect();
+    assert!(computed.is_empty(), "the resume computed {computed:?}");
+    assert_eq!(journal.last().unwrap()["event"], "finished");
+}

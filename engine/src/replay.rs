@@ -77,6 +77,10 @@ pub struct Replay<'a, N: Node> {
     pub scratch: PathBuf,
     /// `training.json` of the run: the epoch the candidate in training has reached.
     pub training_file: PathBuf,
+    /// Whether the search still retraces the run's journal (see
+    /// [`Replay::kept_iteration_key`]); [`Replay::follow_journal`] sets it before the
+    /// first iteration, the first node computed anew clears it.
+    pub retracing: bool,
 }
 
 impl<N: Node> Replay<'_, N> {
@@ -105,13 +109,9 @@ impl<N: Node> Replay<'_, N> {
     /// the node makes, and the store still holds that entry, the run goes on with its own
     /// values: what it trained on them replays, instead of every candidate being trained
     /// again on other values. A new run gets this release's node.
-    pub fn kept_key(&self, stage: N, key: Key) -> Key {
-        let journaled: Vec<Key> = (self.recorded.iter())
-            .filter(|(s, i, _)| *s == stage && i.is_none())
-            .map(|(_, _, k)| *k)
-            .collect();
-        match journaled[..] {
-            [own] if own != key && self.store.contains(stage.name(), &own) => {
+    pub fn kept_key<T: DeserializeOwned>(&self, stage: N, key: Key) -> Key {
+        match self.journaled(stage, None) {
+            Some(own) if own != key && self.readable::<T>(stage, &own) => {
                 tracing::warn!(
                     "{stage}: this run made it with another release of hhnas-pipe (key {}, \
                      this release's would be {}); the run goes on with its own values, so \
@@ -122,6 +122,79 @@ impl<N: Node> Replay<'_, N> {
                 own
             }
             _ => key,
+        }
+    }
+
+    /// Whether the store holds an entry of `stage` under `key` that this release reads
+    /// as `T` (another release's entry may not be): only such an entry is kept, never one
+    /// that [`Replay::node`] would recompute under the other release's key.
+    fn readable<T: DeserializeOwned>(&self, stage: N, key: &Key) -> bool {
+        matches!(
+            self.store.get::<Stored<T>>(stage.name(), key),
+            Ok(Lookup::Hit(_))
+        )
+    }
+
+    /// The one key the run journaled for `stage` at `iteration`, if exactly one.
+    fn journaled(&self, stage: N, iteration: Option<u64>) -> Option<Key> {
+        let mut keys = (self.recorded.iter())
+            .filter(|(s, i, _)| *s == stage && *i == iteration)
+            .map(|(_, _, k)| *k);
+        match (keys.next(), keys.next()) {
+            (Some(own), None) => Some(own),
+            _ => None,
+        }
+    }
+
+    /// Called between the one-off nodes and the search's first iteration, with the
+    /// number of nodes journaled before the one-off nodes ran: the iterations may retrace
+    /// the journal only where those nodes all replayed what the run journaled (none
+    /// computed or journaled anew, none journaled under two keys), so the candidates it
+    /// trained saw the inputs they will be read with.
+    pub fn follow_journal(&mut self, recorded_before: usize) {
+        let one_offs: HashSet<N> = (self.recorded.iter())
+            .filter(|(_, i, _)| i.is_none())
+            .map(|(s, _, _)| *s)
+            .collect();
+        self.retracing = self.recorded.len() == recorded_before
+            && one_offs
+                .into_iter()
+                .all(|s| self.journaled(s, None).is_some());
+    }
+
+    /// The key under which an iteration's node is read: as [`Replay::kept_key`], for a
+    /// search that another release began. While every node of the iterations so far took
+    /// the key the run journaled, a node journaled under another key (another release's
+    /// code for it) that the store holds and this release reads keeps that key, so an
+    /// upgrade mid-search replays the proposals and the candidates the run trained instead
+    /// of training them all again. From the first node computed anew on, the rest are this
+    /// release's.
+    pub fn kept_iteration_key<T: DeserializeOwned>(
+        &mut self,
+        stage: N,
+        iteration: u64,
+        key: Key,
+    ) -> Key {
+        if !self.retracing {
+            return key;
+        }
+        match self.journaled(stage, Some(iteration)) {
+            Some(own) if own == key => key,
+            Some(own) if self.readable::<T>(stage, &own) => {
+                tracing::warn!(
+                    "{}: this run made it with another release of hhnas-pipe (key {}, this \
+                     release's would be {}); replayed as it was, so the search goes on from \
+                     where it stood",
+                    label(stage, Some(iteration)),
+                    own.short(),
+                    key.short()
+                );
+                own
+            }
+            _ => {
+                self.retracing = false;
+                key
+            }
         }
     }
 
@@ -299,6 +372,7 @@ mod tests {
             progress,
             scratch: dir.join("scratch"),
             training_file: dir.join("training.json"),
+            retracing: false,
         }
     }
 
@@ -308,7 +382,7 @@ mod tests {
         let progress = Progress::new(1);
         let case = |journaled: &[Key], stored: &[Key]| {
             let dir = tempfile::tempdir().unwrap();
-            replay(dir.path(), &progress, journaled, stored).kept_key(Rules, new)
+            replay(dir.path(), &progress, journaled, stored).kept_key::<u8>(Rules, new)
         };
         // Another release's entry, still stored: the run goes on with it.
         assert_eq!(case(&[old], &[old]), old);
@@ -319,5 +393,57 @@ mod tests {
         assert_eq!(case(&[], &[old]), new);
         // Two entries journaled (resumed under two releases before): no guess.
         assert_eq!(case(&[old, key_of(0)], &[old]), new);
+    }
+
+    #[test]
+    fn another_releases_entry_that_does_not_decode_is_not_kept() {
+        let (old, new) = (key_of(1), key_of(2));
+        let progress = Progress::new(1);
+        let dir = tempfile::tempdir().unwrap();
+        // One byte stored: no (u64, u64, u64).
+        let r = replay(dir.path(), &progress, &[old], &[old]);
+        assert_eq!(r.kept_key::<(u64, u64, u64)>(Rules, new), new);
+        assert_eq!(r.kept_key::<u8>(Rules, new), old);
+    }
+
+    #[test]
+    fn iterations_retrace_the_journal_until_a_node_is_computed_anew() {
+        let (old, new) = (key_of(1), key_of(2));
+        let progress = Progress::new(1);
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = replay(dir.path(), &progress, &[old], &[old]);
+        r.recorded.extend([
+            (Rules, Some(0), new),
+            (Rules, Some(1), old),
+            (Rules, Some(2), key_of(3)),
+            (Rules, Some(3), old),
+        ]);
+        r.follow_journal(r.recorded.len());
+        assert!(r.retracing);
+        // Journaled under this release's key, or under another's still stored.
+        assert_eq!(r.kept_iteration_key::<u8>(Rules, 0, new), new);
+        assert_eq!(r.kept_iteration_key::<u8>(Rules, 1, new), old);
+        // Gone from the store: computed anew, and from there on this release's keys.
+        assert_eq!(r.kept_iteration_key::<u8>(Rules, 2, new), new);
+        assert!(!r.retracing);
+        assert_eq!(r.kept_iteration_key::<u8>(Rules, 3, new), new);
+    }
+
+    #[test]
+    fn iterations_retrace_the_journal_only_over_the_one_off_nodes_it_journaled() {
+        let (old, new) = (key_of(1), key_of(2));
+        let progress = Progress::new(1);
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = replay(dir.path(), &progress, &[old], &[old]);
+        r.follow_journal(1);
+        assert!(r.retracing);
+        // A one-off node journaled while the inputs were read (computed anew, or new in
+        // this release): the candidates were trained on other inputs.
+        r.follow_journal(0);
+        assert!(!r.retracing);
+        // Journaled under two keys by earlier resumes: no guess.
+        let mut r = replay(dir.path(), &progress, &[old, new], &[old]);
+        r.follow_journal(2);
+        assert!(!r.retracing);
     }
 }

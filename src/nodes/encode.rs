@@ -43,7 +43,7 @@ pub(crate) fn encode_node(
     if let hhnas_train::Device::Cuda(_) = cfg.train.device.parsed() {
         key.param(&cfg.train.device.as_str());
     }
-    let key = exec.kept_key(Stage::Encode, key.finish());
+    let key = exec.kept_key::<Embeddings>(Stage::Encode, key.finish());
     let progress = exec.progress;
     let emb = exec.node(Stage::Encode, None, key, |_| {
         let texts: Vec<&str> = ds.rows.iter().map(|r| r.question.as_str()).collect();

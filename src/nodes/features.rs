@@ -138,7 +138,7 @@ pub(crate) fn rules_node(
     ds_key: Key,
     ds: &Dataset,
 ) -> Result<(Key, RuleOutput)> {
-    let key = exec.kept_key(Stage::Rules, rules_key(cfg, ds_key));
+    let key = exec.kept_key::<RuleOutput>(Stage::Rules, rules_key(cfg, ds_key));
     let out = exec.node(Stage::Rules, None, key, |exec| {
         compute_rules(cfg, &exec.store, ds)
     })?;
@@ -226,7 +226,7 @@ pub(crate) fn judge_node(
     ds_key: Key,
     ds: &Dataset,
 ) -> Result<(Key, FeatureMatrix)> {
-    let key = exec.kept_key(Stage::LlmJudge, judge_key(cfg, ds_key));
+    let key = exec.kept_key::<FeatureMatrix>(Stage::LlmJudge, judge_key(cfg, ds_key));
     let matrix = exec.node(Stage::LlmJudge, None, key, |exec| {
         compute_judge(cfg, &exec.store, ds)
     })?;

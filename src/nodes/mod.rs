@@ -99,7 +99,10 @@ impl Inputs {
             let mut sources = Sources::new(&ds, bank, vectors, cfg);
             let mut prev = *encode_key;
             for e in Evidence::enabled_in(cfg) {
-                let key = exec.kept_key(Stage::Evidence(e), evidence_key(e, ds_key, bank, prev));
+                let key = exec.kept_key::<NeighbourScores>(
+                    Stage::Evidence(e),
+                    evidence_key(e, ds_key, bank, prev),
+                );
                 evidence.push((e, key, evidence_node(exec, e, key, &mut sources)?));
                 prev = key;
             }

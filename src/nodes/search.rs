@@ -126,7 +126,11 @@ pub(crate) fn sample_node(
     state_key: Key,
     iteration: u64,
 ) -> Result<(Key, Proposal)> {
-    let key = sample_key(cfg, state_key, iteration);
+    let key = exec.kept_iteration_key::<Proposal>(
+        Stage::Sample,
+        iteration,
+        sample_key(cfg, state_key, iteration),
+    );
     let proposal = exec.node(Stage::Sample, Some(iteration), key, |_| {
         let p = hhnas_search::sample(state, &cfg.search, cfg.run.seed, iteration);
         let metrics = SampleMetrics::of(&p);
@@ -159,6 +163,9 @@ pub(crate) fn update_node(
         .input(&u.train_key)
         .param(search)
         .finish();
+    // Never another release's key: the update is cheap and follows from the (kept)
+    // sample and candidate, so a search another release began goes on from this release's
+    // reading of its own history.
     let next = exec.node(Stage::Update, Some(iteration), key, |_| {
         let next = hhnas_search::update(u.state, search, u.proposal, u.accuracy);
         let metrics = UpdateMetrics::of(&next, search);

@@ -269,6 +269,27 @@ pub(crate) fn drop_result_without_weights(exec: &Replay, stage: Stage, key: &Key
     Ok(())
 }
 
+/// The key a node with weights is read under: `kept`, another release's entry that
+/// [`Replay::kept_key`] or [`Replay::kept_iteration_key`] chose over this release's
+/// `fresh`, only while its weights are stored (eval, predict and the encode stage load
+/// them); else `fresh`, and the search stops retracing the journal.
+pub(crate) fn kept_with_weights(
+    exec: &mut Replay,
+    stage: Stage,
+    kept: Key,
+    fresh: Key,
+) -> Result<Key> {
+    if kept == fresh {
+        return Ok(fresh);
+    }
+    drop_result_without_weights(exec, stage, &kept)?;
+    if exec.store.contains(stage.name(), &kept) {
+        return Ok(kept);
+    }
+    exec.retracing = false;
+    Ok(fresh)
+}
+
 /// One training of a candidate: a search iteration's (`train`) or a refit's (`refit`).
 pub(crate) struct TrainJob<'a> {
     pub key: Key,
@@ -381,8 +402,11 @@ pub(crate) fn train_node(
         // The same candidate again, with a training seed of its own.
         tcfg.seed = cfg.run.seed.wrapping_add(iteration << 32);
     }
+    let fresh = train_key(inputs, &spec, &tcfg);
+    let kept = exec.kept_iteration_key::<TrainSummary>(Stage::Train, iteration, fresh);
+    let key = kept_with_weights(exec, Stage::Train, kept, fresh)?;
     let job = TrainJob {
-        key: train_key(inputs, &spec, &tcfg),
+        key,
         dataset: &inputs.ds,
         spec: &spec,
         tcfg: &tcfg,

@@ -22,7 +22,8 @@ use hhnas_train::{
 };
 
 use super::train::{
-    checkpoint_path, drop_result_without_weights, read_checkpoint, EpochSink, TrainMetrics,
+    checkpoint_path, drop_result_without_weights, kept_with_weights, read_checkpoint, EpochSink,
+    TrainMetrics,
 };
 use crate::config::PipelineConfig;
 use crate::dag::Replay;
@@ -105,7 +106,9 @@ pub(crate) fn warm_node(
     enc: &EncoderAssets,
 ) -> Result<(Key, EncoderAssets)> {
     let (spec, tcfg) = warm_job(cfg);
-    let key = warm_key(ds_key, enc_key, &spec, &tcfg);
+    let fresh = warm_key(ds_key, enc_key, &spec, &tcfg);
+    let kept = exec.kept_key::<WarmSummary>(Stage::Warm, fresh);
+    let key = kept_with_weights(exec, Stage::Warm, kept, fresh)?;
     // A result whose tuned weights were lost is tuned again.
     drop_result_without_weights(exec, Stage::Warm, &key)?;
     let summary: WarmSummary = exec.node(Stage::Warm, None, key, |exec| {
