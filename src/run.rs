@@ -53,6 +53,7 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
         scratch: cache_dir.join("scratch"),
         training_file: run.training_file(),
         retracing: false,
+        warned_retrace: false,
     };
 
     let journaled = exec.recorded.len();

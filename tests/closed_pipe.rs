@@ -1,5 +1,6 @@
-//! A closed stdout (`hhnas-pipe ... | head -1`) never panics a command: what cannot be
-//! written is dropped and the command finishes as it would have.
+//! A closed stdout (`hhnas-pipe ... | head -1`), or stdout and stderr both closed
+//! (`hhnas-pipe run 2>&1 | head -1`), never panics a command: what cannot be written is
+//! dropped and the command finishes as it would have.
 
 mod common;
 
@@ -56,4 +57,23 @@ fn a_run_into_a_closed_pipe_finishes() {
         text(&out)
     );
     assert!(ws.run_dir().join("report").join("report.md").is_file());
+}
+
+/// `hhnas-pipe run 2>&1 | head -3`: the log lines on stderr go to the closed pipe as well.
+/// (The log writer used to report its failed write with `eprintln!`, which panicked on
+/// the closed stderr and ended the run as "interrupted".)
+#[test]
+fn a_run_whose_log_goes_into_a_closed_pipe_finishes() {
+    let ws = Workspace::new(2);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = ws
+        .cmd(&["run", "--config", ws.config().to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(writer.try_clone().unwrap()))
+        .stderr(Stdio::from(writer))
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(ws.journal_lines().iter().any(|e| e["event"] == "finished"));
 }

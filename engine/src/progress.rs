@@ -1,7 +1,7 @@
 //! Progress for people and for cron: a bar on a terminal, timestamped log lines otherwise.
 //! Log verbosity follows `RUST_LOG` (default `info`).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -12,11 +12,29 @@ pub fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,usvg=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogSink)
         // Colour codes only for people; cron logs stay plain text.
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
+}
+
+/// stderr for the log, where a line that cannot be written is dropped: a closed pipe
+/// (`hhnas-pipe run 2>&1 | head`) or a full disk under `>> log 2>&1` must not end a run.
+/// (tracing-subscriber reports a failed write with `eprintln!`, which panics when stderr
+/// is what failed.)
+struct LogSink;
+
+impl Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }
 
 /// Iteration progress of one run.

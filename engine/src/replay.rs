@@ -81,6 +81,8 @@ pub struct Replay<'a, N: Node> {
     /// [`Replay::kept_iteration_key`]); [`Replay::follow_journal`] sets it before the
     /// first iteration, the first node computed anew clears it.
     pub retracing: bool,
+    /// Whether this session said so once already.
+    pub warned_retrace: bool,
 }
 
 impl<N: Node> Replay<'_, N> {
@@ -181,14 +183,18 @@ impl<N: Node> Replay<'_, N> {
         match self.journaled(stage, Some(iteration)) {
             Some(own) if own == key => key,
             Some(own) if self.readable::<T>(stage, &own) => {
-                tracing::warn!(
-                    "{}: this run made it with another release of hhnas-pipe (key {}, this \
-                     release's would be {}); replayed as it was, so the search goes on from \
-                     where it stood",
-                    label(stage, Some(iteration)),
-                    own.short(),
-                    key.short()
-                );
+                // One warning a session; the nodes after it are the same story.
+                if !std::mem::replace(&mut self.warned_retrace, true) {
+                    tracing::warn!(
+                        "{}: this run made it with another release of hhnas-pipe (key {}, \
+                         this release's would be {}); it and the iterations after it that \
+                         the run journaled replay as they were, so the search goes on from \
+                         where it stood",
+                        label(stage, Some(iteration)),
+                        own.short(),
+                        key.short()
+                    );
+                }
                 own
             }
             _ => {
@@ -373,6 +379,7 @@ mod tests {
             scratch: dir.join("scratch"),
             training_file: dir.join("training.json"),
             retracing: false,
+            warned_retrace: false,
         }
     }
 
