@@ -149,6 +149,18 @@ impl From<ClassInfo> for StoredClassInfo {
     }
 }
 
+/// How [`Dataset::split`] assigns rows to train, validation and test: stratified by
+/// class, each class's rows shuffled with `seed` and cut in the proportions `ratios`. With
+/// `test_from`, the rows from that index on (a separate test file) are the test split, in
+/// order, and the rows before it are cut into train and validation only, in the
+/// proportion `ratios[0]:ratios[1]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitPlan {
+    pub seed: u64,
+    pub ratios: [f64; 3],
+    pub test_from: Option<usize>,
+}
+
 /// The data stage's output.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Dataset {
@@ -167,45 +179,25 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Labelled rows and their classes, split stratified by `split_seed` and `ratios`
-    /// (the one place both the Spider reader and the labelled-file reader build a
-    /// dataset).
+    /// Labelled rows and their classes, split as `plan` says (the one place both the
+    /// Spider reader and the labelled-file reader build a dataset).
     pub fn split(
         rows: Vec<Row>,
         classes: Vec<ClassInfo>,
-        split_seed: u64,
-        ratios: [f64; 3],
+        plan: &SplitPlan,
         merge: String,
     ) -> Dataset {
-        let labels: Vec<u32> = rows.iter().map(|r| r.label).collect();
-        let (train, valid, test) = stratified_split(&labels, classes.len(), split_seed, ratios);
-        Dataset {
-            rows,
-            classes,
-            train,
-            valid,
-            test,
-            merge,
-        }
-    }
-
-    /// Rows `..n_first` (one file) split stratified into train and validation in the
-    /// proportion `ratios[0]:ratios[1]`; rows `n_first..` (a separate test
-    /// file) are the test split, in order.
-    pub fn split_with_test(
-        rows: Vec<Row>,
-        n_first: usize,
-        classes: Vec<ClassInfo>,
-        split_seed: u64,
-        ratios: [f64; 3],
-        merge: String,
-    ) -> Dataset {
+        let n_first = plan.test_from.unwrap_or(rows.len()).min(rows.len());
         let labels: Vec<u32> = rows[..n_first].iter().map(|r| r.label).collect();
-        let (train, valid, rest) = split_by_class(&labels, classes.len(), split_seed, |n| {
-            split_counts_without_test(n, ratios)
-        });
-        debug_assert!(rest.is_empty());
-        let test = (n_first..rows.len()).collect();
+        let (train, valid, test) = match plan.test_from {
+            None => stratified_split(&labels, classes.len(), plan.seed, plan.ratios),
+            Some(_) => {
+                let (train, valid, _) = split_by_class(&labels, classes.len(), plan.seed, |n| {
+                    split_counts_without_test(n, plan.ratios)
+                });
+                (train, valid, (n_first..rows.len()).collect())
+            }
+        };
         Dataset {
             rows,
             classes,

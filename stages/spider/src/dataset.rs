@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::DataError;
 use crate::merge::{overlap_groups, UnionFind};
 use crate::source::{SourceFile, SpiderSource};
-use hhnas_data::{ClassInfo, ClassKind, Dataset, Row, TableInfo};
+use hhnas_data::{ClassInfo, ClassKind, Dataset, Row, SplitPlan, TableInfo};
 
 /// How databases are grouped into classes.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -325,11 +325,15 @@ pub fn build_dataset(src: &SpiderSource, params: &DataParams) -> Result<Dataset,
             }
         })
         .collect();
+    let plan = SplitPlan {
+        seed: params.split_seed,
+        ratios: params.ratios,
+        test_from: None,
+    };
     Ok(Dataset::split(
         rows,
         classes,
-        params.split_seed,
-        params.ratios,
+        &plan,
         params.merge.describe(),
     ))
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::DataParams;
 use crate::error::DataError;
 use crate::source::SourceFile;
-use hhnas_data::{ClassInfo, Dataset, Row};
+use hhnas_data::{ClassInfo, Dataset, Row, SplitPlan};
 
 /// File format of a labelled set.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -450,26 +450,20 @@ pub fn build_labelled_dataset(
     };
     let mut rows: Vec<Row> = records.iter().map(row).collect();
     let n_first = rows.len();
-    let ds = match &test_records {
-        None => Dataset::split(
-            rows,
-            classes,
-            params.split_seed,
-            params.ratios,
-            "labels".to_string(),
-        ),
-        Some((_, test_records)) => {
-            rows.extend(test_records.iter().map(row));
-            Dataset::split_with_test(
-                rows,
-                n_first,
-                classes,
-                params.split_seed,
-                params.ratios,
-                "labels + test file".to_string(),
-            )
-        }
+    let test_from = test_records.as_ref().map(|(_, test_records)| {
+        rows.extend(test_records.iter().map(row));
+        n_first
+    });
+    let plan = SplitPlan {
+        seed: params.split_seed,
+        ratios: params.ratios,
+        test_from,
     };
+    let merge = match test_from {
+        None => "labels",
+        Some(_) => "labels + test file",
+    };
+    let ds = Dataset::split(rows, classes, &plan, merge.to_string());
     let summary = LabelledSummary {
         records: ds.rows.len(),
         duplicates_dropped,
