@@ -52,13 +52,11 @@ fn execute(run: &RunDir, cfg: &PipelineConfig) -> Result<()> {
         progress: &progress,
         scratch: cache_dir.join("scratch"),
         training_file: run.training_file(),
-        retracing: false,
-        warned_retrace: false,
+        retrace: Default::default(),
     };
 
-    let journaled = exec.recorded.len();
     let inputs = Inputs::compute(&mut exec, cfg)?;
-    exec.follow_journal(journaled);
+    exec.follow_journal();
     let mut state_key = search::init_key(&cfg.search);
     let mut state = hhnas_search::init_state(&cfg.search);
     let mut trained = Vec::new();

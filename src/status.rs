@@ -118,6 +118,9 @@ struct Journaled {
     last_error: Option<String>,
     probs: serde_json::Value,
     q_table: serde_json::Value,
+    /// The iteration whose update `probs` and `q_table` come from: the latest, also when
+    /// a resume journaled an earlier one again after it.
+    probs_iteration: Option<u64>,
     last_node: Option<(Stage, Option<u64>)>,
 }
 
@@ -185,10 +188,11 @@ impl Journaled {
                     .map(|s| format!("failed: {s}"))
                     .or_else(|| m.stopped_early.then(|| "early stop".to_string()));
             }
-            Stage::Update => {
+            Stage::Update if self.probs_iteration.is_none_or(|p| it >= p) => {
                 let m = UpdateMetrics::read(m);
                 self.probs = to_json(m.probabilities);
                 self.q_table = m.q_table.unwrap_or_default();
+                self.probs_iteration = Some(it);
             }
             _ => {}
         }
@@ -211,6 +215,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         probs,
         q_table,
         last_node,
+        ..
     } = Journaled::read(&contents.events);
     let done: Vec<&IterationRow> = rows.values().filter(|r| r.valid_acc.is_some()).collect();
     let iterations_done = rows
@@ -580,5 +585,27 @@ mod tests {
             next_node(Stage::Spider, Some(&(Stage::Update, Some(29))), 30, &[]),
             "report"
         );
+    }
+
+    /// A resume that retraces a search another release began journals the earlier
+    /// iterations' updates again; killed halfway, its journal ends on an earlier update
+    /// than the one the run had reached, whose P(s) status must still show.
+    #[test]
+    fn p_s_is_the_latest_iterations_also_when_an_earlier_update_is_journaled_after_it() {
+        let update = |iteration: u64, p: f64| {
+            Event::Stage(StageRecord {
+                ts: 0.0,
+                stage: Stage::Update,
+                iteration: Some(iteration),
+                key: hhnas_engine::store::KeyBuilder::new("update", 2)
+                    .param(&(iteration, p.to_bits()))
+                    .finish(),
+                wall_secs: 0.0,
+                cache_hit: false,
+                metrics: serde_json::json!({"probabilities": {"learning_rate": p}}),
+            })
+        };
+        let j = Journaled::read(&[update(0, 0.5), update(1, 0.3), update(0, 0.45)]);
+        assert_eq!(j.probs["learning_rate"], 0.3);
     }
 }

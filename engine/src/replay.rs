@@ -77,12 +77,30 @@ pub struct Replay<'a, N: Node> {
     pub scratch: PathBuf,
     /// `training.json` of the run: the epoch the candidate in training has reached.
     pub training_file: PathBuf,
-    /// Whether the search still retraces the run's journal (see
-    /// [`Replay::kept_iteration_key`]); [`Replay::follow_journal`] sets it before the
-    /// first iteration, the first node computed anew clears it.
-    pub retracing: bool,
+    /// Whether the search retraces the run's journal (see [`Replay::kept_iteration_key`]).
+    pub retrace: Retrace<N>,
+}
+
+/// Whether, and on what grounds, a resumed search retraces the iterations its run
+/// journaled under another release's keys.
+pub struct Retrace<N> {
+    /// Set by [`Replay::follow_journal`] before the first iteration; cleared by the first
+    /// proposal or candidate that cannot keep its journaled entry.
+    on: bool,
     /// Whether this session said so once already.
-    pub warned_retrace: bool,
+    warned: bool,
+    /// The one-off nodes this session read: stage, key, and whether it computed the entry.
+    one_offs: Vec<(N, Key, bool)>,
+}
+
+impl<N> Default for Retrace<N> {
+    fn default() -> Self {
+        Retrace {
+            on: false,
+            warned: false,
+            one_offs: Vec::new(),
+        }
+    }
 }
 
 impl<N: Node> Replay<'_, N> {
@@ -148,43 +166,38 @@ impl<N: Node> Replay<'_, N> {
         }
     }
 
-    /// Called between the one-off nodes and the search's first iteration, with the
-    /// number of nodes journaled before the one-off nodes ran: the iterations may retrace
-    /// the journal only where those nodes all replayed what the run journaled (none
-    /// computed or journaled anew, none journaled under two keys), so the candidates it
-    /// trained saw the inputs they will be read with.
-    pub fn follow_journal(&mut self, recorded_before: usize) {
-        let one_offs: HashSet<N> = (self.recorded.iter())
-            .filter(|(_, i, _)| i.is_none())
-            .map(|(s, _, _)| *s)
-            .collect();
-        self.retracing = self.recorded.len() == recorded_before
-            && one_offs
-                .into_iter()
-                .all(|s| self.journaled(s, None).is_some());
+    /// Called between the one-off nodes and the search's first iteration: the iterations
+    /// may retrace the journal only where every one-off node this session read replayed
+    /// the one entry the run journaled for it (none computed, none new, none journaled
+    /// under two keys), so the candidates it trained saw the inputs they will be read
+    /// with.
+    pub fn follow_journal(&mut self) {
+        self.retrace.on = (self.retrace.one_offs.iter())
+            .all(|&(stage, key, computed)| !computed && self.journaled(stage, None) == Some(key));
     }
 
     /// The key under which an iteration's node is read: as [`Replay::kept_key`], for a
-    /// search that another release began. While every node of the iterations so far took
-    /// the key the run journaled, a node journaled under another key (another release's
-    /// code for it) that the store holds and this release reads keeps that key, so an
-    /// upgrade mid-search replays the proposals and the candidates the run trained instead
-    /// of training them all again. From the first node computed anew on, the rest are this
-    /// release's.
+    /// search that another release began. While every proposal and candidate so far took
+    /// the key the run journaled, one journaled under another key (another release's code
+    /// for it) that the store holds, this release reads and `usable` accepts (a
+    /// candidate's weights are stored) keeps that key, so an upgrade mid-search replays
+    /// the proposals and the candidates the run trained instead of training them all
+    /// again. From the first one that cannot, the rest are this release's.
     pub fn kept_iteration_key<T: DeserializeOwned>(
         &mut self,
         stage: N,
         iteration: u64,
         key: Key,
+        usable: impl Fn(&Store, &Key) -> bool,
     ) -> Key {
-        if !self.retracing {
+        if !self.retrace.on {
             return key;
         }
         match self.journaled(stage, Some(iteration)) {
             Some(own) if own == key => key,
-            Some(own) if self.readable::<T>(stage, &own) => {
+            Some(own) if self.readable::<T>(stage, &own) && usable(&self.store, &own) => {
                 // One warning a session; the nodes after it are the same story.
-                if !std::mem::replace(&mut self.warned_retrace, true) {
+                if !std::mem::replace(&mut self.retrace.warned, true) {
                     tracing::warn!(
                         "{}: this run made it with another release of hhnas-pipe (key {}, \
                          this release's would be {}); it and the iterations after it that \
@@ -198,7 +211,7 @@ impl<N: Node> Replay<'_, N> {
                 own
             }
             _ => {
-                self.retracing = false;
+                self.retrace.on = false;
                 key
             }
         }
@@ -260,6 +273,9 @@ impl<N: Node> Replay<'_, N> {
                 (stored.value, metrics, false)
             }
         };
+        if iteration.is_none() {
+            self.retrace.one_offs.push((stage, key, !hit));
+        }
         self.record(stage, iteration, key, metrics, hit, start)?;
         Ok(value)
     }
@@ -378,8 +394,7 @@ mod tests {
             progress,
             scratch: dir.join("scratch"),
             training_file: dir.join("training.json"),
-            retracing: false,
-            warned_retrace: false,
+            retrace: Retrace::default(),
         }
     }
 
@@ -414,43 +429,61 @@ mod tests {
     }
 
     #[test]
-    fn iterations_retrace_the_journal_until_a_node_is_computed_anew() {
+    fn iterations_retrace_the_journal_until_a_node_cannot_keep_its_entry() {
         let (old, new) = (key_of(1), key_of(2));
         let progress = Progress::new(1);
         let dir = tempfile::tempdir().unwrap();
-        let mut r = replay(dir.path(), &progress, &[old], &[old]);
+        let mut r = replay(dir.path(), &progress, &[], &[old]);
         r.recorded.extend([
             (Rules, Some(0), new),
             (Rules, Some(1), old),
-            (Rules, Some(2), key_of(3)),
-            (Rules, Some(3), old),
+            (Rules, Some(2), old),
+            (Rules, Some(3), key_of(3)),
+            (Rules, Some(4), old),
         ]);
-        r.follow_journal(r.recorded.len());
-        assert!(r.retracing);
+        r.follow_journal();
+        assert!(r.retrace.on);
+        let any = |_: &Store, _: &Key| true;
         // Journaled under this release's key, or under another's still stored.
-        assert_eq!(r.kept_iteration_key::<u8>(Rules, 0, new), new);
-        assert_eq!(r.kept_iteration_key::<u8>(Rules, 1, new), old);
-        // Gone from the store: computed anew, and from there on this release's keys.
-        assert_eq!(r.kept_iteration_key::<u8>(Rules, 2, new), new);
-        assert!(!r.retracing);
-        assert_eq!(r.kept_iteration_key::<u8>(Rules, 3, new), new);
+        assert_eq!(r.kept_iteration_key::<u8>(Rules, 0, new, any), new);
+        assert_eq!(r.kept_iteration_key::<u8>(Rules, 1, new, any), old);
+        assert!(r.retrace.on);
+        // Stored, but refused (a candidate without its weights): computed anew.
+        assert_eq!(r.kept_iteration_key::<u8>(Rules, 2, new, |_, _| false), new);
+        assert!(!r.retrace.on);
+        // From there on this release's keys, though another's is stored.
+        assert_eq!(r.kept_iteration_key::<u8>(Rules, 4, new, any), new);
+        // Gone from the store: the same.
+        r.retrace.on = true;
+        assert_eq!(r.kept_iteration_key::<u8>(Rules, 3, new, any), new);
+        assert!(!r.retrace.on);
     }
 
     #[test]
-    fn iterations_retrace_the_journal_only_over_the_one_off_nodes_it_journaled() {
+    fn iterations_retrace_the_journal_only_over_one_off_nodes_replayed_as_journaled() {
         let (old, new) = (key_of(1), key_of(2));
         let progress = Progress::new(1);
         let dir = tempfile::tempdir().unwrap();
-        let mut r = replay(dir.path(), &progress, &[old], &[old]);
-        r.follow_journal(1);
-        assert!(r.retracing);
-        // A one-off node journaled while the inputs were read (computed anew, or new in
-        // this release): the candidates were trained on other inputs.
-        r.follow_journal(0);
-        assert!(!r.retracing);
+        let follows = |journaled: &[Key], read: &[(Key, bool)]| {
+            let mut r = replay(dir.path(), &progress, journaled, &[]);
+            r.retrace.one_offs = read
+                .iter()
+                .map(|&(k, computed)| (Rules, k, computed))
+                .collect();
+            r.follow_journal();
+            r.retrace.on
+        };
+        // Replayed the one entry journaled (a kept one, or this release's).
+        assert!(follows(&[old], &[(old, false)]));
+        // Computed this session: recomputed under its journaled key (its entry was lost),
+        // or under a new key; or new in this release (never journaled).
+        assert!(!follows(&[old], &[(old, true)]));
+        assert!(!follows(&[old], &[(new, true)]));
+        assert!(!follows(&[], &[(new, true)]));
         // Journaled under two keys by earlier resumes: no guess.
-        let mut r = replay(dir.path(), &progress, &[old, new], &[old]);
-        r.follow_journal(2);
-        assert!(!r.retracing);
+        assert!(!follows(&[old, new], &[(old, false)]));
+        // Nodes journaled but not read before the search (the ensemble's, after it) do
+        // not count.
+        assert!(follows(&[old, new], &[]));
     }
 }

@@ -130,6 +130,7 @@ pub(crate) fn sample_node(
         Stage::Sample,
         iteration,
         sample_key(cfg, state_key, iteration),
+        |_, _| true,
     );
     let proposal = exec.node(Stage::Sample, Some(iteration), key, |_| {
         let p = hhnas_search::sample(state, &cfg.search, cfg.run.seed, iteration);

@@ -22,7 +22,7 @@ use crate::dag::Replay;
 use crate::dag::{Stage, PROBS, WEIGHTS};
 use crate::error::ExitClass;
 use hhnas_engine::progress::Progress;
-use hhnas_engine::store::{write_atomic, Key, Lookup};
+use hhnas_engine::store::{write_atomic, Key, Lookup, Store};
 
 /// The micro and macro parameters of a candidate as the training crate takes them. A
 /// model without CNN branches has no kernel: it is fixed at 1 there, so two Model 1
@@ -269,25 +269,11 @@ pub(crate) fn drop_result_without_weights(exec: &Replay, stage: Stage, key: &Key
     Ok(())
 }
 
-/// The key a node with weights is read under: `kept`, another release's entry that
-/// [`Replay::kept_key`] or [`Replay::kept_iteration_key`] chose over this release's
-/// `fresh`, only while its weights are stored (eval, predict and the encode stage load
-/// them); else `fresh`, and the search stops retracing the journal.
-pub(crate) fn kept_with_weights(
-    exec: &mut Replay,
-    stage: Stage,
-    kept: Key,
-    fresh: Key,
-) -> Result<Key> {
-    if kept == fresh {
-        return Ok(fresh);
-    }
-    drop_result_without_weights(exec, stage, &kept)?;
-    if exec.store.contains(stage.name(), &kept) {
-        return Ok(kept);
-    }
-    exec.retracing = false;
-    Ok(fresh)
+/// Whether the weights of the entry `key` (a candidate's, the tuned encoder's) are
+/// stored: another release's entry is kept only with them, as eval, predict and the encode
+/// stage load them.
+pub(crate) fn weights_stored(store: &Store, key: &Key) -> bool {
+    matches!(store.get_bytes(WEIGHTS, key), Ok(Lookup::Hit(_)))
 }
 
 /// One training of a candidate: a search iteration's (`train`) or a refit's (`refit`).
@@ -402,9 +388,12 @@ pub(crate) fn train_node(
         // The same candidate again, with a training seed of its own.
         tcfg.seed = cfg.run.seed.wrapping_add(iteration << 32);
     }
-    let fresh = train_key(inputs, &spec, &tcfg);
-    let kept = exec.kept_iteration_key::<TrainSummary>(Stage::Train, iteration, fresh);
-    let key = kept_with_weights(exec, Stage::Train, kept, fresh)?;
+    let key = exec.kept_iteration_key::<TrainSummary>(
+        Stage::Train,
+        iteration,
+        train_key(inputs, &spec, &tcfg),
+        weights_stored,
+    );
     let job = TrainJob {
         key,
         dataset: &inputs.ds,

@@ -22,7 +22,7 @@ use hhnas_train::{
 };
 
 use super::train::{
-    checkpoint_path, drop_result_without_weights, kept_with_weights, read_checkpoint, EpochSink,
+    checkpoint_path, drop_result_without_weights, read_checkpoint, weights_stored, EpochSink,
     TrainMetrics,
 };
 use crate::config::PipelineConfig;
@@ -107,8 +107,10 @@ pub(crate) fn warm_node(
 ) -> Result<(Key, EncoderAssets)> {
     let (spec, tcfg) = warm_job(cfg);
     let fresh = warm_key(ds_key, enc_key, &spec, &tcfg);
-    let kept = exec.kept_key::<WarmSummary>(Stage::Warm, fresh);
-    let key = kept_with_weights(exec, Stage::Warm, kept, fresh)?;
+    let key = match exec.kept_key::<WarmSummary>(Stage::Warm, fresh) {
+        kept if weights_stored(&exec.store, &kept) => kept,
+        _ => fresh,
+    };
     // A result whose tuned weights were lost is tuned again.
     drop_result_without_weights(exec, Stage::Warm, &key)?;
     let summary: WarmSummary = exec.node(Stage::Warm, None, key, |exec| {

@@ -187,14 +187,16 @@ impl Dataset {
         plan: &SplitPlan,
         merge: String,
     ) -> Dataset {
-        let n_first = plan.test_from.unwrap_or(rows.len()).min(rows.len());
+        let n_first = plan.test_from.unwrap_or(rows.len());
+        debug_assert!(n_first <= rows.len());
         let labels: Vec<u32> = rows[..n_first].iter().map(|r| r.label).collect();
         let (train, valid, test) = match plan.test_from {
             None => stratified_split(&labels, classes.len(), plan.seed, plan.ratios),
             Some(_) => {
-                let (train, valid, _) = split_by_class(&labels, classes.len(), plan.seed, |n| {
+                let (train, valid, rest) = split_by_class(&labels, classes.len(), plan.seed, |n| {
                     split_counts_without_test(n, plan.ratios)
                 });
+                debug_assert!(rest.is_empty());
                 (train, valid, (n_first..rows.len()).collect())
             }
         };

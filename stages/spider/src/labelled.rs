@@ -450,10 +450,11 @@ pub fn build_labelled_dataset(
     };
     let mut rows: Vec<Row> = records.iter().map(row).collect();
     let n_first = rows.len();
-    let test_from = test_records.as_ref().map(|(_, test_records)| {
+    let mut test_from = None;
+    if let Some((_, test_records)) = &test_records {
         rows.extend(test_records.iter().map(row));
-        n_first
-    });
+        test_from = Some(n_first);
+    }
     let plan = SplitPlan {
         seed: params.split_seed,
         ratios: params.ratios,
