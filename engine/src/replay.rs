@@ -130,8 +130,8 @@ impl<N: Node> Replay<'_, N> {
     /// values: what it trained on them replays, instead of every candidate being trained
     /// again on other values. A new run gets this release's node.
     pub fn kept_key<T: DeserializeOwned>(&self, stage: N, key: Key) -> Key {
-        match self.journaled(stage, None) {
-            Some(own) if own != key && self.readable::<T>(stage, &own) => {
+        match self.other_release_entry::<T>(stage, None, key, |_, _| true) {
+            Some(own) => {
                 tracing::warn!(
                     "{stage}: this run made it with another release of hhnas-pipe (key {}, \
                      this release's would be {}); the run goes on with its own values, so \
@@ -145,14 +145,24 @@ impl<N: Node> Replay<'_, N> {
         }
     }
 
-    /// Whether the store holds an entry of `stage` under `key` that this release reads
-    /// as `T` (another release's entry may not be): only such an entry is kept, never one
-    /// that [`Replay::node`] would recompute under the other release's key.
-    fn readable<T: DeserializeOwned>(&self, stage: N, key: &Key) -> bool {
-        matches!(
-            self.store.get::<Stored<T>>(stage.name(), key),
+    /// The entry the run journaled for `stage` at `iteration` under another key than
+    /// this release's `key`, where it can be kept: the store holds it, this release reads
+    /// it as `T` (another release's entry may not be; such an entry is never kept, as
+    /// [`Replay::node`] would recompute it under the other release's key) and `usable`
+    /// accepts it.
+    fn other_release_entry<T: DeserializeOwned>(
+        &self,
+        stage: N,
+        iteration: Option<u64>,
+        key: Key,
+        usable: impl Fn(&Store, &Key) -> bool,
+    ) -> Option<Key> {
+        let own = self.journaled(stage, iteration).filter(|&own| own != key)?;
+        let readable = matches!(
+            self.store.get::<Stored<T>>(stage.name(), &own),
             Ok(Lookup::Hit(_))
-        )
+        );
+        (readable && usable(&self.store, &own)).then_some(own)
     }
 
     /// The one key the run journaled for `stage` at `iteration`, if exactly one.
@@ -193,9 +203,11 @@ impl<N: Node> Replay<'_, N> {
         if !self.retrace.on {
             return key;
         }
-        match self.journaled(stage, Some(iteration)) {
-            Some(own) if own == key => key,
-            Some(own) if self.readable::<T>(stage, &own) && usable(&self.store, &own) => {
+        if self.journaled(stage, Some(iteration)) == Some(key) {
+            return key;
+        }
+        match self.other_release_entry::<T>(stage, Some(iteration), key, usable) {
+            Some(own) => {
                 // One warning a session; the nodes after it are the same story.
                 if !std::mem::replace(&mut self.retrace.warned, true) {
                     tracing::warn!(
@@ -210,7 +222,7 @@ impl<N: Node> Replay<'_, N> {
                 }
                 own
             }
-            _ => {
+            None => {
                 self.retrace.on = false;
                 key
             }
