@@ -58,6 +58,12 @@ fn frozen_encoder_runs_survive_the_same_faults() {
     inject_faults(Workspace::frozen);
 }
 
+/// The same with cross-fitted candidates: kills land between and inside their folds.
+#[test]
+fn cross_fitted_runs_survive_the_same_faults() {
+    inject_faults(Workspace::frozen_bagged);
+}
+
 fn inject_faults(workspace: fn(u64) -> Workspace) {
     let iterations = 3;
     let reference = workspace(iterations);

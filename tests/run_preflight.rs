@@ -64,6 +64,32 @@ fn lexical_dropout_out_of_range_or_on_the_dense_head_names_the_key_and_the_fix()
     assert!(!run_exists(&ws), "a run directory was created");
 }
 
+#[test]
+fn one_fold_or_cross_fitting_with_a_refit_names_the_key_and_the_fix() {
+    let ws = Workspace::new(1);
+    for (sets, key, needle) in [
+        (
+            vec!["train.bag_folds=1"],
+            "train.bag_folds",
+            "2 or more folds",
+        ),
+        (
+            vec!["train.bag_folds=5", "ensemble.refit=true"],
+            "ensemble.refit",
+            "ensemble.refit = false, or train.bag_folds = 0",
+        ),
+    ] {
+        let out = ws.run_with(&sets);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(key) && err.contains(needle) && err.contains("Fix"),
+            "{err}"
+        );
+    }
+    assert!(!run_exists(&ws), "a run directory was created");
+}
+
 /// A mirror that answers 404 to everything.
 fn not_found_server() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

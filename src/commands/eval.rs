@@ -338,26 +338,31 @@ fn probabilities(t: &Trained, questions: &Questions) -> Result<Vec<Vec<f32>>> {
     let read = t.reading(questions)?;
     let classes = t.inputs.ds.classes.len();
     let mut each = Vec::with_capacity(t.members.len());
+    let mut shares = Vec::with_capacity(t.members.len());
     for m in &t.members {
         let spec = &m.summary.spec;
-        let p = hhnas_train::predict(
-            &t.inputs.enc,
-            spec,
-            classes,
-            &m.weights,
-            hhnas_train::PredictInput {
-                texts: &read.texts,
-                embeddings: read.embeddings.as_ref(),
-                llm: read.judge.as_ref().filter(|_| spec.llm_branch),
-                rules: read.rules.as_ref().filter(|_| spec.rule_branch),
-                rule_classes: t.inputs.rule_classes.as_deref(),
-            },
-            t.cfg.train.device.parsed(),
-        )
-        .map_err(ExitClass::classified)?;
-        each.push(ProbMatrix::from_rows(&p, classes)?);
+        // A cross-fitted candidate is its fold models, averaged.
+        let models = hhnas_train::unpack_bag(&m.weights).map_err(ExitClass::classified)?;
+        for weights in &models {
+            let p = hhnas_train::predict(
+                &t.inputs.enc,
+                spec,
+                classes,
+                weights,
+                hhnas_train::PredictInput {
+                    texts: &read.texts,
+                    embeddings: read.embeddings.as_ref(),
+                    llm: read.judge.as_ref().filter(|_| spec.llm_branch),
+                    rules: read.rules.as_ref().filter(|_| spec.rule_branch),
+                    rule_classes: t.inputs.rule_classes.as_deref(),
+                },
+                t.cfg.train.device.parsed(),
+            )
+            .map_err(ExitClass::classified)?;
+            each.push(ProbMatrix::from_rows(&p, classes)?);
+            shares.push(m.share / models.len() as f64);
+        }
     }
-    let shares: Vec<f64> = t.members.iter().map(|m| m.share).collect();
     let model = combine(&each.iter().collect::<Vec<_>>(), &shares)?;
     Ok((0..model.rows).map(|i| model.row(i).to_vec()).collect())
 }

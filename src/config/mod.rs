@@ -298,6 +298,11 @@ pub struct TrainSection {
     /// absent in configs frozen before it existed: off, as they ran.
     #[serde(default)]
     pub lexical_dropout: f64,
+    /// Cross-fit every candidate over this many folds of the training and validation rows
+    /// (0 = off, each candidate trains once); absent in configs frozen before it existed:
+    /// off, as they ran.
+    #[serde(default)]
+    pub bag_folds: usize,
 }
 
 /// `[ensemble]`: what happens once the search has trained its candidates.

@@ -55,6 +55,20 @@ pub(super) fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> 
             "set train.head = \"evidence\", or train.lexical_dropout = 0",
         );
     }
+    if c.train.bag_folds == 1 {
+        return err(
+            "train.bag_folds",
+            "one fold leaves no rows out to score the candidate on".into(),
+            "use 0 (each candidate trains once) or 2 or more folds, such as 5",
+        );
+    }
+    if c.train.bag_folds >= 2 && c.ensemble.refit {
+        return err(
+            "ensemble.refit",
+            "cross-fitted candidates (train.bag_folds) already train on the validation rows".into(),
+            "set ensemble.refit = false, or train.bag_folds = 0",
+        );
+    }
     if let Err((key, problem)) = hhnas_engine::slurm::validate(&c.slurm) {
         return err(&key, problem, "fix the [slurm] section of pipeline.toml");
     }

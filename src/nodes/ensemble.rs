@@ -19,11 +19,13 @@ use hhnas_data::Dataset;
 use hhnas_ensemble::{accuracy, combine, select, ProbMatrix, SplitProbs};
 use hhnas_train::{KeepEpoch, TrainConfig};
 
+use super::bagging::{bagged_probs, out_of_fold_rows, Folds};
 use super::train::{split_probs, training_node, TrainJob, TrainSummary};
 use super::Inputs;
 use crate::config::{train_config, PipelineConfig};
 use crate::dag::Replay;
 use crate::dag::{Stage, PROBS, WEIGHTS};
+use crate::error::ExitClass;
 use hhnas_engine::store::{Key, Lookup};
 
 /// A candidate the search trained, as the nodes after it read it.
@@ -258,7 +260,12 @@ fn ensemble_node(
             .collect::<Result<Vec<SplitProbs>>>()?;
         let valid: Vec<&ProbMatrix> = probs.iter().map(|p| &p.valid).collect();
         let test: Vec<&ProbMatrix> = probs.iter().map(|p| &p.test).collect();
-        let sel = select(&valid, &labels(&inputs.ds, &inputs.ds.valid), &params)?;
+        // Cross-fitted candidates are selected on their out-of-fold rows.
+        let selection_rows = match cfg.train.bag_folds >= 2 {
+            true => out_of_fold_rows(&inputs.ds),
+            false => inputs.ds.valid.clone(),
+        };
+        let sel = select(&valid, &labels(&inputs.ds, &selection_rows), &params)?;
         let test_acc = accuracy(
             &combine(&test, &sel.weights())?,
             &labels(&inputs.ds, &inputs.ds.test),
@@ -341,6 +348,7 @@ fn refit_node(
         device: cfg.train.device.parsed(),
         iteration: c.iteration,
         model: model_number(&c.summary.spec),
+        folds: None,
     };
     training_node(exec, inputs, Stage::Refit, None, &job)?;
     Ok(key)
@@ -380,14 +388,21 @@ fn stored_probs(
             ))
         }
     };
-    let data = inputs.train_data(&summary.spec, dataset);
-    let probs = split_probs(
-        inputs,
-        &summary.spec,
-        &weights,
-        data,
-        cfg.train.device.parsed(),
-    )?;
+    let device = cfg.train.device.parsed();
+    let probs = match cfg.train.bag_folds >= 2 {
+        true => {
+            let folds = Folds {
+                k: cfg.train.bag_folds,
+                seed: cfg.run.seed,
+            };
+            let bag = hhnas_train::unpack_bag(&weights).map_err(ExitClass::classified)?;
+            bagged_probs(inputs, &summary.spec, &bag, folds, dataset, device)?
+        }
+        false => {
+            let data = inputs.train_data(&summary.spec, dataset);
+            split_probs(inputs, &summary.spec, &weights, data, device)?
+        }
+    };
     exec.store.put(PROBS, key, &probs)?;
     Ok(probs)
 }

@@ -12,6 +12,7 @@
 //!  after the search:  ensemble ─► refit (each member) ─► final
 //! ```
 
+pub mod bagging;
 pub mod data;
 pub mod encode;
 pub mod encoder;

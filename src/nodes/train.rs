@@ -16,6 +16,7 @@ use hhnas_train::{
     Checkpoint, Device, EpochReport, ModelSpec, TrainConfig, TrainData, TrainOutcome,
 };
 
+use super::bagging::{remove_fold_files, Folds};
 use super::Inputs;
 use crate::config::{train_config, PipelineConfig};
 use crate::dag::Replay;
@@ -92,6 +93,10 @@ pub struct TrainMetrics {
     pub examples_per_sec: Option<f64>,
     /// Wall time of the computation; a replay reports this, not its own.
     pub compute_secs: Option<f64>,
+    /// Cross-fitted: the number of folds (`valid_acc` is then the out-of-fold accuracy
+    /// over every training and validation row).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folds: Option<usize>,
 }
 
 impl TrainMetrics {
@@ -127,6 +132,7 @@ impl TrainMetrics {
             failed: outcome.failed.clone(),
             examples_per_sec: Some(outcome.examples_per_sec),
             compute_secs: Some(compute_secs),
+            folds: None,
         }
     }
 
@@ -142,7 +148,12 @@ fn floats_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error>
     Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
 }
 
-pub(crate) fn train_key(inputs: &Inputs, spec: &ModelSpec, tcfg: &TrainConfig) -> Key {
+pub(crate) fn train_key(
+    inputs: &Inputs,
+    spec: &ModelSpec,
+    tcfg: &TrainConfig,
+    folds: Option<Folds>,
+) -> Key {
     let mut kb = Stage::Train.key();
     // The device is no part of the key (nor of `tcfg`): a candidate trained on one GPU is
     // not retrained because the run moved to another.
@@ -150,6 +161,10 @@ pub(crate) fn train_key(inputs: &Inputs, spec: &ModelSpec, tcfg: &TrainConfig) -
         .input(&inputs.enc_key)
         .param(spec)
         .param(tcfg);
+    // Only when on, so the keys of candidates trained once stay what they were.
+    if let Some(folds) = &folds {
+        kb.param(folds);
+    }
     // Feature inputs only matter to models that use them, so Model 1 stays cached when
     // only the feature configuration changes.
     if spec.llm_branch {
@@ -194,6 +209,8 @@ pub(crate) struct EpochSink<'a> {
     pub checkpoint: PathBuf,
     /// `None` for a search candidate; the node's name otherwise (`warm`).
     pub node: Option<&'static str>,
+    /// A cross-fitted candidate's fold in training, and the number of folds.
+    pub fold: Option<(usize, usize)>,
     pub iteration: u64,
     pub model: u8,
     pub epochs: usize,
@@ -201,10 +218,13 @@ pub(crate) struct EpochSink<'a> {
 
 impl EpochSink<'_> {
     /// How progress lines name the node.
-    fn label(&self) -> String {
-        match self.node {
-            Some(node) => node.to_string(),
-            None => format!("train (iteration {})", self.iteration),
+    pub(crate) fn label(&self) -> String {
+        match (self.node, self.fold) {
+            (Some(node), _) => node.to_string(),
+            (None, None) => format!("train (iteration {})", self.iteration),
+            (None, Some((f, k))) => {
+                format!("train (iteration {}, fold {}/{k})", self.iteration, f + 1)
+            }
         }
     }
 
@@ -288,6 +308,8 @@ pub(crate) struct TrainJob<'a> {
     /// The search iteration the candidate comes from (progress lines, `training.json`).
     pub iteration: u64,
     pub model: u8,
+    /// Cross-fitted (`train.bag_folds`): trained once per fold ([`super::bagging`]).
+    pub folds: Option<Folds>,
 }
 
 /// Trains the candidate (from its checkpoint, if any), stores its weights and its
@@ -298,19 +320,22 @@ fn compute_train(
     inputs: &Inputs,
     job: &TrainJob,
 ) -> Result<(TrainSummary, TrainMetrics)> {
+    if let Some(folds) = job.folds {
+        return super::bagging::compute_bagged(exec, inputs, job, folds);
+    }
     let checkpoint = checkpoint_path(&exec.scratch, &job.key);
-    let label = format!("train (iteration {})", job.iteration);
-    let resume = read_checkpoint(&checkpoint, exec.progress, &label);
     let data = inputs.train_data(job.spec, job.dataset);
     let sink = EpochSink {
         progress: exec.progress,
         training_file: exec.training_file.clone(),
-        checkpoint,
+        checkpoint: checkpoint.clone(),
         node: None,
+        fold: None,
         iteration: job.iteration,
         model: job.model,
         epochs: job.tcfg.epochs,
     };
+    let resume = read_checkpoint(&checkpoint, exec.progress, &sink.label());
     let started = Instant::now();
     let mut outcome = hhnas_train::train_candidate(
         data,
@@ -371,6 +396,9 @@ pub(crate) fn training_node(
     })?;
     // Only once the result is stored is the checkpoint of no further use.
     let _ = std::fs::remove_file(checkpoint_path(&exec.scratch, &job.key));
+    if let Some(folds) = job.folds {
+        remove_fold_files(&exec.scratch, &job.key, folds.k);
+    }
     let _ = std::fs::remove_file(&exec.training_file);
     Ok(summary)
 }
@@ -388,10 +416,14 @@ pub(crate) fn train_node(
         // The same candidate again, with a training seed of its own.
         tcfg.seed = cfg.run.seed.wrapping_add(iteration << 32);
     }
+    let folds = (cfg.train.bag_folds >= 2).then_some(Folds {
+        k: cfg.train.bag_folds,
+        seed: cfg.run.seed,
+    });
     let key = exec.kept_iteration_key::<TrainSummary>(
         Stage::Train,
         iteration,
-        train_key(inputs, &spec, &tcfg),
+        train_key(inputs, &spec, &tcfg, folds),
         weights_stored,
     );
     let job = TrainJob {
@@ -402,6 +434,7 @@ pub(crate) fn train_node(
         device: cfg.train.device.parsed(),
         iteration,
         model: proposal.candidate.model_number(),
+        folds,
     };
     let summary = training_node(exec, inputs, Stage::Train, Some(iteration), &job)?;
     Ok((job.key, summary))

@@ -137,6 +137,7 @@ fn compute(
         progress: exec.progress,
         training_file: exec.training_file.clone(),
         checkpoint,
+        fold: None,
         node: Some(Stage::Warm.name()),
         iteration: 0,
         model: 1,

@@ -221,6 +221,22 @@ impl Workspace {
         )
     }
 
+    /// [`Self::frozen`] with cross-fitted candidates (`train.bag_folds = 3`) and without
+    /// the refit, which cross-fitting excludes.
+    pub fn frozen_bagged(iterations: u64) -> Self {
+        let ws = Self::frozen(iterations);
+        let config = ws
+            .config_text()
+            .replace("refit = true", "refit = false")
+            .replace(
+                "head = \"evidence\"\n",
+                "head = \"evidence\"\nbag_folds = 3\n",
+            );
+        assert!(config.contains("bag_folds = 3"));
+        std::fs::write(ws.config(), config).unwrap();
+        ws
+    }
+
     /// The frozen configuration with the SPEC's dense head and vector neighbours only (no
     /// key a release before the evidence head would refuse).
     pub fn frozen_dense(iterations: u64) -> Self {

@@ -221,6 +221,44 @@ impl Dataset {
     pub fn labels(&self, idx: &[usize]) -> Vec<u32> {
         idx.iter().map(|&i| self.rows[i].label).collect()
     }
+
+    /// Training and validation rows together, ascending: what a refit trains on, and what
+    /// cross-fitting cuts into folds.
+    pub fn train_and_valid(&self) -> Vec<usize> {
+        let mut rows = [self.train.as_slice(), self.valid.as_slice()].concat();
+        rows.sort_unstable();
+        rows
+    }
+
+    /// The dataset of fold `fold` of a cross-fitting whose folds hold out `held_out` (each
+    /// ascending, together [`Self::train_and_valid`]): it trains on the other folds, is
+    /// validated on this one, and keeps the test rows.
+    pub fn fold(&self, held_out: &[Vec<usize>], fold: usize) -> Dataset {
+        let mut train: Vec<usize> = held_out
+            .iter()
+            .enumerate()
+            .filter(|(f, _)| *f != fold)
+            .flat_map(|(_, rows)| rows.iter().copied())
+            .collect();
+        train.sort_unstable();
+        Dataset {
+            train,
+            valid: held_out[fold].clone(),
+            ..self.clone()
+        }
+    }
+
+    /// The rows each of `k` stratified folds of the training and validation rows holds
+    /// out, ascending ([`split::stratified_folds`] with `seed`).
+    pub fn held_out_folds(&self, k: usize, seed: u64) -> Vec<Vec<usize>> {
+        let pool = self.train_and_valid();
+        let assignment = split::stratified_folds(&self.labels(&pool), self.classes.len(), k, seed);
+        let mut folds = vec![Vec::new(); k];
+        for (row, f) in pool.into_iter().zip(assignment) {
+            folds[f].push(row);
+        }
+        folds
+    }
 }
 
 #[cfg(test)]
@@ -259,6 +297,41 @@ mod tests {
         members: Vec<String>,
         schema_text: String,
         tables: Vec<TableInfo>,
+    }
+
+    #[test]
+    fn folds_hold_out_every_training_and_validation_row_once_and_never_a_test_row() {
+        let rows: Vec<Row> = (0..60)
+            .map(|i| Row {
+                question: format!("q{i}"),
+                db_id: String::new(),
+                label: i % 3,
+            })
+            .collect();
+        let classes = (0..3)
+            .map(|i| ClassInfo::label(format!("c{i}"), None))
+            .collect();
+        let plan = SplitPlan {
+            seed: 0,
+            ratios: [0.7, 0.15, 0.15],
+            test_from: None,
+        };
+        let ds = Dataset::split(rows, classes, &plan, "none".into());
+        let folds = ds.held_out_folds(4, 1);
+        let mut all: Vec<usize> = folds.concat();
+        all.sort_unstable();
+        assert_eq!(all, ds.train_and_valid());
+        for f in 0..4 {
+            let fold = ds.fold(&folds, f);
+            assert_eq!(fold.valid, folds[f]);
+            assert_eq!(fold.test, ds.test);
+            assert!(fold.train.iter().all(|r| !folds[f].contains(r)));
+            assert_eq!(fold.train.len() + fold.valid.len(), all.len());
+            // Stratified: every class is in every fold's training rows.
+            for c in 0..3 {
+                assert!(fold.train.iter().any(|&r| fold.rows[r].label == c));
+            }
+        }
     }
 
     #[test]

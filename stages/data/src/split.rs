@@ -18,11 +18,38 @@ pub fn split_counts(n: usize, ratios: [f64; 3]) -> (usize, usize, usize) {
 /// The RNG for one class: the 32-byte seed holds the split seed and the class index, so
 /// every (seed, class) pair gets its own stream.
 fn class_rng(split_seed: u64, class: usize) -> ChaCha8Rng {
-    let mut seed = [0u8; 32];
-    seed[..8].copy_from_slice(&split_seed.to_le_bytes());
-    seed[8..16].copy_from_slice(&(class as u64).to_le_bytes());
-    seed[16..24].copy_from_slice(b"hhnsplit");
-    ChaCha8Rng::from_seed(seed)
+    tagged_class_rng(split_seed, class, b"hhnsplit")
+}
+
+/// [`class_rng`] with its own 8-byte tag, so the fold shuffle of a seed is not its split's.
+fn tagged_class_rng(seed: u64, class: usize, tag: &[u8; 8]) -> ChaCha8Rng {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    bytes[8..16].copy_from_slice(&(class as u64).to_le_bytes());
+    bytes[16..24].copy_from_slice(tag);
+    ChaCha8Rng::from_seed(bytes)
+}
+
+/// Stratified k-fold assignment: the fold (0..k) of every position of `labels`. Each
+/// class's positions, shuffled with ChaCha8 seeded by (seed, class), are dealt to the
+/// folds in turn, each class starting where the last one stopped, so fold sizes differ
+/// by at most one and a class of fewer than k rows still lands in different folds.
+pub fn stratified_folds(labels: &[u32], n_classes: usize, k: usize, seed: u64) -> Vec<usize> {
+    assert!(k >= 1, "at least one fold");
+    let mut per_class: Vec<Vec<usize>> = vec![Vec::new(); n_classes];
+    for (i, &l) in labels.iter().enumerate() {
+        per_class[l as usize].push(i);
+    }
+    let mut fold = vec![0; labels.len()];
+    let mut next = 0;
+    for (c, mut positions) in per_class.into_iter().enumerate() {
+        positions.shuffle(&mut tagged_class_rng(seed, c, b"hhnfolds"));
+        for p in positions {
+            fold[p] = next;
+            next = (next + 1) % k;
+        }
+    }
+    fold
 }
 
 /// Row counts (train, valid) for a class of `n` rows when the test rows come from a separate
@@ -77,4 +104,28 @@ pub(crate) fn split_by_class(
     valid.sort_unstable();
     test.sort_unstable();
     (train, valid, test)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_are_stratified_balanced_and_repeat_by_seed() {
+        // Class 0: 10 rows, class 1: 3 rows, class 2: 1 row.
+        let labels: Vec<u32> = [vec![0; 10], vec![1; 3], vec![2; 1]].concat();
+        let folds = stratified_folds(&labels, 3, 5, 7);
+        let size = |f: usize| folds.iter().filter(|&&x| x == f).count();
+        assert!((0..5).all(|f| (2..=3).contains(&size(f))));
+        // Every fold holds two rows of the class of ten; the three rows of class 1 are in
+        // three folds.
+        for f in 0..5 {
+            assert_eq!((0..10).filter(|&i| folds[i] == f).count(), 2);
+        }
+        let mut class1: Vec<usize> = folds[10..13].to_vec();
+        class1.dedup();
+        assert_eq!(class1.len(), 3);
+        assert_eq!(folds, stratified_folds(&labels, 3, 5, 7));
+        assert_ne!(folds, stratified_folds(&labels, 3, 5, 8));
+    }
 }

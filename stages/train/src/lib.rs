@@ -47,6 +47,7 @@ pub use spec::{
     TrainConfig, TrainData, TrainOutcome,
 };
 pub use vectors::{Embeddings, Pooling};
+pub use weights::{pack_bag, unpack_bag};
 
 /// Lower-level pieces for benches, parity tests and tools.
 pub mod internals {

@@ -95,6 +95,43 @@ pub(crate) fn unpack_weights(bytes: &[u8]) -> Result<(WeightsHeader, &[u8]), Tra
     Ok((header, &rest[4 + n..]))
 }
 
+const BAG_MAGIC: &[u8; 8] = b"HHNBAG1\n";
+
+/// The weights of a cross-fitted candidate: one blob per fold model, in fold order. Its
+/// predictions are the fold models' probabilities averaged.
+pub fn pack_bag(folds: &[Vec<u8>]) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(BAG_MAGIC.len() + 4 + folds.iter().map(|f| 8 + f.len()).sum::<usize>());
+    out.extend_from_slice(BAG_MAGIC);
+    out.extend_from_slice(&(folds.len() as u32).to_le_bytes());
+    for f in folds {
+        out.extend_from_slice(&(f.len() as u64).to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    out
+}
+
+/// The model blobs of stored weights: the fold models of a bag ([`pack_bag`]), or the one
+/// blob of any other candidate.
+pub fn unpack_bag(bytes: &[u8]) -> Result<Vec<&[u8]>, TrainError> {
+    let Some(mut rest) = bytes.strip_prefix(BAG_MAGIC.as_slice()) else {
+        return Ok(vec![bytes]);
+    };
+    let bad = || TrainError::Weights("truncated bag of fold weights".into());
+    let mut take = |n: usize| -> Result<&[u8], TrainError> {
+        let (head, tail) = rest.split_at_checked(n).ok_or_else(bad)?;
+        rest = tail;
+        Ok(head)
+    };
+    let count = u32::from_le_bytes(take(4)?.try_into().expect("4"));
+    let mut folds = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let n = u64::from_le_bytes(take(8)?.try_into().expect("8"));
+        folds.push(take(usize::try_from(n).map_err(|_| bad())?)?);
+    }
+    Ok(folds)
+}
+
 /// Give parameters ids 1, 2, 3, ... in module order: burn draws `ParamId`s at random, and
 /// they are part of the record bytes, so without this two identical runs would store
 /// different weight bytes.
@@ -125,6 +162,23 @@ impl<B: Backend> ModuleMapper<B> for Renumber {
 mod tests {
     use super::*;
     use crate::model::{BranchPool, HeadKind};
+
+    #[test]
+    fn a_bag_unpacks_to_its_fold_blobs_and_a_plain_blob_to_itself() {
+        let folds = vec![b"HHNW1\none".to_vec(), Vec::new(), b"three".to_vec()];
+        let bag = pack_bag(&folds);
+        let back: Vec<Vec<u8>> = unpack_bag(&bag)
+            .unwrap()
+            .iter()
+            .map(|b| b.to_vec())
+            .collect();
+        assert_eq!(back, folds);
+        assert_eq!(
+            unpack_bag(b"HHNW1\nplain").unwrap(),
+            vec![b"HHNW1\nplain".as_slice()]
+        );
+        assert!(unpack_bag(&bag[..bag.len() - 1]).is_err());
+    }
 
     #[test]
     fn weights_blob_roundtrip_and_bad_magic() {
