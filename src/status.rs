@@ -31,6 +31,10 @@ pub struct Status {
     pub slurm: Option<String>,
     pub strategy: String,
     pub seed: u64,
+    /// Cross-fitted candidates (`train.bag_folds`): their "valid" is out of fold over
+    /// the training and validation rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bag_folds: Option<usize>,
     pub iterations_total: u64,
     pub iterations_done: u64,
     /// The node that is (or was, when interrupted) next: stage and iteration.
@@ -294,6 +298,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         }),
         strategy: strategy_name(&config.search.strategy),
         seed: config.run.seed,
+        bag_folds: (config.train.bag_folds >= 2).then_some(config.train.bag_folds),
         iterations_total: iterations(&config),
         iterations_done,
         current,
@@ -430,6 +435,12 @@ pub fn render(s: &Status) -> String {
         s.profile, s.strategy, s.seed
     );
     let _ = writeln!(out, "created    {} UTC", s.created);
+    if let Some(k) = s.bag_folds {
+        let _ = writeln!(
+            out,
+            "scoring    cross-fitted over {k} folds: \"valid\" is out of fold over the training and validation rows"
+        );
+    }
     let state = match (s.pid, s.heartbeat_age_secs) {
         (Some(pid), Some(age)) => format!("running (pid {pid}, heartbeat {age:.0}s ago)"),
         _ => s.state.to_string(),
