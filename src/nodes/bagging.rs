@@ -49,12 +49,6 @@ pub(crate) fn out_of_fold_rows(ds: &Dataset) -> Vec<usize> {
     ds.train_and_valid()
 }
 
-/// A fold that finished training, kept until its candidate is stored.
-#[derive(Serialize, Deserialize)]
-struct FinishedFold {
-    outcome: TrainOutcome,
-}
-
 fn fold_path(scratch: &Path, key: &Key, fold: usize, what: &str) -> PathBuf {
     checkpoint_path(scratch, key).with_extension(format!("fold{fold}.{what}"))
 }
@@ -85,9 +79,10 @@ pub(crate) fn compute_bagged(
         let done = fold_path(&exec.scratch, &job.key, f, "done");
         let kept = std::fs::read(&done)
             .ok()
-            .and_then(|b| hhnas_engine::store::decode::<FinishedFold>(&b).ok());
+            .and_then(|b| hhnas_engine::store::decode::<TrainOutcome>(&b).ok());
         if let Some(kept) = kept {
-            outcomes.push(kept.outcome);
+            // A fold that finished before a kill: its outcome, weights included.
+            outcomes.push(kept);
             continue;
         }
         let checkpoint = fold_path(&exec.scratch, &job.key, f, "ckpt");
@@ -117,9 +112,7 @@ pub(crate) fn compute_bagged(
         )
         .map_err(ExitClass::classified)?;
         if outcome.failed.is_none() {
-            let bytes = hhnas_engine::store::encode(&FinishedFold {
-                outcome: outcome.clone(),
-            })?;
+            let bytes = hhnas_engine::store::encode(&outcome)?;
             if let Err(e) = write_atomic(&done, &bytes) {
                 tracing::warn!("could not write {}: {e:#}", done.display());
             }
