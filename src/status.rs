@@ -463,9 +463,11 @@ pub fn render(s: &Status) -> String {
         let _ = writeln!(
             out,
             "training   {} (model {}): epoch {}/{} done, valid {} (best {}), loss {:.4}, {} per epoch",
-            t.node
-                .clone()
-                .unwrap_or_else(|| format!("iteration {}", t.iteration)),
+            match (&t.node, t.fold) {
+                (Some(node), _) => node.clone(),
+                (None, None) => format!("iteration {}", t.iteration),
+                (None, Some((f, k))) => format!("iteration {}, fold {}/{k}", t.iteration, f + 1),
+            },
             t.model,
             t.epoch,
             t.epochs,

@@ -52,6 +52,9 @@ pub struct TrainingProgress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     pub iteration: u64,
+    /// A cross-fitted candidate's fold in training (from 0), and the number of folds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<(usize, usize)>,
     pub model: u8,
     /// Epochs finished (of `epochs`).
     pub epoch: usize,
@@ -233,6 +236,7 @@ impl EpochSink<'_> {
         let state = TrainingProgress {
             node: self.node.map(str::to_string),
             iteration,
+            fold: self.fold,
             model: self.model,
             epoch: report.epoch,
             epochs,
