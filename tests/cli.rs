@@ -178,23 +178,7 @@ fn status_shows_the_epoch_of_the_candidate_in_training() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    let training = loop {
-        let found = std::fs::read_dir(ws.cache().join("runs"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|e| e.ok())
-            .map(|e| e.path().join("training.json"))
-            .filter(|p| p.is_file());
-        if let Some(p) = found {
-            break p;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no epoch finished"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let training = training_file_when(&ws, |_| true);
     child.kill().unwrap();
     child.wait().unwrap();
     let out = ws.run(&["status"]);

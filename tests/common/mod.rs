@@ -414,6 +414,33 @@ pub fn run_and_kill(ws: &Workspace, args: &[&str], after: usize, delay: Duration
     killed
 }
 
+/// Waits (up to two minutes) until the only run's `training.json` satisfies `accept`,
+/// and returns its path: a candidate is then mid-training.
+pub fn training_file_when(ws: &Workspace, accept: impl Fn(&serde_json::Value) -> bool) -> PathBuf {
+    let started = Instant::now();
+    loop {
+        let found = std::fs::read_dir(ws.cache().join("runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path().join("training.json"))
+            .filter(|p| {
+                std::fs::read(p)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                    .is_some_and(|t| accept(&t))
+            });
+        if let Some(p) = found {
+            return p;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no epoch as awaited finished"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// `HHNAS_SPIDER_DIR` as the test process sees it, a relative value taken from the
 /// repository root (the README runs the suite from there; commands under test run in
 /// their own temporary folders). `None` when unset.
