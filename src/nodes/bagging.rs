@@ -1,8 +1,8 @@
 //! Cross-fitted candidates (`train.bag_folds = k`, AutoGluon's bagging): a candidate is
 //! trained k times, each time on k-1 stratified folds of the training and validation rows
 //! and validated on the fold left out. Its score is the accuracy of those out-of-fold
-//! predictions over every training and validation row (k times the rows one validation
-//! split has, so the search and ensemble selection rank candidates on less noise); its
+//! predictions over every training and validation row (5.7 times the demo's validation
+//! rows, so the search and ensemble selection rank candidates on less noise); its
 //! test predictions are the k fold models' probabilities averaged. The k weight blobs are
 //! stored as one bag ([`hhnas_train::pack_bag`]) under the candidate's train key, so eval
 //! and predict read them like any candidate's.
