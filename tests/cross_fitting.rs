@@ -60,6 +60,9 @@ fn a_cross_fitted_candidate_is_scored_out_of_fold_and_predicts_with_every_fold_m
         .map(|e| e.path().to_path_buf())
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The run's report says what its validation figures are.
+    let report = std::fs::read_to_string(ws.run_dir().join("report/report.md")).unwrap();
+    assert!(report.contains("cross-fitted over 3 folds"), "{report}");
 
     // eval averages each member's fold models and prints the figure the run stored.
     let final_line = journal

@@ -88,6 +88,7 @@ fn run_record(run: &RunDir, state: Option<RunState>) -> Result<hhnas_report::Run
         mutation_probs_names: names,
         state: state.unwrap_or(s.state).to_string(),
         planned_iterations: s.iterations_total as usize,
+        cross_fit_folds: s.bag_folds,
         baseline_test_acc: s.svm_test_acc,
         final_model: s.final_model.as_ref().map(|f| hhnas_report::FinalModel {
             kind: f.kind.clone(),

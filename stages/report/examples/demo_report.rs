@@ -67,6 +67,7 @@ fn synthetic(run_id: &str, strategy: &str, seed: u64) -> RunRecord {
         final_model: None,
         state: "finished".into(),
         planned_iterations: 0,
+        cross_fit_folds: None,
     }
 }
 

@@ -113,6 +113,13 @@ fn run_section(md: &mut String, r: &RunRecord, n: &RunCharts) {
         wall
     );
     baseline_line(md, r);
+    if let Some(k) = r.cross_fit_folds {
+        let _ = writeln!(
+            md,
+            "Candidates are cross-fitted over {k} folds: every validation figure below is \
+             out of fold over the training and validation rows.\n"
+        );
+    }
     let _ = writeln!(md, "### Models (Table 3)\n");
     let _ = writeln!(
         md,

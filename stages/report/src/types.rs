@@ -39,6 +39,10 @@ pub struct RunRecord {
     /// Iterations the run's config asks for (0: not known).
     #[serde(default)]
     pub planned_iterations: usize,
+    /// Cross-fitted candidates: the number of folds. Every validation figure of the run
+    /// is then out of fold over the training and validation rows.
+    #[serde(default)]
+    pub cross_fit_folds: Option<usize>,
 }
 
 /// The model the nodes after the search chose, beside the best single candidate.

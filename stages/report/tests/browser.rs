@@ -60,6 +60,7 @@ fn run(id: &str, seed: u64, state: &str) -> RunRecord {
         baseline_test_acc: Some(0.85),
         state: state.into(),
         planned_iterations: 12,
+        cross_fit_folds: None,
         ..RunRecord::default()
     }
 }

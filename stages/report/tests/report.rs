@@ -44,6 +44,7 @@ fn run(id: &str) -> RunRecord {
         final_model: None,
         state: "running".into(),
         planned_iterations: 10,
+        cross_fit_folds: None,
     }
 }
 
@@ -111,6 +112,21 @@ fn markdown_has_table3_rows_and_best() {
     assert!(md.contains("(accuracy.svg)") && md.contains("(mutation_probs.svg)"));
     assert!(!md.contains("Runs compared"));
     assert!(md.contains("8 iterations (1 replayed from cache)"));
+    assert!(!md.contains("cross-fitted"));
+}
+
+#[test]
+fn a_cross_fitted_run_says_its_validation_figures_are_out_of_fold() {
+    let md = render_markdown(&ReportInput {
+        runs: vec![RunRecord {
+            cross_fit_folds: Some(5),
+            ..run("run-a")
+        }],
+    });
+    assert!(
+        md.contains("cross-fitted over 5 folds: every validation figure below is out of fold"),
+        "{md}"
+    );
 }
 
 #[test]
