@@ -298,7 +298,7 @@ pub fn collect(run: &RunDir, cache_dir: Option<&Path>) -> Result<Status> {
         }),
         strategy: strategy_name(&config.search.strategy),
         seed: config.run.seed,
-        bag_folds: (config.train.bag_folds >= 2).then_some(config.train.bag_folds),
+        bag_folds: config.train.cross_fit_folds(),
         iterations_total: iterations(&config),
         iterations_done,
         current,
@@ -463,11 +463,9 @@ pub fn render(s: &Status) -> String {
         let _ = writeln!(
             out,
             "training   {} (model {}): epoch {}/{} done, valid {} (best {}), loss {:.4}, {} per epoch",
-            match (&t.node, t.fold) {
-                (Some(node), _) => node.clone(),
-                (None, None) => format!("iteration {}", t.iteration),
-                (None, Some((f, k))) => format!("iteration {}, fold {}/{k}", t.iteration, f + 1),
-            },
+            t.node
+                .clone()
+                .unwrap_or_else(|| crate::nodes::train::candidate_label(t.iteration, t.fold)),
             t.model,
             t.epoch,
             t.epochs,

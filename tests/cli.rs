@@ -166,21 +166,7 @@ fn status_reports_the_run_and_json_has_the_q_table() {
 #[test]
 fn status_shows_the_epoch_of_the_candidate_in_training() {
     let ws = Workspace::new(1);
-    let mut child = ws
-        .cmd(&[
-            "run",
-            "--config",
-            ws.config().to_str().unwrap(),
-            "--set",
-            "train.epochs=200",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let training = training_file_when(&ws, |_| true);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let training = run_killed_mid_training(&ws, &["train.epochs=200"], |_| true);
     let out = ws.run(&["status"]);
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("state      interrupted"), "{s}");

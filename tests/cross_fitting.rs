@@ -86,25 +86,10 @@ fn a_cross_fitted_candidate_is_scored_out_of_fold_and_predicts_with_every_fold_m
 /// there without training the first fold again.
 #[test]
 fn a_candidate_killed_in_its_second_fold_resumes_there() {
-    use std::process::Stdio;
-
     let ws = Workspace::frozen_bagged(1);
-    let config = ws.config();
-    let mut child = ws
-        .cmd(&[
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--set",
-            "train.epochs=400",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    training_file_when(&ws, |t| t["fold"] == serde_json::json!([1, 3]));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    run_killed_mid_training(&ws, &["train.epochs=400"], |t| {
+        t["fold"] == serde_json::json!([1, 3])
+    });
     let out = ws.run(&["status"]);
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(

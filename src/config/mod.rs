@@ -305,6 +305,14 @@ pub struct TrainSection {
     pub bag_folds: usize,
 }
 
+impl TrainSection {
+    /// The number of folds candidates are cross-fitted over, when cross-fitting is on
+    /// (`bag_folds` of 2 or more; 0 is off, 1 is refused by the checks).
+    pub fn cross_fit_folds(&self) -> Option<usize> {
+        (self.bag_folds >= 2).then_some(self.bag_folds)
+    }
+}
+
 /// `[ensemble]`: what happens once the search has trained its candidates.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]

@@ -62,7 +62,7 @@ pub(super) fn validate(c: &PipelineConfig, file: &str) -> Result<(), UserError> 
             "use 0 (each candidate trains once) or 2 or more folds, such as 5",
         );
     }
-    if c.train.bag_folds >= 2 && c.ensemble.refit {
+    if c.train.cross_fit_folds().is_some() && c.ensemble.refit {
         return err(
             "ensemble.refit",
             "cross-fitted candidates (train.bag_folds) already train on the validation rows".into(),

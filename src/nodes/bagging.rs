@@ -23,6 +23,7 @@ use hhnas_train::{Checkpoint, Device, EpochReport, ModelSpec, TrainOutcome};
 use super::train::TrainSummary;
 use super::train::{checkpoint_path, read_checkpoint, EpochSink, TrainJob, TrainMetrics};
 use super::Inputs;
+use crate::config::PipelineConfig;
 use crate::dag::{Replay, PROBS, WEIGHTS};
 use crate::error::ExitClass;
 use hhnas_engine::store::{write_atomic, Key};
@@ -37,6 +38,14 @@ pub struct Folds {
 }
 
 impl Folds {
+    /// The run's cross-fitting, when `[train] bag_folds` turns it on.
+    pub(crate) fn of(cfg: &PipelineConfig) -> Option<Folds> {
+        Some(Folds {
+            k: cfg.train.cross_fit_folds()?,
+            seed: cfg.run.seed,
+        })
+    }
+
     /// The rows each fold holds out.
     fn held_out(&self, ds: &Dataset) -> Vec<Vec<usize>> {
         ds.held_out_folds(self.k, self.seed)

@@ -261,9 +261,9 @@ fn ensemble_node(
         let valid: Vec<&ProbMatrix> = probs.iter().map(|p| &p.valid).collect();
         let test: Vec<&ProbMatrix> = probs.iter().map(|p| &p.test).collect();
         // Cross-fitted candidates are selected on their out-of-fold rows.
-        let selection_rows = match cfg.train.bag_folds >= 2 {
-            true => out_of_fold_rows(&inputs.ds),
-            false => inputs.ds.valid.clone(),
+        let selection_rows = match Folds::of(cfg) {
+            Some(_) => out_of_fold_rows(&inputs.ds),
+            None => inputs.ds.valid.clone(),
         };
         let sel = select(&valid, &labels(&inputs.ds, &selection_rows), &params)?;
         let test_acc = accuracy(
@@ -312,10 +312,10 @@ fn ensemble_node(
 /// validation split (their accuracy is then a training figure and selects nothing; the
 /// refit keeps its last epoch).
 pub(crate) fn refit_dataset(ds: &Dataset) -> Dataset {
-    let mut refit = ds.clone();
-    refit.train.extend_from_slice(&ds.valid);
-    refit.train.sort_unstable();
-    refit
+    Dataset {
+        train: ds.train_and_valid(),
+        ..ds.clone()
+    }
 }
 
 /// The `[train]` settings of a refit of `c`: its best epoch's count, the last epoch kept.
@@ -389,16 +389,12 @@ fn stored_probs(
         }
     };
     let device = cfg.train.device.parsed();
-    let probs = match cfg.train.bag_folds >= 2 {
-        true => {
-            let folds = Folds {
-                k: cfg.train.bag_folds,
-                seed: cfg.run.seed,
-            };
+    let probs = match Folds::of(cfg) {
+        Some(folds) => {
             let bag = hhnas_train::unpack_bag(&weights).map_err(ExitClass::classified)?;
             bagged_probs(inputs, &summary.spec, &bag, folds, dataset, device)?
         }
-        false => {
+        None => {
             let data = inputs.train_data(&summary.spec, dataset);
             split_probs(inputs, &summary.spec, &weights, data, device)?
         }

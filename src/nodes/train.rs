@@ -65,6 +65,15 @@ pub struct TrainingProgress {
     pub epoch_secs: f64,
 }
 
+/// A search candidate in training, as progress lines and `status` name it: "iteration 3",
+/// or "iteration 3, fold 2/5" for a cross-fitted one (`fold` counts from 0).
+pub(crate) fn candidate_label(iteration: u64, fold: Option<(usize, usize)>) -> String {
+    match fold {
+        None => format!("iteration {iteration}"),
+        Some((f, k)) => format!("iteration {iteration}, fold {}/{k}", f + 1),
+    }
+}
+
 /// The training result without its weights (stored apart, under the same key).
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct TrainSummary {
@@ -222,12 +231,9 @@ pub(crate) struct EpochSink<'a> {
 impl EpochSink<'_> {
     /// How progress lines name the node.
     pub(crate) fn label(&self) -> String {
-        match (self.node, self.fold) {
-            (Some(node), _) => node.to_string(),
-            (None, None) => format!("train (iteration {})", self.iteration),
-            (None, Some((f, k))) => {
-                format!("train (iteration {}, fold {}/{k})", self.iteration, f + 1)
-            }
+        match self.node {
+            Some(node) => node.to_string(),
+            None => format!("train ({})", candidate_label(self.iteration, self.fold)),
         }
     }
 
@@ -420,10 +426,7 @@ pub(crate) fn train_node(
         // The same candidate again, with a training seed of its own.
         tcfg.seed = cfg.run.seed.wrapping_add(iteration << 32);
     }
-    let folds = (cfg.train.bag_folds >= 2).then_some(Folds {
-        k: cfg.train.bag_folds,
-        seed: cfg.run.seed,
-    });
+    let folds = Folds::of(cfg);
     let key = exec.kept_iteration_key::<TrainSummary>(
         Stage::Train,
         iteration,

@@ -290,12 +290,17 @@ impl Workspace {
 
     /// `run` on the workspace's config with `--set` overrides (`key=value` each).
     pub fn run_with(&self, sets: &[&str]) -> Output {
+        self.run_cmd(sets).output().unwrap()
+    }
+
+    /// The `run` command on the workspace's config with `--set` overrides, not started.
+    pub fn run_cmd(&self, sets: &[&str]) -> Command {
         let config = self.config();
         let mut args = vec!["run", "--config", config.to_str().unwrap()];
         for s in sets {
             args.extend(["--set", s]);
         }
-        self.run(&args)
+        self.cmd(&args)
     }
 
     /// The only run directory.
@@ -414,11 +419,22 @@ pub fn run_and_kill(ws: &Workspace, args: &[&str], after: usize, delay: Duration
     killed
 }
 
-/// Waits (up to two minutes) until the only run's `training.json` satisfies `accept`,
-/// and returns its path: a candidate is then mid-training.
-pub fn training_file_when(ws: &Workspace, accept: impl Fn(&serde_json::Value) -> bool) -> PathBuf {
+/// Starts `run` on the workspace's config with the `--set` overrides `sets`, and SIGKILLs
+/// it once the run's `training.json` satisfies `accept` (waiting up to two minutes): a
+/// candidate is then mid-training. Returns that file's path.
+pub fn run_killed_mid_training(
+    ws: &Workspace,
+    sets: &[&str],
+    accept: impl Fn(&serde_json::Value) -> bool,
+) -> PathBuf {
+    let mut child = ws
+        .run_cmd(sets)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
-    loop {
+    let training = loop {
         let found = std::fs::read_dir(ws.cache().join("runs"))
             .ok()
             .and_then(|mut d| d.next())
@@ -431,14 +447,17 @@ pub fn training_file_when(ws: &Workspace, accept: impl Fn(&serde_json::Value) ->
                     .is_some_and(|t| accept(&t))
             });
         if let Some(p) = found {
-            return p;
+            break p;
         }
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "no epoch as awaited finished"
         );
         std::thread::sleep(Duration::from_millis(5));
-    }
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    training
 }
 
 /// `HHNAS_SPIDER_DIR` as the test process sees it, a relative value taken from the
