@@ -157,6 +157,9 @@ pub enum Evidence {
     /// `encoder.neighbours`: cosine to the nearest bank question of each class, by the
     /// encoder's vectors.
     Neighbours,
+    /// `features.schema_semantic`: per class, the idf-weighted mean over the question's
+    /// content words of each word's encoder cosine to the nearest schema word of the class.
+    SchemaSemantic,
     /// `features.char_neighbours`: the same by character 2-5-gram TF-IDF.
     CharNeighbours,
     /// `features.char_svm`: a one-vs-rest linear SVM's decision value per class over the
@@ -174,9 +177,12 @@ pub enum Evidence {
 }
 
 impl Evidence {
-    /// New kinds go last: the head reads the blocks in this order.
-    pub const ALL: [Evidence; 6] = [
+    /// The head reads the blocks in this order. A new kind goes last, or, when it is not
+    /// lexical, after the last kind that is not: lexical dropout hides a tail of blocks
+    /// (a run's enabled blocks keep their order as long as a new kind is off in it).
+    pub const ALL: [Evidence; 7] = [
         Evidence::Neighbours,
+        Evidence::SchemaSemantic,
         Evidence::CharNeighbours,
         Evidence::CharSvm,
         Evidence::SchemaShare,
@@ -188,6 +194,7 @@ impl Evidence {
     pub const fn name(self) -> &'static str {
         match self {
             Evidence::Neighbours => "neighbours",
+            Evidence::SchemaSemantic => "schema_semantic",
             Evidence::CharNeighbours => "char_neighbours",
             Evidence::CharSvm => "char_svm",
             Evidence::SchemaShare => "schema_share",
@@ -200,6 +207,7 @@ impl Evidence {
     pub const fn version(self) -> u32 {
         match self {
             Evidence::Neighbours
+            | Evidence::SchemaSemantic
             | Evidence::CharNeighbours
             | Evidence::CharSvm
             | Evidence::SchemaShare
@@ -237,6 +245,7 @@ mod tests {
                 "warm",
                 "encode",
                 "neighbours",
+                "schema_semantic",
                 "char_neighbours",
                 "char_svm",
                 "schema_share",
@@ -254,7 +263,7 @@ mod tests {
         let versions: Vec<u32> = Stage::all().iter().map(|s| s.version()).collect();
         assert_eq!(
             versions,
-            [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 2, 2, 2, 1, 1, 1]
+            [1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 2, 2, 2, 1, 1, 1]
         );
         for s in Stage::all() {
             assert_eq!(Stage::from_name(s.name()), Some(s));

@@ -1,5 +1,5 @@
-//! The evidence nodes behind a switch (`[features] schema_evidence`, `partner_evidence`):
-//! each joins the evidence after the character SVM, `eval` scores the run's test split from
+//! The evidence nodes behind a switch (`[features] schema_evidence`, `schema_semantic`,
+//! `partner_evidence`): each joins the evidence in its place in the DAG, `eval` scores the run's test split from
 //! its stored values, `predict` computes it for new texts as the run computed it, and with the switch off nothing changes: no new
 //! node, the same keys as before, no new key in the frozen config.
 
@@ -95,6 +95,56 @@ fn schema_evidence_joins_the_head_and_evaluates_as_it_trained() {
     let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
     assert!(frozen.contains("schema_evidence = true"), "{frozen}");
 
+    evaluates_as_the_final_node_measured(&ws, &on, &run_id);
+}
+
+#[test]
+fn semantic_schema_evidence_joins_after_the_encoder_neighbours_and_evaluates_as_it_trained() {
+    let ws = Workspace::frozen(2);
+    let out = ws.run_with(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let off = ws.journal_lines();
+    assert!(
+        stage_lines(&off, "schema_semantic").is_empty(),
+        "ran while off"
+    );
+    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
+    assert!(!frozen.contains("schema_semantic"), "{frozen}");
+
+    let out = ws.run_with(&["features.schema_semantic=true"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run_id = ws.run_id();
+    let on = ws.journal_lines();
+    for stage in ["encode", "neighbours"] {
+        assert_eq!(key_of(&on, stage), key_of(&off, stage), "{stage}");
+        assert_eq!(stage_lines(&on, stage)[0]["cache_hit"], true, "{stage}");
+    }
+    // Not lexical, so it sits before the lexical blocks that lexical dropout hides: the
+    // character nodes after it are keyed anew (their input holds it).
+    let order: Vec<&str> = on
+        .iter()
+        .filter(|e| e["event"] == "stage" && e["iteration"].is_null())
+        .filter_map(|e| e["stage"].as_str())
+        .collect();
+    let pos = |s: &str| order.iter().position(|&x| x == s).unwrap();
+    assert!(pos("neighbours") < pos("schema_semantic"), "{order:?}");
+    assert!(pos("schema_semantic") < pos("char_neighbours"), "{order:?}");
+    assert_ne!(
+        key_of(&on, "char_neighbours"),
+        key_of(&off, "char_neighbours")
+    );
+    let line = stage_lines(&on, "schema_semantic")[0];
+    assert_eq!(line["cache_hit"], false, "{line}");
+    let summary = line["metrics"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("encoder cosine") && summary.contains("best class right"),
+        "{summary}"
+    );
+    assert_ne!(key_of(&on, "train"), key_of(&off, "train"));
+    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
+    assert!(frozen.contains("schema_semantic = true"), "{frozen}");
+
+    // `predict` embeds the new question's words with the run's encoder.
     evaluates_as_the_final_node_measured(&ws, &on, &run_id);
 }
 

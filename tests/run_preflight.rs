@@ -30,7 +30,12 @@ fn cuda_on_a_cpu_build_is_refused_before_any_run_directory() {
 #[test]
 fn per_class_evidence_on_a_fine_tuned_encoder_names_the_key_and_the_fix() {
     let ws = Workspace::new(1);
-    for key in ["char_neighbours", "char_svm", "schema_evidence"] {
+    for key in [
+        "char_neighbours",
+        "char_svm",
+        "schema_evidence",
+        "schema_semantic",
+    ] {
         let out = ws.run_with(&[&format!("features.{key}=true")]);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);

@@ -145,6 +145,13 @@ pub struct FeaturesSection {
     /// frozen before it existed, and left out of frozen configs when off: off, as they ran.
     #[serde(default, skip_serializing_if = "is_false")]
     pub schema_evidence: bool,
+    /// Frozen mode: the head also reads, for every class, how close in meaning the
+    /// question's words are to the class's schema words (each word's encoder cosine to
+    /// the nearest one; the `schema_semantic` node), so a synonym of a table's name
+    /// counts. Not lexical: `train.lexical_dropout` leaves it in view. Absent in configs
+    /// frozen before it existed, and left out of frozen configs when off: off, as they ran.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub schema_semantic: bool,
     /// Frozen mode, Spider data: the head also reads, for every class, the probability
     /// that the class's bank holds the question's paraphrase partner (the other wording
     /// of its SQL; the `partner` node). Absent in configs frozen before it existed, and

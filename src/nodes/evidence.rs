@@ -14,7 +14,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use hhnas_data::Dataset;
-use hhnas_train::{Embeddings, NeighbourBank, NeighbourScores};
+use hhnas_train::{Embeddings, EncoderAssets, NeighbourBank, NeighbourScores};
 
 use crate::config::{EvidenceBank, PipelineConfig};
 use crate::dag::Replay;
@@ -27,6 +27,7 @@ impl Evidence {
     pub const fn switch(self) -> &'static str {
         match self {
             Evidence::Neighbours => "encoder.neighbours",
+            Evidence::SchemaSemantic => "features.schema_semantic",
             Evidence::CharNeighbours => "features.char_neighbours",
             Evidence::CharSvm => "features.char_svm",
             Evidence::SchemaShare | Evidence::SchemaCosine => "features.schema_evidence",
@@ -37,6 +38,7 @@ impl Evidence {
     pub fn enabled(self, cfg: &PipelineConfig) -> bool {
         match self {
             Evidence::Neighbours => cfg.encoder.neighbours,
+            Evidence::SchemaSemantic => cfg.features.schema_semantic,
             Evidence::CharNeighbours => cfg.features.char_neighbours,
             Evidence::CharSvm => cfg.features.char_svm,
             Evidence::SchemaShare | Evidence::SchemaCosine => cfg.features.schema_evidence,
@@ -52,11 +54,12 @@ impl Evidence {
             .collect()
     }
 
-    /// Whether its values are read off the question's words (what `train.lexical_dropout`
-    /// hides); the encoder's neighbours are not. The partner evidence reads the
+    /// Whether its values are read off the question's spelling (what
+    /// `train.lexical_dropout` hides); the encoder's neighbours and the semantic schema
+    /// match are not (a synonym scores as the word). The partner evidence reads the
     /// encoder's cosine too, but mostly shared words, names and numbers.
     pub fn lexical(self) -> bool {
-        !matches!(self, Evidence::Neighbours)
+        !matches!(self, Evidence::Neighbours | Evidence::SchemaSemantic)
     }
 
     /// The block from which on the evidence `cfg` turns on is lexical: the blocks sit in
@@ -69,7 +72,10 @@ impl Evidence {
     /// Whether its values read the bank rows' labels, so that a bank row must leave
     /// itself out (schema evidence reads only the classes' schemas).
     fn reads_labels(self) -> bool {
-        !matches!(self, Evidence::SchemaShare | Evidence::SchemaCosine)
+        !matches!(
+            self,
+            Evidence::SchemaShare | Evidence::SchemaCosine | Evidence::SchemaSemantic
+        )
     }
 
     fn stage(self) -> Stage {
@@ -80,6 +86,7 @@ impl Evidence {
     fn tag(self) -> &'static str {
         match self {
             Evidence::Neighbours => "neighbours",
+            Evidence::SchemaSemantic => "schema-semantic",
             Evidence::CharNeighbours => "char-neighbours",
             Evidence::CharSvm => "char-svm",
             Evidence::SchemaShare => "schema-share",
@@ -93,6 +100,9 @@ impl Evidence {
     fn measure(self) -> &'static str {
         match self {
             Evidence::Neighbours => "",
+            Evidence::SchemaSemantic => {
+                ", idf-weighted encoder cosine of the question's words to the schema's"
+            }
             Evidence::CharNeighbours => ", character 2-5-gram TF-IDF",
             Evidence::CharSvm => ", character 2-5-gram TF-IDF linear SVM (cross-fitted)",
             Evidence::SchemaShare => ", share of the question's content words in the schema",
@@ -137,6 +147,13 @@ impl Evidence {
                     _ => schema.cosine_scores(texts),
                 };
                 class_values(scores)
+            }
+            Evidence::SchemaSemantic => {
+                let (ds, bank) = (sources.ds, sources.bank);
+                let schema = sources.schema.get_or_insert_with(|| schema_index(ds, bank));
+                let words = hhnas_features::semantic_words(schema, texts);
+                let vectors = word_vectors(sources.enc, sources.cfg, words)?;
+                class_values(schema.semantic_scores(&vectors, texts))
             }
             Evidence::Partner => partner_scores(sources, texts, queries, same_rows)?,
         })
@@ -212,6 +229,8 @@ pub(crate) struct Sources<'a> {
     pub bank: EvidenceBank,
     /// The encode node's vectors of every dataset row.
     pub vectors: &'a Embeddings,
+    /// The encoder that made them (the semantic schema evidence embeds single words).
+    enc: &'a EncoderAssets,
     /// Where the dataset's paraphrase keys are read from.
     cfg: &'a PipelineConfig,
     /// Each dataset row's paraphrase key, read on first use: a run whose partner node
@@ -226,12 +245,14 @@ impl<'a> Sources<'a> {
         ds: &'a Dataset,
         bank: EvidenceBank,
         vectors: &'a Embeddings,
+        enc: &'a EncoderAssets,
         cfg: &'a PipelineConfig,
     ) -> Self {
         Sources {
             ds,
             bank,
             vectors,
+            enc,
             cfg,
             paraphrase_keys: None,
             chars: None,
@@ -381,6 +402,19 @@ fn schema_index(ds: &Dataset, bank: EvidenceBank) -> hhnas_features::SchemaIndex
     let (rows, _) = bank_rows(ds, bank);
     let texts: Vec<&str> = rows.iter().map(|&r| ds.rows[r].question.as_str()).collect();
     hhnas_features::SchemaIndex::build(&ds.classes, &texts)
+}
+
+/// The encoder's vectors of single `words`, as the encode node pools a question's.
+fn word_vectors(
+    enc: &EncoderAssets,
+    cfg: &PipelineConfig,
+    words: Vec<String>,
+) -> Result<hhnas_features::WordVectors> {
+    let texts: Vec<&str> = words.iter().map(String::as_str).collect();
+    let device = cfg.train.device.parsed();
+    let emb = hhnas_train::embed(enc, &texts, cfg.encoder.pooling, device, &mut |_, _| {})
+        .map_err(crate::error::ExitClass::classified)?;
+    Ok(hhnas_features::WordVectors::new(words, emb.dim, emb.data))
 }
 
 /// The bank rows of a dataset indexed by character n-grams

@@ -97,7 +97,7 @@ impl Inputs {
         let bank = cfg.features.evidence_bank;
         let mut evidence = Vec::new();
         if let Some((encode_key, vectors)) = &encoded {
-            let mut sources = Sources::new(&ds, bank, vectors, cfg);
+            let mut sources = Sources::new(&ds, bank, vectors, &enc, cfg);
             let mut prev = *encode_key;
             for e in Evidence::enabled_in(cfg) {
                 let key = exec.kept_key::<NeighbourScores>(
@@ -176,7 +176,7 @@ impl Inputs {
     ) -> Result<Embeddings> {
         match &self.base {
             Some(vectors) if !self.evidence.is_empty() => {
-                let mut sources = Sources::new(&self.ds, self.bank, vectors, cfg);
+                let mut sources = Sources::new(&self.ds, self.bank, vectors, &self.enc, cfg);
                 evidence::for_texts(&mut sources, &self.evidence, base, texts)
             }
             _ => Ok(base),

@@ -21,7 +21,8 @@
 //!   logistic regression over pair features, fitted on the bank's own pairs).
 //! - Schema evidence: [`SchemaIndex`] gives each question, for every class, the share of
 //!   its content words found among the class's schema words and the cosine of its word
-//!   TF-IDF to them.
+//!   TF-IDF to them; [`SchemaIndex::semantic_scores`] the share with words matched by
+//!   their encoder vectors ([`WordVectors`]), so a synonym of a schema word counts.
 //!
 //! Everything here is a pure function of its typed inputs (plus the LLM's answers, which
 //! are cached by the hash of everything that determines them).
@@ -37,6 +38,7 @@ mod matrix;
 mod partner;
 mod rules;
 mod schema_evidence;
+mod schema_semantic;
 pub mod text;
 mod tfidf;
 
@@ -54,6 +56,7 @@ pub use rules::{
     SchemaRuleParams,
 };
 pub use schema_evidence::{class_schema_words, SchemaIndex};
+pub use schema_semantic::{semantic_words, WordVectors};
 
 /// The dataset types this crate reads (from `hhnas-data`).
 pub use hhnas_data::{ClassInfo, ClassKind, Dataset, Row, TableInfo};

@@ -111,6 +111,20 @@ impl SchemaIndex {
         self.class_words.len()
     }
 
+    /// Per class, its folded schema words.
+    pub fn class_words(&self) -> &[BTreeSet<String>] {
+        &self.class_words
+    }
+
+    /// A word's idf; a word seen in no class document nor bank question gets the
+    /// largest (it is at least as rare as the rarest seen).
+    pub fn idf_of(&self, word: &str) -> f32 {
+        match self.vocab.get(word) {
+            Some(&id) => self.idf[id as usize],
+            None => self.idf.iter().copied().fold(1.0f32, f32::max),
+        }
+    }
+
     /// The L2-normalised sublinear TF-IDF vector of `tokens` over the vocabulary (words
     /// outside it dropped), ids ascending.
     fn vector(&self, tokens: &[&str]) -> Sparse {
