@@ -23,6 +23,46 @@ fn key_of(journal: &[serde_json::Value], stage: &str) -> String {
         .to_string()
 }
 
+/// The run with `features.SWITCH` off, then on in the same cache: off, none of `nodes`
+/// runs and the frozen config does not name the switch; on, the run succeeds, the frozen
+/// config says `SWITCH = true`, and the candidates are keyed apart from the off run's.
+/// Returns both journals and the on run's id.
+fn off_then_on(
+    ws: &Workspace,
+    switch: &str,
+    nodes: &[&str],
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>, String) {
+    let out = ws.run_with(&[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let off_run = ws.run_id();
+    let off = ws.journal_lines();
+    for stage in nodes {
+        assert!(stage_lines(&off, stage).is_empty(), "{stage} ran while off");
+    }
+    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
+    assert!(!frozen.contains(switch), "{frozen}");
+
+    let out = ws.run_with(&[&format!("features.{switch}=true")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run_id = ws.run_id();
+    assert_ne!(run_id, off_run);
+    let on = ws.journal_lines();
+    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
+    assert!(frozen.contains(&format!("{switch} = true")), "{frozen}");
+    // The head reads the new block: its candidates are keyed apart from the off run's.
+    assert_ne!(key_of(&on, "train"), key_of(&off, "train"));
+    (off, on, run_id)
+}
+
+/// The one-off nodes of a journal, in the order they ran.
+fn one_off_order(journal: &[serde_json::Value]) -> Vec<&str> {
+    journal
+        .iter()
+        .filter(|e| e["event"] == "stage" && e["iteration"].is_null())
+        .filter_map(|e| e["stage"].as_str())
+        .collect()
+}
+
 /// `eval` scores the test questions from the run's stored values, as the final node did;
 /// `predict` computes a new question's evidence and answers with five classes.
 fn evaluates_as_the_final_node_measured(
@@ -54,33 +94,13 @@ fn evaluates_from_stored_values(ws: &Workspace, journal: &[serde_json::Value], r
 #[test]
 fn schema_evidence_joins_the_head_and_evaluates_as_it_trained() {
     let ws = Workspace::frozen(2);
-
-    // Off first: the release's DAG, and its frozen config does not name the switch.
-    let out = ws.run_with(&[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let off_run = ws.run_id();
-    let off = ws.journal_lines();
-    for stage in ["schema_share", "schema_cosine"] {
-        assert!(stage_lines(&off, stage).is_empty(), "{stage} ran while off");
-    }
-    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
-    assert!(!frozen.contains("schema_evidence"), "{frozen}");
-
-    // On, same cache: the nodes before it replay, the two schema nodes follow char_svm.
-    let out = ws.run_with(&["features.schema_evidence=true"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let run_id = ws.run_id();
-    assert_ne!(run_id, off_run);
-    let on = ws.journal_lines();
+    let (off, on, run_id) = off_then_on(&ws, "schema_evidence", &["schema_share", "schema_cosine"]);
+    // The nodes before it replay; the two schema nodes follow char_svm.
     for stage in ["encode", "neighbours", "char_neighbours", "char_svm"] {
         assert_eq!(key_of(&on, stage), key_of(&off, stage), "{stage}");
         assert_eq!(stage_lines(&on, stage)[0]["cache_hit"], true, "{stage}");
     }
-    let order: Vec<&str> = on
-        .iter()
-        .filter(|e| e["event"] == "stage" && e["iteration"].is_null())
-        .filter_map(|e| e["stage"].as_str())
-        .collect();
+    let order = one_off_order(&on);
     let pos = |s: &str| order.iter().position(|&x| x == s).unwrap();
     assert!(pos("char_svm") < pos("schema_share") && pos("schema_share") < pos("schema_cosine"));
     for stage in ["schema_share", "schema_cosine"] {
@@ -90,42 +110,20 @@ fn schema_evidence_joins_the_head_and_evaluates_as_it_trained() {
         assert!(summary.contains("best class right"), "{summary}");
         assert!(!summary.contains("left out"), "{summary}");
     }
-    // The head reads the schema blocks: its candidates are keyed apart from the off run's.
-    assert_ne!(key_of(&on, "train"), key_of(&off, "train"));
-    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
-    assert!(frozen.contains("schema_evidence = true"), "{frozen}");
-
     evaluates_as_the_final_node_measured(&ws, &on, &run_id);
 }
 
 #[test]
 fn semantic_schema_evidence_joins_after_the_encoder_neighbours_and_evaluates_as_it_trained() {
     let ws = Workspace::frozen(2);
-    let out = ws.run_with(&[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let off = ws.journal_lines();
-    assert!(
-        stage_lines(&off, "schema_semantic").is_empty(),
-        "ran while off"
-    );
-    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
-    assert!(!frozen.contains("schema_semantic"), "{frozen}");
-
-    let out = ws.run_with(&["features.schema_semantic=true"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let run_id = ws.run_id();
-    let on = ws.journal_lines();
+    let (off, on, run_id) = off_then_on(&ws, "schema_semantic", &["schema_semantic"]);
     for stage in ["encode", "neighbours"] {
         assert_eq!(key_of(&on, stage), key_of(&off, stage), "{stage}");
         assert_eq!(stage_lines(&on, stage)[0]["cache_hit"], true, "{stage}");
     }
     // Not lexical, so it sits before the lexical blocks that lexical dropout hides: the
     // character nodes after it are keyed anew (their input holds it).
-    let order: Vec<&str> = on
-        .iter()
-        .filter(|e| e["event"] == "stage" && e["iteration"].is_null())
-        .filter_map(|e| e["stage"].as_str())
-        .collect();
+    let order = one_off_order(&on);
     let pos = |s: &str| order.iter().position(|&x| x == s).unwrap();
     assert!(pos("neighbours") < pos("schema_semantic"), "{order:?}");
     assert!(pos("schema_semantic") < pos("char_neighbours"), "{order:?}");
@@ -140,10 +138,6 @@ fn semantic_schema_evidence_joins_after_the_encoder_neighbours_and_evaluates_as_
         summary.contains("encoder cosine") && summary.contains("best class right"),
         "{summary}"
     );
-    assert_ne!(key_of(&on, "train"), key_of(&off, "train"));
-    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
-    assert!(frozen.contains("schema_semantic = true"), "{frozen}");
-
     // `predict` embeds the new question's words with the run's encoder.
     evaluates_as_the_final_node_measured(&ws, &on, &run_id);
 }
@@ -151,20 +145,7 @@ fn semantic_schema_evidence_joins_after_the_encoder_neighbours_and_evaluates_as_
 #[test]
 fn partner_evidence_joins_the_head_and_evaluates_as_it_trained() {
     let ws = Workspace::frozen(2);
-    let out = ws.run_with(&[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let off = ws.journal_lines();
-    assert!(
-        stage_lines(&off, "partner").is_empty(),
-        "partner ran while off"
-    );
-    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
-    assert!(!frozen.contains("partner_evidence"), "{frozen}");
-
-    let out = ws.run_with(&["features.partner_evidence=true"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let run_id = ws.run_id();
-    let on = ws.journal_lines();
+    let (off, on, run_id) = off_then_on(&ws, "partner_evidence", &["partner"]);
     for stage in ["encode", "neighbours", "char_neighbours", "char_svm"] {
         assert_eq!(key_of(&on, stage), key_of(&off, stage), "{stage}");
     }
@@ -178,9 +159,6 @@ fn partner_evidence_joins_the_head_and_evaluates_as_it_trained() {
     // Every fixture question of a database shares its SQL: the partner is always there.
     let train_top1 = line["metrics"]["train_top1"].as_f64().unwrap();
     assert!(train_top1 > 0.9, "{line}");
-    assert_ne!(key_of(&on, "train"), key_of(&off, "train"));
-    let frozen = std::fs::read_to_string(ws.run_dir().join("config.toml")).unwrap();
-    assert!(frozen.contains("partner_evidence = true"), "{frozen}");
 
     evaluates_as_the_final_node_measured(&ws, &on, &run_id);
 
