@@ -116,13 +116,15 @@ impl SchemaIndex {
         &self.class_words
     }
 
-    /// A word's idf; a word seen in no class document nor bank question gets the
-    /// largest (it is at least as rare as the rarest seen).
-    pub fn idf_of(&self, word: &str) -> f32 {
-        match self.vocab.get(word) {
-            Some(&id) => self.idf[id as usize],
-            None => self.idf.iter().copied().fold(1.0f32, f32::max),
-        }
+    /// A word's idf, if a class document or bank question holds it.
+    pub(crate) fn idf_of(&self, word: &str) -> Option<f32> {
+        self.vocab.get(word).map(|&id| self.idf[id as usize])
+    }
+
+    /// The idf for a word seen nowhere: the largest (it is at least as rare as the
+    /// rarest seen).
+    pub(crate) fn unseen_idf(&self) -> f32 {
+        self.idf.iter().copied().fold(1.0f32, f32::max)
     }
 
     /// The L2-normalised sublinear TF-IDF vector of `tokens` over the vocabulary (words

@@ -87,6 +87,7 @@ impl SchemaIndex {
                     .collect()
             })
             .collect();
+        let unseen_idf = self.unseen_idf();
         // Per distinct query word: its best cosine within each class, computed once.
         let mut best: HashMap<String, Vec<f32>> = HashMap::new();
         let mut cosines = vec![0.0f32; schema_vectors.len()];
@@ -96,7 +97,7 @@ impl SchemaIndex {
             let mut weight_sum = 0.0f32;
             for w in words {
                 let Some(v) = vectors.get(&w) else { continue };
-                let weight = self.idf_of(&w);
+                let weight = self.idf_of(&w).unwrap_or(unseen_idf);
                 let row = best.entry(w).or_insert_with(|| {
                     for (c, s) in cosines.iter_mut().zip(&schema_vectors) {
                         *c = dot(v, s);
